@@ -1,0 +1,850 @@
+//! Reading a pipeline definition's `trigger` and `notifications` blocks from YAML, from JSON, and
+//! from CloudFormation custom-resource properties (where every scalar arrives as a string).
+//!
+//! All three go through one validator over a JSON value, so they accept the same things and
+//! report problems the same way: every problem at once, each with its path, the bad value and what
+//! is allowed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::condition::{Condition, Group, Leaf, Operator, Trigger};
+use crate::pipeline::{check_account, check_name, check_region};
+use crate::status::RunStatus;
+use crate::time::Span;
+
+/// A pipeline's definition as baton sees it: when it starts and who hears about its runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineDefinition {
+    /// Absent for pipelines started otherwise (a schedule, by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+}
+
+/// Which status changes are announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationType {
+    /// Every status change.
+    #[default]
+    FullExecution,
+    /// Final statuses only.
+    Terminal,
+    /// FAILED, TIMED_OUT and ABORTED only.
+    Failures,
+}
+
+impl NotificationType {
+    /// Whether a run reaching `status` is announced.
+    pub fn announces(self, status: RunStatus) -> bool {
+        match self {
+            NotificationType::FullExecution => true,
+            NotificationType::Terminal => status.is_final(),
+            NotificationType::Failures => status.is_failure(),
+        }
+    }
+}
+
+/// Where notifications go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Channel {
+    Slack,
+    Email,
+}
+
+/// One target: a channel kind and its addresses (Slack channel names or ids, email addresses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub channel: Channel,
+    pub addresses: Vec<String>,
+}
+
+/// The `notifications` block, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    #[serde(rename = "type", default)]
+    pub kind: NotificationType,
+    pub targets: Vec<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention_on_failure: Option<String>,
+}
+
+impl Notifications {
+    /// The Slack channels, in definition order, without duplicates.
+    pub fn slack_channels(&self) -> Vec<&str> {
+        let mut seen = BTreeSet::new();
+        self.targets
+            .iter()
+            .filter(|t| t.channel == Channel::Slack)
+            .flat_map(|t| t.addresses.iter())
+            .filter(|a| seen.insert(a.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// One thing wrong with a definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where, e.g. `trigger.executions.allOf[1].status[0]`.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a definition.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub struct ValidationError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{n} problem{} in the pipeline definition",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationError {
+    fn single(path: &str, message: impl Into<String>) -> ValidationError {
+        ValidationError {
+            problems: vec![Problem {
+                path: path.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl PipelineDefinition {
+    /// Reads a `pipeline.yaml`-style document (other top-level keys, such as steps, are ignored).
+    pub fn from_yaml(text: &str) -> Result<PipelineDefinition, ValidationError> {
+        let value: Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| ValidationError::single("(document)", format!("not valid YAML: {e}")))?;
+        Self::from_document(&value)
+    }
+
+    /// Reads the same document as JSON.
+    pub fn from_json(text: &str) -> Result<PipelineDefinition, ValidationError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ValidationError::single("(document)", format!("not valid JSON: {e}")))?;
+        Self::from_document(&value)
+    }
+
+    /// Reads a parsed document whose `trigger` and `notifications` keys hold the blocks.
+    pub fn from_document(doc: &Value) -> Result<PipelineDefinition, ValidationError> {
+        if !doc.is_object() {
+            return Err(ValidationError::single(
+                "(document)",
+                format!(
+                    "expected a mapping with `trigger` and/or `notifications`, got {}",
+                    describe(doc)
+                ),
+            ));
+        }
+        Self::from_blocks(
+            doc.get("trigger").map(|v| ("trigger", v)),
+            doc.get("notifications").map(|v| ("notifications", v)),
+        )
+    }
+
+    /// Reads CloudFormation custom-resource properties: `Trigger` and `Notifications` hold the
+    /// blocks, every scalar possibly a string. Paths in problems start with the property name.
+    pub fn from_cfn_properties(properties: &Value) -> Result<PipelineDefinition, ValidationError> {
+        Self::from_blocks(
+            properties.get("Trigger").map(|v| ("Trigger", v)),
+            properties
+                .get("Notifications")
+                .map(|v| ("Notifications", v)),
+        )
+    }
+
+    /// Reads the two blocks, each with the path its problems are reported under.
+    pub fn from_blocks(
+        trigger: Option<(&str, &Value)>,
+        notifications: Option<(&str, &Value)>,
+    ) -> Result<PipelineDefinition, ValidationError> {
+        let mut v = Validator::default();
+        let trigger = match trigger {
+            Some((path, value)) if !value.is_null() => v.trigger(path, value),
+            _ => None,
+        };
+        let notifications = match notifications {
+            Some((path, value)) if !value.is_null() => v.notifications(path, value),
+            _ => None,
+        };
+        if v.problems.is_empty() {
+            Ok(PipelineDefinition {
+                trigger,
+                notifications,
+            })
+        } else {
+            Err(ValidationError {
+                problems: v.problems,
+            })
+        }
+    }
+}
+
+/// Walks a JSON value, collecting problems instead of stopping at the first.
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("\"{}\"", shorten(s, 80)),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+impl Validator {
+    fn problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn object<'a>(
+        &mut self,
+        path: &str,
+        value: &'a Value,
+    ) -> Option<&'a serde_json::Map<String, Value>> {
+        match value {
+            Value::Object(map) => Some(map),
+            other => {
+                self.problem(path, format!("expected a mapping, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, path: &str, map: &serde_json::Map<String, Value>, allowed: &[&str]) {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.problem(
+                    &format!("{path}.{key}"),
+                    format!("unknown field; allowed here: {}", allowed.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// A scalar as text: strings as they are, numbers in decimal (CloudFormation sends strings,
+    /// YAML may send an unquoted account id as a number).
+    fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            other => {
+                self.problem(path, format!("expected {what}, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// A list, or a single scalar taken as a one-element list.
+    fn list<'a>(&mut self, path: &str, value: &'a Value) -> Option<Vec<&'a Value>> {
+        match value {
+            Value::Array(items) if items.is_empty() => {
+                self.problem(path, "must not be empty");
+                None
+            }
+            Value::Array(items) => Some(items.iter().collect()),
+            Value::String(_) => Some(vec![value]),
+            other => {
+                self.problem(path, format!("expected a list, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn trigger(&mut self, path: &str, value: &Value) -> Option<Trigger> {
+        let map = self.object(path, value)?;
+        // `schedule` belongs to the pipeline's own stack (an EventBridge schedule rule); baton
+        // accepts it so a whole Scout24-style `trigger` block can be passed through unchanged.
+        self.unknown_keys(path, map, &["executions", "within", "schedule"]);
+        let within = map.get("within").and_then(|w| {
+            let p = format!("{path}.within");
+            let text = self.scalar(&p, w, "a duration such as 20h")?;
+            let span = Span::parse(&text);
+            if span.is_none() {
+                self.problem(
+                    &p,
+                    format!(
+                        "\"{}\" is not a duration; write it like 20h, 90m, 1d or 1h30m",
+                        shorten(&text, 80)
+                    ),
+                );
+            }
+            span
+        });
+        let executions = match map.get("executions") {
+            Some(e) => self.group(&format!("{path}.executions"), e),
+            None => {
+                if !map.contains_key("schedule") {
+                    self.problem(
+                        &format!("{path}.executions"),
+                        "missing; a trigger needs an `executions` block (allOf/anyOf)",
+                    );
+                }
+                None
+            }
+        }?;
+        Some(Trigger { executions, within })
+    }
+
+    fn group(&mut self, path: &str, value: &Value) -> Option<Group> {
+        let map = self.object(path, value)?;
+        self.unknown_keys(path, map, &["allOf", "anyOf", "operator"]);
+        let operator = match map.get("operator") {
+            None => Some(Operator::And),
+            Some(op) => {
+                let p = format!("{path}.operator");
+                let text = self.scalar(&p, op, "AND or OR")?;
+                match text.to_ascii_uppercase().as_str() {
+                    "AND" => Some(Operator::And),
+                    "OR" => Some(Operator::Or),
+                    _ => {
+                        self.problem(
+                            &p,
+                            format!(
+                                "\"{}\" is not an operator; allowed: AND, OR",
+                                shorten(&text, 80)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let all_of = self.entries(path, "allOf", map.get("allOf"));
+        let any_of = self.entries(path, "anyOf", map.get("anyOf"));
+        if !map.contains_key("allOf") && !map.contains_key("anyOf") {
+            self.problem(
+                path,
+                "a group needs `allOf` or `anyOf` (or both, combined by `operator`)",
+            );
+            return None;
+        }
+        Some(Group {
+            all_of: all_of?,
+            any_of: any_of?,
+            operator: operator?,
+        })
+    }
+
+    fn entries(&mut self, path: &str, key: &str, value: Option<&Value>) -> Option<Vec<Condition>> {
+        let Some(value) = value else {
+            return Some(Vec::new());
+        };
+        let p = format!("{path}.{key}");
+        let items = match value {
+            Value::Array(items) if items.is_empty() => {
+                self.problem(&p, "must not be empty");
+                return None;
+            }
+            Value::Array(items) => items,
+            other => {
+                self.problem(
+                    &p,
+                    format!("expected a list of conditions, got {}", describe(other)),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.condition(&format!("{p}[{i}]"), item) {
+                Some(c) => out.push(c),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn condition(&mut self, path: &str, value: &Value) -> Option<Condition> {
+        let map = self.object(path, value)?;
+        let is_group = ["allOf", "anyOf", "operator"]
+            .iter()
+            .any(|k| map.contains_key(*k));
+        if is_group {
+            if map.contains_key("name") {
+                self.problem(path, "an entry is either a pipeline (name, account, status) or a group (allOf/anyOf/operator), not both");
+                return None;
+            }
+            return self.group(path, value).map(Condition::Group);
+        }
+        self.leaf(path, map).map(Condition::Leaf)
+    }
+
+    fn leaf(&mut self, path: &str, map: &serde_json::Map<String, Value>) -> Option<Leaf> {
+        self.unknown_keys(path, map, &["name", "account", "region", "status"]);
+        let name = match map.get("name") {
+            None => {
+                self.problem(
+                    &format!("{path}.name"),
+                    "missing; name the parent pipeline (its state machine name)",
+                );
+                None
+            }
+            Some(n) => {
+                let p = format!("{path}.name");
+                self.scalar(&p, n, "a state machine name")
+                    .and_then(|n| match check_name(&n) {
+                        Ok(()) => Some(n),
+                        Err(e) => {
+                            self.problem(&p, e.to_string());
+                            None
+                        }
+                    })
+            }
+        };
+        let account =
+            self.optional_checked(path, map, "account", "a 12-digit account id", check_account);
+        let region = self.optional_checked(path, map, "region", "a region name", check_region);
+        let status = match map.get("status") {
+            None => {
+                self.problem(
+                    &format!("{path}.status"),
+                    format!(
+                        "missing; list the statuses wanted: {}",
+                        RunStatus::ACCEPTED_WORDS
+                    ),
+                );
+                None
+            }
+            Some(s) => self.statuses(&format!("{path}.status"), s),
+        };
+        Some(Leaf {
+            name: name?,
+            account: account?,
+            region: region?,
+            status: status?,
+        })
+    }
+
+    /// `Some(None)` when absent, `Some(Some(v))` when valid, `None` after a problem.
+    fn optional_checked<E: fmt::Display>(
+        &mut self,
+        path: &str,
+        map: &serde_json::Map<String, Value>,
+        key: &str,
+        what: &str,
+        check: impl Fn(&str) -> Result<(), E>,
+    ) -> Option<Option<String>> {
+        let Some(value) = map.get(key) else {
+            return Some(None);
+        };
+        let p = format!("{path}.{key}");
+        let text = self.scalar(&p, value, what)?;
+        match check(&text) {
+            Ok(()) => Some(Some(text)),
+            Err(e) => {
+                self.problem(&p, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn statuses(
+        &mut self,
+        path: &str,
+        value: &Value,
+    ) -> Option<std::collections::BTreeSet<RunStatus>> {
+        let items = self.list(path, value)?;
+        let mut out = BTreeSet::new();
+        let mut ok = true;
+        for (i, item) in items.into_iter().enumerate() {
+            let p = if value.is_array() {
+                format!("{path}[{i}]")
+            } else {
+                path.to_owned()
+            };
+            match self.scalar(&p, item, "a status") {
+                Some(word) => match RunStatus::parse(&word) {
+                    Some(s) => {
+                        out.insert(s);
+                    }
+                    None => {
+                        self.problem(
+                            &p,
+                            format!(
+                                "\"{}\" is not a status; allowed: {}",
+                                shorten(&word, 80),
+                                RunStatus::ACCEPTED_WORDS
+                            ),
+                        );
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn notifications(&mut self, path: &str, value: &Value) -> Option<Notifications> {
+        let map = self.object(path, value)?;
+        self.unknown_keys(path, map, &["type", "targets", "mentionOnFailure"]);
+        let kind = match map.get("type") {
+            None => Some(NotificationType::default()),
+            Some(t) => {
+                let p = format!("{path}.type");
+                self.scalar(&p, t, "a notification type").and_then(|word| match word.as_str() {
+                    "FULL_EXECUTION" => Some(NotificationType::FullExecution),
+                    "TERMINAL" => Some(NotificationType::Terminal),
+                    "FAILURES" => Some(NotificationType::Failures),
+                    _ => {
+                        self.problem(&p, format!("\"{}\" is not a notification type; allowed: FULL_EXECUTION, TERMINAL, FAILURES", shorten(&word, 80)));
+                        None
+                    }
+                })
+            }
+        };
+        let targets = match map.get("targets") {
+            None => {
+                self.problem(&format!("{path}.targets"), "missing; list at least one target such as {channel: SLACK, addresses: [my-channel]}");
+                None
+            }
+            Some(t) => self.targets(&format!("{path}.targets"), t),
+        };
+        let mention_on_failure = match map.get("mentionOnFailure") {
+            None => Some(None),
+            Some(m) => self
+                .scalar(
+                    &format!("{path}.mentionOnFailure"),
+                    m,
+                    "a Slack mention such as <!subteam^S0123> or <@U0123>",
+                )
+                .map(|m| Some(m).filter(|m| !m.is_empty())),
+        };
+        Some(Notifications {
+            kind: kind?,
+            targets: targets?,
+            mention_on_failure: mention_on_failure?,
+        })
+    }
+
+    fn targets(&mut self, path: &str, value: &Value) -> Option<Vec<Target>> {
+        let Value::Array(items) = value else {
+            self.problem(
+                path,
+                format!("expected a list of targets, got {}", describe(value)),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match self.target(&format!("{path}[{i}]"), item) {
+                Some(t) => out.push(t),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn target(&mut self, path: &str, value: &Value) -> Option<Target> {
+        let map = self.object(path, value)?;
+        self.unknown_keys(path, map, &["channel", "addresses"]);
+        let channel = match map.get("channel") {
+            None => {
+                self.problem(&format!("{path}.channel"), "missing; allowed: SLACK, EMAIL");
+                None
+            }
+            Some(c) => {
+                let p = format!("{path}.channel");
+                self.scalar(&p, c, "SLACK or EMAIL").and_then(|word| {
+                    match word.to_ascii_uppercase().as_str() {
+                        "SLACK" => Some(Channel::Slack),
+                        "EMAIL" => Some(Channel::Email),
+                        _ => {
+                            self.problem(
+                                &p,
+                                format!(
+                                    "\"{}\" is not a channel; allowed: SLACK, EMAIL",
+                                    shorten(&word, 80)
+                                ),
+                            );
+                            None
+                        }
+                    }
+                })
+            }
+        };
+        let addresses = match map.get("addresses") {
+            None => {
+                self.problem(
+                    &format!("{path}.addresses"),
+                    "missing; list the Slack channels or email addresses",
+                );
+                None
+            }
+            Some(a) => {
+                let p = format!("{path}.addresses");
+                let items = self.list(&p, a);
+                items.and_then(|items| {
+                    let mut out = Vec::new();
+                    let mut ok = true;
+                    for (i, item) in items.into_iter().enumerate() {
+                        let ip = if a.is_array() {
+                            format!("{p}[{i}]")
+                        } else {
+                            p.clone()
+                        };
+                        match self.scalar(&ip, item, "an address") {
+                            Some(addr) => match self.address(&ip, channel, addr) {
+                                Some(addr) => out.push(addr),
+                                None => ok = false,
+                            },
+                            None => ok = false,
+                        }
+                    }
+                    ok.then_some(out)
+                })
+            }
+        };
+        Some(Target {
+            channel: channel?,
+            addresses: addresses?,
+        })
+    }
+
+    fn address(&mut self, path: &str, channel: Option<Channel>, addr: String) -> Option<String> {
+        match channel {
+            // Slack accepts a channel id (C0123...) or name; `#name` is how people write names.
+            Some(Channel::Slack) => {
+                let name = addr.trim_start_matches('#').to_owned();
+                let ok = !name.is_empty()
+                    && name.len() <= 80
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    self.problem(path, format!("\"{}\" is not a Slack channel name or id (letters, digits, - _ .; at most 80)", shorten(&addr, 80)));
+                    return None;
+                }
+                Some(name)
+            }
+            Some(Channel::Email) => {
+                let ok = addr.split_once('@').is_some_and(|(user, domain)| {
+                    !user.is_empty() && domain.contains('.') && !addr.contains(char::is_whitespace)
+                });
+                if !ok {
+                    self.problem(
+                        path,
+                        format!("\"{}\" is not an email address", shorten(&addr, 80)),
+                    );
+                    return None;
+                }
+                Some(addr)
+            }
+            None => Some(addr),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SCOUT24: &str = r##"
+name: pipeline-x
+trigger:
+  executions:
+    allOf:
+      - name: listings
+        account: 111111111111
+        status: [SUCCESS]
+      - {name: searches, account: "222222222222", status: [SUCCEEDED]}
+  within: 20h
+notifications:
+  type: FAILURES
+  targets:
+    - {channel: SLACK, addresses: ["#data-pipeline-alerts"]}
+    - {channel: EMAIL, addresses: [team@example.com]}
+  mentionOnFailure: "<!subteam^S0123>"
+"##;
+
+    #[test]
+    fn yaml_json_and_cfn_properties_read_the_same() {
+        let from_yaml = PipelineDefinition::from_yaml(SCOUT24).unwrap();
+        let trigger = from_yaml.trigger.as_ref().unwrap();
+        assert_eq!(trigger.within, Some(Span::hours(20)));
+        assert_eq!(trigger.executions.all_of.len(), 2);
+        let Condition::Leaf(first) = &trigger.executions.all_of[0] else {
+            panic!("leaf expected")
+        };
+        assert_eq!(first.account.as_deref(), Some("111111111111"));
+        assert!(first.status.contains(&RunStatus::Succeeded));
+        let n = from_yaml.notifications.as_ref().unwrap();
+        assert_eq!(n.slack_channels(), vec!["data-pipeline-alerts"]);
+        assert_eq!(n.kind, NotificationType::Failures);
+
+        let doc: Value = serde_yaml_ng::from_str(SCOUT24).unwrap();
+        let from_json = PipelineDefinition::from_json(&doc.to_string()).unwrap();
+        assert_eq!(from_json, from_yaml);
+
+        let props = json!({
+            "ServiceToken": "arn:aws:lambda:eu-west-1:999999999999:function:cfn-responder",
+            "PipelineName": "pipeline-x",
+            "Trigger": {"executions": {"allOf": [
+                {"name": "listings", "account": "111111111111", "status": ["SUCCESS"]},
+                {"name": "searches", "account": "222222222222", "status": ["SUCCEEDED"]}
+            ]}, "within": "20h"},
+            "Notifications": {"type": "FAILURES", "mentionOnFailure": "<!subteam^S0123>", "targets": [
+                {"channel": "SLACK", "addresses": ["#data-pipeline-alerts"]},
+                {"channel": "EMAIL", "addresses": ["team@example.com"]}
+            ]}
+        });
+        assert_eq!(
+            PipelineDefinition::from_cfn_properties(&props).unwrap(),
+            from_yaml
+        );
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let err = PipelineDefinition::from_yaml(
+            r#"
+trigger:
+  executions:
+    allOf:
+      - {name: listings, account: "1111", status: [SUCCESS]}
+      - {name: searches, account: "222222222222", status: [SUCCESS, DONE]}
+    operator: XOR
+  within: soon
+notifications:
+  type: SOMETIMES
+  targets: [{channel: PIGEON, addresses: [roof]}]
+"#,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "trigger.within",
+                "trigger.executions.operator",
+                "trigger.executions.allOf[0].account",
+                "trigger.executions.allOf[1].status[1]",
+                "notifications.type",
+                "notifications.targets[0].channel",
+            ]
+        );
+        let status = &err.problems[3];
+        assert!(
+            status.message.contains("\"DONE\"")
+                && status.message.contains("SUCCEEDED (alias SUCCESS)"),
+            "{status}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("6 problems in the pipeline definition"));
+    }
+
+    #[test]
+    fn nested_groups_and_defaults() {
+        let def = PipelineDefinition::from_json(
+            r#"{"trigger": {"executions": {"operator": "OR",
+                "allOf": [{"name": "a", "status": "SUCCEEDED"}, {"anyOf": [{"name": "b", "status": ["FAILED"]}, {"name": "c", "status": ["TIMED_OUT"]}]}],
+                "anyOf": [{"name": "d", "account": "444444444444", "region": "us-east-1", "status": ["SUCCESS"]}]}},
+              "notifications": {"targets": [{"channel": "slack", "addresses": "alerts"}]}}"#,
+        )
+        .unwrap();
+        let t = def.trigger.unwrap();
+        assert_eq!(t.executions.operator, Operator::Or);
+        assert_eq!(t.executions.leaves().len(), 4);
+        assert!(matches!(&t.executions.all_of[1], Condition::Group(g) if g.any_of.len() == 2));
+        assert_eq!(
+            def.notifications.unwrap().kind,
+            NotificationType::FullExecution
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let err = PipelineDefinition::from_json(
+            r#"{"trigger": {"executions": {"allof": [{"name": "a"}]}}}"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "trigger.executions.allof: unknown field; allowed here: allOf, anyOf, operator"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("trigger.executions: a group needs `allOf` or `anyOf`"),
+            "{text}"
+        );
+
+        let err = PipelineDefinition::from_json(r#"{"trigger": {"executions": {"allOf": [{"account": "111111111111"}, {"name": "x", "allOf": []}]}}}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("allOf[0].name: missing"), "{text}");
+        assert!(text.contains("allOf[0].status: missing"), "{text}");
+        assert!(
+            text.contains("allOf[1]: an entry is either a pipeline"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn not_a_document() {
+        assert!(PipelineDefinition::from_yaml("trigger: [")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid YAML"));
+        assert!(PipelineDefinition::from_json("[]")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a mapping"));
+        assert_eq!(
+            PipelineDefinition::from_yaml("name: listings\ntrigger: {schedule: {hour: 3}}")
+                .unwrap(),
+            PipelineDefinition::default()
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The messages baton sends: `RunEvent` on the run-events SNS topic and `PipelineTrigger` on a
+//! child account's pipeline bus. Both are versioned JSON; consumers must ignore unknown fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::evaluator::{Firing, TriggerId};
+use crate::pipeline::PipelineId;
+use crate::run::{Run, RunRef};
+use crate::status::RunStatus;
+use crate::time::Timestamp;
+
+/// The schema version of `RunEvent`. Bump on an incompatible change.
+pub const RUN_EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// EventBridge `source` of a trigger.
+pub const TRIGGER_SOURCE: &str = "baton";
+/// EventBridge `detail-type` of a trigger.
+pub const TRIGGER_DETAIL_TYPE: &str = "Pipeline Trigger";
+
+/// What a `RunEvent` announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunEventKind {
+    /// A run reached a status (published by run-log-writer).
+    Status,
+    /// baton started a pipeline (published by trigger-manager).
+    Trigger,
+}
+
+/// A pipeline as events name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRef {
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub state_machine_arn: String,
+}
+
+impl From<&PipelineId> for PipelineRef {
+    fn from(id: &PipelineId) -> PipelineRef {
+        PipelineRef {
+            account: id.account.clone(),
+            region: id.region.clone(),
+            name: id.name.clone(),
+            state_machine_arn: id.state_machine_arn(),
+        }
+    }
+}
+
+impl PipelineRef {
+    pub fn id(&self) -> PipelineId {
+        PipelineId {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The execution part of a status `RunEvent`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionInfo {
+    pub arn: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// Published on the run-events topic: a run reached a status, or baton triggered a pipeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEvent {
+    pub schema_version: u32,
+    pub kind: RunEventKind,
+    pub pipeline: PipelineRef,
+    /// Present for `kind: status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionInfo>,
+    /// The baton trigger that started this run (status), or the trigger announced (trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// Present for `kind: trigger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<PipelineTrigger>,
+}
+
+impl RunEvent {
+    /// The status event for a run.
+    pub fn status(run: &Run) -> RunEvent {
+        RunEvent {
+            schema_version: RUN_EVENT_SCHEMA_VERSION,
+            kind: RunEventKind::Status,
+            pipeline: PipelineRef::from(&run.pipeline),
+            execution: Some(ExecutionInfo {
+                arn: run.execution_arn.clone(),
+                name: run.execution_name.clone(),
+                status: run.status,
+                started_at: run.started_at,
+                stopped_at: run.stopped_at,
+                error: run.error.clone(),
+                cause: run.cause.clone(),
+            }),
+            trigger_id: run.trigger_id.clone(),
+            trigger: None,
+        }
+    }
+
+    /// The trigger notice for a trigger that was sent.
+    pub fn trigger_notice(trigger: &PipelineTrigger) -> RunEvent {
+        RunEvent {
+            schema_version: RUN_EVENT_SCHEMA_VERSION,
+            kind: RunEventKind::Trigger,
+            pipeline: trigger.target.clone(),
+            execution: None,
+            trigger_id: Some(trigger.trigger_id.0.clone()),
+            trigger: Some(trigger.clone()),
+        }
+    }
+
+    /// The run this status event describes.
+    pub fn run(&self) -> Option<Run> {
+        let e = self.execution.as_ref()?;
+        Some(Run {
+            pipeline: self.pipeline.id(),
+            execution_arn: e.arn.clone(),
+            execution_name: e.name.clone(),
+            status: e.status,
+            started_at: e.started_at,
+            stopped_at: e.stopped_at,
+            error: e.error.clone(),
+            cause: e.cause.clone(),
+            trigger_id: self.trigger_id.clone(),
+        })
+    }
+}
+
+/// Sent to the child account's pipeline bus (source `baton`, detail-type `Pipeline Trigger`); it
+/// becomes the child execution's input, so the run log can tell which trigger started a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineTrigger {
+    /// Field name also read back from execution input: `batonTriggerId`.
+    #[serde(rename = "batonTriggerId")]
+    pub trigger_id: TriggerId,
+    pub target: PipelineRef,
+    pub consumed: Vec<RunRef>,
+    pub reason: String,
+    pub fired_at: Timestamp,
+}
+
+impl PipelineTrigger {
+    /// The trigger for a firing of `child` decided at `fired_at`.
+    pub fn new(child: &PipelineId, firing: &Firing, fired_at: Timestamp) -> PipelineTrigger {
+        PipelineTrigger {
+            trigger_id: firing.trigger_id.clone(),
+            target: PipelineRef::from(child),
+            consumed: firing.consumed.clone(),
+            reason: firing.reason(),
+            fired_at,
+        }
+    }
+
+    /// The trigger id carried by an execution input, if a `PipelineTrigger` started it (the rule
+    /// on the pipeline bus passes the event's `detail` as input).
+    pub fn id_in_execution_input(input: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(input).ok()?;
+        let id = value
+            .get("batonTriggerId")
+            .or_else(|| value.get("detail").and_then(|d| d.get("batonTriggerId")))?;
+        id.as_str().map(str::to_owned)
+    }
+}

@@ -1,0 +1,26 @@
+//! baton's domain: what a pipeline is, what its trigger condition means, when it fires, and the
+//! ports through which the functions reach storage. Nothing here performs I/O or depends on an
+//! AWS crate, so every rule can be tested with plain values.
+
+pub mod condition;
+pub mod definition;
+pub mod evaluator;
+pub mod events;
+pub mod graph;
+pub mod pipeline;
+pub mod ports;
+pub mod run;
+pub mod status;
+pub mod time;
+
+pub use condition::{Condition, Group, Leaf, Operator, Trigger};
+pub use definition::{
+    NotificationType, Notifications, PipelineDefinition, Problem, ValidationError,
+};
+pub use evaluator::{evaluate, Decision, Evaluation, Explanation, Firing, LeafOutcome, TriggerId};
+pub use events::{PipelineTrigger, RunEvent, RunEventKind};
+pub use graph::{Cycle, DependencyGraph};
+pub use pipeline::PipelineId;
+pub use run::{Run, RunRef};
+pub use status::RunStatus;
+pub use time::{Span, Timestamp};

@@ -1,0 +1,278 @@
+//! The ports through which baton's functions reach storage. Each is a small trait named for what
+//! it does; `baton-adapters` implements them over DynamoDB. Domain logic takes these traits and
+//! never an SDK client.
+//!
+//! Every operation is a GetItem, a Query or a conditional write in the adapters: no Scan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::definition::PipelineDefinition;
+use crate::evaluator::TriggerId;
+use crate::events::PipelineTrigger;
+use crate::pipeline::PipelineId;
+use crate::run::Run;
+use crate::status::RunStatus;
+use crate::time::Timestamp;
+
+/// A storage failure, phrased for the person reading the log.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    #[error("{operation} on table `{table}` failed and may succeed if retried: {message}")]
+    Unavailable {
+        operation: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error("{operation} on table `{table}` was refused (retrying will not help; check the table name, its keys and the function's permissions): {message}")]
+    Rejected {
+        operation: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error("item `{key}` in table `{table}` is malformed: {detail}")]
+    Malformed {
+        table: String,
+        key: String,
+        detail: String,
+    },
+    #[error("pipeline {pipeline} is registered by stack `{owner}`; only that stack can change or remove it")]
+    NotOwner { pipeline: PipelineId, owner: String },
+    #[error("pipeline {pipeline} names {parents} parents; at most {max} are supported")]
+    TooManyParents {
+        pipeline: PipelineId,
+        parents: usize,
+        max: usize,
+    },
+}
+
+impl StoreError {
+    /// Whether trying again later can help (throttling, timeouts, service errors).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What recording a run found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this (execution, status) was seen: announce it.
+    New,
+    /// Seen before but its announcement was never confirmed (a crash or a failed publish): announce it again.
+    Unannounced,
+    /// Seen and announced before: nothing to do.
+    AlreadyAnnounced,
+}
+
+/// The run log: every (execution, status) seen, and the latest state of each execution.
+pub trait RunLog {
+    /// Records a run idempotently: a repeat changes nothing. Also updates the execution's latest
+    /// state, where a final status beats RUNNING whatever the arrival order
+    /// ([`Run::precedence`]).
+    fn record(&self, run: &Run) -> impl Future<Output = StoreResult<Recorded>> + Send;
+
+    /// Notes that the run's `RunEvent` was published, so a redelivery does not publish it again.
+    fn mark_announced(&self, run: &Run) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The latest state of an execution.
+    fn latest(&self, execution_arn: &str) -> impl Future<Output = StoreResult<Option<Run>>> + Send;
+
+    /// Runs of `pipeline` whose status time is later than `after`, newest first, at most `limit`.
+    fn runs_since(
+        &self,
+        pipeline: &PipelineId,
+        after: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Run>>> + Send;
+}
+
+/// A registered pipeline: its definition, who owns it, where its triggers go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub pipeline: PipelineId,
+    /// The CloudFormation stack that registered it; only that stack may change or remove it.
+    pub owner_stack_id: String,
+    pub definition: PipelineDefinition,
+    /// The EventBridge bus its triggers are sent to; absent means the configured default bus
+    /// name in the pipeline's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_arn: Option<String>,
+    /// When it was first registered: its cursor never starts earlier, so it never fires on history.
+    pub registered_at: Timestamp,
+}
+
+impl Registration {
+    /// The parents its trigger mentions, with the statuses each can fire on.
+    pub fn parents(&self) -> BTreeMap<PipelineId, BTreeSet<RunStatus>> {
+        self.definition
+            .trigger
+            .as_ref()
+            .map(|t| t.parents(&self.pipeline))
+            .unwrap_or_default()
+    }
+
+    /// A digest of what the registration means (definition and bus), so an update that changes
+    /// only formatting is recognised as no change.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::json!({
+            "definition": self.definition,
+            "busArn": self.bus_arn,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A reverse edge: `child` has a leaf on the parent, wanting one of `statuses`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildEdge {
+    pub child: PipelineId,
+    pub statuses: BTreeSet<RunStatus>,
+}
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// Same fingerprint as stored: nothing written.
+    Unchanged,
+}
+
+/// What a delete did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    Removed,
+    /// Nothing was registered under that pipeline.
+    NotFound,
+}
+
+/// The registry of pipelines and the reverse edges parent -> children.
+pub trait Registry {
+    fn get(
+        &self,
+        pipeline: &PipelineId,
+    ) -> impl Future<Output = StoreResult<Option<Registration>>> + Send;
+
+    /// The children whose condition names `parent`.
+    fn children(
+        &self,
+        parent: &PipelineId,
+    ) -> impl Future<Output = StoreResult<Vec<ChildEdge>>> + Send;
+
+    /// Creates or replaces a registration and its reverse edges in one transaction. Refused with
+    /// [`StoreError::NotOwner`] when another stack owns the pipeline. A replacement keeps the
+    /// stored `registered_at`.
+    fn upsert(
+        &self,
+        registration: &Registration,
+    ) -> impl Future<Output = StoreResult<Upserted>> + Send;
+
+    /// Removes a registration and its reverse edges if `owner_stack_id` owns it.
+    fn delete(
+        &self,
+        pipeline: &PipelineId,
+        owner_stack_id: &str,
+    ) -> impl Future<Output = StoreResult<Deleted>> + Send;
+}
+
+/// A child's position in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorState {
+    /// Runs at or before this never count again for the child.
+    pub cursor: Timestamp,
+    pub last_trigger_id: Option<TriggerId>,
+    /// A claimed trigger not yet confirmed sent: re-send it before deciding anything new.
+    pub pending: Option<PipelineTrigger>,
+}
+
+/// The outcome of a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This evaluation committed the firing; it must now send it.
+    Claimed,
+    /// Another evaluation committed first (this trigger, or the cursor moved): re-read and decide again.
+    Lost,
+}
+
+/// The ledger: per child, the cursor, and the claims that make each firing happen exactly once.
+pub trait Ledger {
+    /// The child's cursor state, if it has ever fired.
+    fn cursor(
+        &self,
+        child: &PipelineId,
+    ) -> impl Future<Output = StoreResult<Option<CursorState>>> + Send;
+
+    /// Commits a firing in one conditional transaction: a claim keyed by the trigger id (which must
+    /// not exist), and the cursor moved to `cursor_after` only from `cursor_read` (the value read
+    /// before deciding; `None` when there was no cursor item) and only while no trigger is pending.
+    fn claim(
+        &self,
+        trigger: &PipelineTrigger,
+        cursor_read: Option<Timestamp>,
+        cursor_after: Timestamp,
+    ) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
+
+    /// Marks a claimed trigger as sent and clears it from pending.
+    fn mark_sent(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Claim of a run's thread root in one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootClaim {
+    /// This delivery owns the root: post it, then record its `ts`.
+    Won,
+    /// Another delivery owns it; `ts` once it has been posted.
+    Taken { ts: Option<String> },
+}
+
+/// Slack threads: one root message per (execution, channel), one post per (execution, status, channel).
+pub trait SlackThreads {
+    fn claim_root(
+        &self,
+        execution_arn: &str,
+        channel: &str,
+    ) -> impl Future<Output = StoreResult<RootClaim>> + Send;
+
+    /// Records the posted root's `ts`.
+    fn set_root_ts(
+        &self,
+        execution_arn: &str,
+        channel: &str,
+        ts: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Gives up a won claim whose post failed, so a redelivery can post the root.
+    fn release_root(
+        &self,
+        execution_arn: &str,
+        channel: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether (execution, status, channel) was already posted.
+    fn delivered(
+        &self,
+        execution_arn: &str,
+        status: &str,
+        channel: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Marks (execution, status, channel) posted; `false` if it already was.
+    fn mark_delivered(
+        &self,
+        execution_arn: &str,
+        status: &str,
+        channel: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
