@@ -1,1 +1,9 @@
+//! baton's adapters: the one place that talks to AWS (DynamoDB, SNS, EventBridge, Secrets Manager)
+//! and to Slack. Each adapter implements a port of `baton_core::ports` over a real client built
+//! once at start-up.
 
+pub mod config;
+pub mod dynamo;
+
+pub use config::{ConfigError, Env};
+pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};

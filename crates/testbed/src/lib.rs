@@ -1,1 +1,11 @@
+//! Local stand-ins for baton's tests and demo: the moto AWS emulator (a real AWS API server from
+//! PyPI, started on 127.0.0.1 on a free port) and helpers to create baton's resources in it.
+//!
+//! The emulator is reached through the real AWS SDK clients, configured exactly as in Lambda but
+//! with `endpoint_url` pointing at loopback.
 
+pub mod central;
+pub mod moto;
+
+pub use central::Central;
+pub use moto::{unique, Moto, MotoError, REGION};

@@ -455,14 +455,10 @@ fn arb_runs() -> impl Strategy<Value = Vec<RunRef>> {
 }
 
 /// An independent reading of the rules: does the condition hold over the runs that qualify?
-fn holds_brute_force(
-    group: &Group,
-    child: &PipelineId,
-    qualifying: &dyn Fn(&Leaf) -> bool,
-) -> bool {
+fn holds_brute_force(group: &Group, qualifying: &dyn Fn(&Leaf) -> bool) -> bool {
     let entry = |c: &Condition| match c {
         Condition::Leaf(l) => qualifying(l),
-        Condition::Group(g) => holds_brute_force(g, child, qualifying),
+        Condition::Group(g) => holds_brute_force(g, qualifying),
     };
     let all = (!group.all_of.is_empty()).then(|| group.all_of.iter().all(entry));
     let any = (!group.any_of.is_empty()).then(|| group.any_of.iter().any(entry));
@@ -499,7 +495,7 @@ proptest! {
         let cursor = Timestamp(at(20, 0).0 + Span::hours(cursor_h).0);
         let now = Timestamp(at(20, 0).0 + Span::hours(now_h).0);
         let e = evaluate(&child, &t, cursor, now, &runs);
-        let expected = holds_brute_force(&t.executions, &child, &|leaf: &Leaf| {
+        let expected = holds_brute_force(&t.executions, &|leaf: &Leaf| {
             runs.iter().any(|r| qualifies(r, leaf, &child, cursor, now, t.within))
         });
         prop_assert_eq!(e.firing().is_some(), expected);

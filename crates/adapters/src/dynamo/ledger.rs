@@ -1,0 +1,167 @@
+//! The ledger in DynamoDB: per child, its cursor and its trigger claims.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | the child's cursor (and pending trigger) | `child#<account:region:name>` | `cursor` |
+//! | a claim of one firing | `child#<account:region:name>` | `trigger#<trigger id>` |
+//!
+//! A firing is committed by one TransactWriteItems: the claim must not exist, and the cursor item
+//! must still hold the value read (and have no pending trigger). Exactly one of any number of
+//! concurrent evaluations can pass both conditions.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use baton_core::evaluator::TriggerId;
+use baton_core::events::PipelineTrigger;
+use baton_core::ports::{ClaimOutcome, CursorState, Ledger, StoreError, StoreResult};
+use baton_core::{PipelineId, Timestamp};
+
+use super::{is_condition_failed, key, n, s, store_error, Reader};
+
+/// [`Ledger`] over the ledger table.
+#[derive(Clone, Debug)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+fn child_pk(child: &PipelineId) -> String {
+    format!("child#{}", child.key())
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn request_error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Rejected {
+            operation: "TransactWriteItems (claim)",
+            table: self.table.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem (cursor)", &self.table, e))?;
+        let Some(item) = got.item() else {
+            return Ok(None);
+        };
+        let r = Reader {
+            table: &self.table,
+            item,
+        };
+        let pending = match r.opt_string("pendingTrigger")? {
+            Some(_) => Some(r.json::<PipelineTrigger>("pendingTrigger")?),
+            None => None,
+        };
+        Ok(Some(CursorState {
+            cursor: Timestamp(r.number("cursor")?),
+            last_trigger_id: r.opt_string("lastTriggerId")?.map(TriggerId),
+            pending,
+        }))
+    }
+
+    async fn claim(
+        &self,
+        trigger: &PipelineTrigger,
+        cursor_read: Option<Timestamp>,
+        cursor_after: Timestamp,
+    ) -> StoreResult<ClaimOutcome> {
+        let child = trigger.target.id();
+        let payload = serde_json::to_string(trigger).map_err(|e| self.request_error(e))?;
+        let mut claim = key(child_pk(&child), format!("trigger#{}", trigger.trigger_id));
+        claim.insert("state".into(), s("pending"));
+        claim.insert("trigger".into(), s(&payload));
+        claim.insert("claimedAt".into(), n(trigger.fired_at.0));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| self.request_error(e))?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(&child), "cursor")))
+            .update_expression(
+                "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger",
+            )
+            .expression_attribute_names("#cursor", "cursor")
+            .expression_attribute_values(":after", n(cursor_after.0))
+            .expression_attribute_values(":id", s(trigger.trigger_id.as_str()))
+            .expression_attribute_values(":trigger", s(&payload));
+        // The cursor moves only from the value this evaluation read.
+        let update = match cursor_read {
+            None => update.condition_expression("attribute_not_exists(pk)"),
+            Some(read) => update
+                .condition_expression("#cursor = :read AND attribute_not_exists(pendingTriggerId)")
+                .expression_attribute_values(":read", n(read.0)),
+        }
+        .build()
+        .map_err(|e| self.request_error(e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ClaimOutcome::Claimed),
+            // Cancelled by a condition (someone claimed first) or by a concurrent transaction on
+            // the same items: either way another evaluation is deciding; re-read and decide again.
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("TransactionCanceledException") | Some("TransactionConflictException")
+                ) =>
+            {
+                Ok(ClaimOutcome::Lost)
+            }
+            Err(e) => Err(store_error("TransactWriteItems (claim)", &self.table, e)),
+        }
+    }
+
+    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
+            .update_expression("SET #state = :sent")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sent", s("sent"))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem (trigger sent)", &self.table, e))?;
+        let cleared = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .update_expression("REMOVE pendingTriggerId, pendingTrigger")
+            .condition_expression("pendingTriggerId = :id")
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .send()
+            .await;
+        match cleared {
+            Ok(_) => Ok(()),
+            // Already cleared by an earlier delivery.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem (clear pending)", &self.table, e)),
+        }
+    }
+}

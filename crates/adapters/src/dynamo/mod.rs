@@ -1,0 +1,209 @@
+//! DynamoDB adapters for the storage ports. Table keys and access patterns are documented in
+//! `docs/tables.md`; every table has a string partition key `pk` and a string sort key `sk`.
+//! Every access is GetItem, Query or a conditional write; nothing here scans.
+
+mod ledger;
+mod registry;
+mod run_log;
+pub mod schema;
+mod slack_threads;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use baton_core::ports::StoreError;
+
+use crate::config::{ConfigError, Env};
+
+pub use ledger::DynamoLedger;
+pub use registry::DynamoRegistry;
+pub use run_log::DynamoRunLog;
+pub use slack_threads::DynamoSlackThreads;
+
+/// The names of baton's tables, from `BATON_RUNS_TABLE`, `BATON_REGISTRY_TABLE`,
+/// `BATON_LEDGER_TABLE` and `BATON_SLACK_THREADS_TABLE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableNames {
+    pub runs: String,
+    pub registry: String,
+    pub ledger: String,
+    pub slack_threads: String,
+}
+
+impl TableNames {
+    pub fn from_env(env: &Env) -> Result<TableNames, ConfigError> {
+        Ok(TableNames {
+            runs: env.required("BATON_RUNS_TABLE")?,
+            registry: env.required("BATON_REGISTRY_TABLE")?,
+            ledger: env.required("BATON_LEDGER_TABLE")?,
+            slack_threads: env.required("BATON_SLACK_THREADS_TABLE")?,
+        })
+    }
+
+    /// Names sharing a prefix, as tests and the demo create them.
+    pub fn with_prefix(prefix: &str) -> TableNames {
+        TableNames {
+            runs: format!("{prefix}-runs"),
+            registry: format!("{prefix}-registry"),
+            ledger: format!("{prefix}-ledger"),
+            slack_threads: format!("{prefix}-slack-threads"),
+        }
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Error codes after which a retry can succeed.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+];
+
+/// Sorts an SDK error into retryable or not, keeping the service's message.
+pub(crate) fn store_error<E, R>(
+    operation: &'static str,
+    table: &str,
+    err: SdkError<E, R>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            RETRYABLE_CODES.contains(&code)
+        }
+        // Timeouts, connection failures, unreadable responses.
+        _ => true,
+    };
+    let message = match err.code() {
+        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
+        None => format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ),
+    };
+    if retryable {
+        StoreError::Unavailable {
+            operation,
+            table: table.to_owned(),
+            message,
+        }
+    } else {
+        StoreError::Rejected {
+            operation,
+            table: table.to_owned(),
+            message,
+        }
+    }
+}
+
+/// Whether the error is a failed condition (the expected "someone got there first").
+pub(crate) fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// Reads attributes of a stored item, reporting which one is missing or malformed.
+pub(crate) struct Reader<'a> {
+    pub table: &'a str,
+    pub item: &'a Item,
+}
+
+impl Reader<'_> {
+    fn malformed(&self, detail: String) -> StoreError {
+        let pk = self
+            .item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let sk = self
+            .item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        StoreError::Malformed {
+            table: self.table.to_owned(),
+            key: format!("{pk} / {sk}"),
+            detail,
+        }
+    }
+
+    pub fn string(&self, name: &str) -> Result<String, StoreError> {
+        self.opt_string(name)?
+            .ok_or_else(|| self.malformed(format!("attribute `{name}` is missing")))
+    }
+
+    pub fn opt_string(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+            Some(_) => Err(self.malformed(format!("attribute `{name}` is not a string"))),
+        }
+    }
+
+    pub fn number(&self, name: &str) -> Result<i64, StoreError> {
+        self.opt_number(name)?
+            .ok_or_else(|| self.malformed(format!("attribute `{name}` is missing")))
+    }
+
+    pub fn opt_number(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| {
+                self.malformed(format!("attribute `{name}` is not a whole number: {v}"))
+            }),
+            Some(_) => Err(self.malformed(format!("attribute `{name}` is not a number"))),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        matches!(self.item.get(name), Some(AttributeValue::Bool(true)))
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, StoreError> {
+        let text = self.string(name)?;
+        serde_json::from_str(&text).map_err(|e| {
+            self.malformed(format!("attribute `{name}` is not the expected JSON: {e}"))
+        })
+    }
+
+    pub fn string_list(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_s().cloned().map_err(|_| {
+                        self.malformed(format!("attribute `{name}` holds a non-string"))
+                    })
+                })
+                .collect(),
+            Some(AttributeValue::Ss(items)) => Ok(items.clone()),
+            Some(_) => Err(self.malformed(format!("attribute `{name}` is not a list"))),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The run log in DynamoDB.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | a run at a status | `run#<account:region:name>` | `<status time, 13 digits>#<execution name>#<STATUS>` |
+//! | an execution's latest state | `execution#<execution ARN>` | `latest` |
+//!
+//! Status time leads the sort key, so "runs of a pipeline newer than T, newest first" is one
+//! Query. The key is derived from the event alone, so a repeated event maps to the same item and
+//! `attribute_not_exists(pk)` detects the first sighting.
+
+use aws_sdk_dynamodb::Client;
+use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
+use baton_core::{PipelineId, Run, RunStatus, Span, Timestamp};
+
+use super::{is_condition_failed, key, n, s, store_error, Item, Reader};
+
+/// [`RunLog`] over the runs table.
+#[derive(Clone, Debug)]
+pub struct DynamoRunLog {
+    client: Client,
+    table: String,
+    retention: Span,
+}
+
+/// Final statuses outrank non-final ones by this much in the latest-state precedence number.
+const FINAL_RANK: i64 = 1 << 52;
+
+fn run_pk(pipeline: &PipelineId) -> String {
+    format!("run#{}", pipeline.key())
+}
+
+fn sort_time(t: Timestamp) -> String {
+    format!("{:013}", t.0.max(0))
+}
+
+fn run_sk(run: &Run) -> String {
+    format!(
+        "{}#{}#{}",
+        sort_time(run.status_time()),
+        run.execution_name,
+        run.status
+    )
+}
+
+fn rank(run: &Run) -> i64 {
+    let (is_final, time) = run.precedence();
+    time.0.max(0) + if is_final { FINAL_RANK } else { 0 }
+}
+
+impl DynamoRunLog {
+    /// `retention`: how long run items live before DynamoDB's TTL removes them.
+    pub fn new(client: Client, table: impl Into<String>, retention: Span) -> DynamoRunLog {
+        DynamoRunLog {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+
+    fn run_attributes(&self, run: &Run, item: &mut Item) {
+        item.insert("pipeline".into(), s(run.pipeline.key()));
+        item.insert("executionArn".into(), s(&run.execution_arn));
+        item.insert("executionName".into(), s(&run.execution_name));
+        item.insert("status".into(), s(run.status.as_str()));
+        item.insert("startedAt".into(), n(run.started_at.0));
+        if let Some(t) = run.stopped_at {
+            item.insert("stoppedAt".into(), n(t.0));
+        }
+        for (name, value) in [
+            ("error", &run.error),
+            ("cause", &run.cause),
+            ("triggerId", &run.trigger_id),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.into(), s(v));
+            }
+        }
+        let expires = run.status_time().plus(self.retention).0 / 1000;
+        item.insert(super::schema::TTL_ATTRIBUTE.into(), n(expires));
+    }
+
+    fn read_run(&self, item: &Item) -> StoreResult<Run> {
+        let r = Reader {
+            table: &self.table,
+            item,
+        };
+        let pipeline_key = r.string("pipeline")?;
+        let pipeline = PipelineId::from_key(&pipeline_key).map_err(|e| StoreError::Malformed {
+            table: self.table.clone(),
+            key: pipeline_key.clone(),
+            detail: e.to_string(),
+        })?;
+        let status_word = r.string("status")?;
+        let status = RunStatus::parse(&status_word).ok_or_else(|| StoreError::Malformed {
+            table: self.table.clone(),
+            key: pipeline_key.clone(),
+            detail: format!("unknown status `{status_word}`"),
+        })?;
+        Ok(Run {
+            pipeline,
+            execution_arn: r.string("executionArn")?,
+            execution_name: r.string("executionName")?,
+            status,
+            started_at: Timestamp(r.number("startedAt")?),
+            stopped_at: r.opt_number("stoppedAt")?.map(Timestamp),
+            error: r.opt_string("error")?,
+            cause: r.opt_string("cause")?,
+            trigger_id: r.opt_string("triggerId")?,
+        })
+    }
+
+    async fn update_latest(&self, run: &Run) -> StoreResult<()> {
+        let mut item = key(format!("execution#{}", run.execution_arn), "latest");
+        self.run_attributes(run, &mut item);
+        item.insert("rank".into(), n(rank(run)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #rank < :rank")
+            .expression_attribute_names("#rank", "rank")
+            .expression_attribute_values(":rank", n(rank(run)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // An equal or better state is already stored: that is the latest.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("PutItem (latest state)", &self.table, e)),
+        }
+    }
+}
+
+impl RunLog for DynamoRunLog {
+    async fn record(&self, run: &Run) -> StoreResult<Recorded> {
+        let mut item = key(run_pk(&run.pipeline), run_sk(run));
+        self.run_attributes(run, &mut item);
+        item.insert(
+            "announced".into(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(false),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        let recorded = match put {
+            Ok(_) => Recorded::New,
+            Err(e) if is_condition_failed(&e) => {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
+                    .consistent_read(true)
+                    .projection_expression("announced")
+                    .send()
+                    .await
+                    .map_err(|e| store_error("GetItem (run)", &self.table, e))?;
+                let announced = got
+                    .item()
+                    .map(|item| {
+                        Reader {
+                            table: &self.table,
+                            item,
+                        }
+                        .bool("announced")
+                    })
+                    .unwrap_or(false);
+                if announced {
+                    Recorded::AlreadyAnnounced
+                } else {
+                    Recorded::Unannounced
+                }
+            }
+            Err(e) => return Err(store_error("PutItem (run)", &self.table, e)),
+        };
+        // Always, also on a repeat: a crash between the two writes must not leave the latest
+        // state behind.
+        self.update_latest(run).await?;
+        Ok(recorded)
+    }
+
+    async fn mark_announced(&self, run: &Run) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
+            .update_expression("SET announced = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(
+                ":yes",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem (announced)", &self.table, e))?;
+        Ok(())
+    }
+
+    async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("execution#{execution_arn}"), "latest")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem (latest state)", &self.table, e))?;
+        got.item().map(|item| self.read_run(item)).transpose()
+    }
+
+    async fn runs_since(
+        &self,
+        pipeline: &PipelineId,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        // Sort keys start with the 13-digit status time: `>= after+1` is "later than after".
+        let from = sort_time(Timestamp(after.0.saturating_add(1)));
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(run_pk(pipeline)))
+            .expression_attribute_values(":from", s(from))
+            .scan_index_forward(false)
+            .limit(limit)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("Query (runs of a pipeline)", &self.table, e))?;
+        out.items().iter().map(|item| self.read_run(item)).collect()
+    }
+}

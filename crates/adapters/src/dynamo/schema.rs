@@ -1,0 +1,73 @@
+//! The tables' shapes, shared by tests, the demo and (by hand, kept equal) `template.yaml`:
+//! every table has `pk` (S, partition) and `sk` (S, sort); runs and Slack threads expire through
+//! the TTL attribute `expiresAt` (epoch seconds).
+
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::TableNames;
+
+/// The TTL attribute of tables whose items expire.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+/// Creates one table with baton's key schema (on-demand), and TTL when `expires`.
+pub async fn create_table(
+    client: &Client,
+    name: &str,
+    expires: bool,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key_element("pk", KeyType::Hash)?)
+        .key_schema(key_element("sk", KeyType::Range)?)
+        .send()
+        .await?;
+    if expires {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates all four tables.
+pub async fn create_tables(
+    client: &Client,
+    names: &TableNames,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    create_table(client, &names.runs, true).await?;
+    create_table(client, &names.registry, false).await?;
+    create_table(client, &names.ledger, false).await?;
+    create_table(client, &names.slack_threads, true).await?;
+    Ok(())
+}
+
+fn attribute(name: &str) -> Result<AttributeDefinition, BuildError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+}
+
+fn key_element(name: &str, kind: KeyType) -> Result<KeySchemaElement, BuildError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+}

@@ -1,0 +1,387 @@
+//! The DynamoDB adapters against the local AWS emulator, through the real SDK client.
+
+use std::collections::BTreeSet;
+
+use baton_core::definition::PipelineDefinition;
+use baton_core::events::PipelineTrigger;
+use baton_core::ports::{
+    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RootClaim, RunLog,
+    SlackThreads, StoreError, Upserted,
+};
+use baton_core::{evaluate, PipelineId, Run, RunStatus, Timestamp};
+use baton_testbed::Central;
+
+const REGION: &str = "eu-west-1";
+
+fn pipeline(account: &str, name: &str) -> PipelineId {
+    PipelineId::new(account, REGION, name).unwrap()
+}
+
+fn at(day: u32, hour: u32) -> Timestamp {
+    Timestamp::parse_rfc3339(&format!("2026-11-{day:02}T{hour:02}:00:00Z")).unwrap()
+}
+
+fn run(
+    p: &PipelineId,
+    execution: &str,
+    status: RunStatus,
+    start: Timestamp,
+    stop: Option<Timestamp>,
+) -> Run {
+    Run {
+        pipeline: p.clone(),
+        execution_arn: format!(
+            "arn:aws:states:{REGION}:{}:execution:{}:{execution}",
+            p.account, p.name
+        ),
+        execution_name: execution.to_owned(),
+        status,
+        started_at: start,
+        stopped_at: stop,
+        error: None,
+        cause: None,
+        trigger_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_run_write_changes_nothing_and_is_announced_once() {
+    let central = Central::shared("idempotent").await;
+    let log = central.run_log();
+    let listings = pipeline("111111111111", "listings");
+    let r = run(
+        &listings,
+        "l-22",
+        RunStatus::Succeeded,
+        at(22, 3),
+        Some(at(22, 4)),
+    );
+
+    assert_eq!(log.record(&r).await.unwrap(), Recorded::New);
+    // Not yet confirmed announced: a redelivery must announce it again rather than lose it.
+    assert_eq!(log.record(&r).await.unwrap(), Recorded::Unannounced);
+    log.mark_announced(&r).await.unwrap();
+    assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
+    assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
+
+    let runs = log.runs_since(&listings, at(21, 0), 10).await.unwrap();
+    assert_eq!(runs, vec![r.clone()]);
+    assert_eq!(log.latest(&r.execution_arn).await.unwrap(), Some(r));
+}
+
+#[tokio::test]
+async fn a_final_status_wins_over_running_whatever_the_arrival_order() {
+    let central = Central::shared("order").await;
+    let log = central.run_log();
+    let searches = pipeline("222222222222", "searches");
+    let running = run(&searches, "s-22", RunStatus::Running, at(22, 5), None);
+    let failed = run(
+        &searches,
+        "s-22",
+        RunStatus::Failed,
+        at(22, 5),
+        Some(at(22, 6)),
+    );
+
+    // The final status arrives first, RUNNING late.
+    log.record(&failed).await.unwrap();
+    log.record(&running).await.unwrap();
+    assert_eq!(
+        log.latest(&failed.execution_arn).await.unwrap(),
+        Some(failed.clone())
+    );
+
+    // In order, for another execution.
+    let running2 = run(&searches, "s-23", RunStatus::Running, at(23, 5), None);
+    let ok2 = run(
+        &searches,
+        "s-23",
+        RunStatus::Succeeded,
+        at(23, 5),
+        Some(at(23, 6)),
+    );
+    log.record(&running2).await.unwrap();
+    assert_eq!(
+        log.latest(&ok2.execution_arn).await.unwrap(),
+        Some(running2.clone())
+    );
+    log.record(&ok2).await.unwrap();
+    assert_eq!(
+        log.latest(&ok2.execution_arn).await.unwrap(),
+        Some(ok2.clone())
+    );
+
+    // Both statuses of both runs stay in the log, newest first, bounded, after a time.
+    let all = log.runs_since(&searches, at(22, 0), 10).await.unwrap();
+    let seen: Vec<(&str, RunStatus)> = all
+        .iter()
+        .map(|r| (r.execution_name.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("s-23", RunStatus::Succeeded),
+            ("s-23", RunStatus::Running),
+            ("s-22", RunStatus::Failed),
+            ("s-22", RunStatus::Running)
+        ]
+    );
+    assert_eq!(
+        log.runs_since(&searches, at(22, 0), 2).await.unwrap().len(),
+        2
+    );
+    // Strictly later than the bound.
+    assert_eq!(
+        log.runs_since(&searches, at(23, 5), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn registration(p: &PipelineId, stack: &str, yaml: &str) -> Registration {
+    Registration {
+        pipeline: p.clone(),
+        owner_stack_id: stack.to_owned(),
+        definition: PipelineDefinition::from_yaml(yaml).unwrap(),
+        bus_arn: None,
+        registered_at: at(21, 12),
+    }
+}
+
+#[tokio::test]
+async fn the_registry_keeps_reverse_edges_and_owners() {
+    let central = Central::shared("registry").await;
+    let registry = central.registry();
+    let x = pipeline("333333333333", "pipeline-x");
+    let (listings, searches) = (
+        pipeline("111111111111", "listings"),
+        pipeline("222222222222", "searches"),
+    );
+    let stack = "arn:aws:cloudformation:eu-west-1:333333333333:stack/pipeline-x/1";
+    let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCESS]}\n      - {name: searches, account: '222222222222', status: [SUCCEEDED, FAILED]}\n";
+    assert_eq!(
+        registry
+            .upsert(&registration(&x, stack, yaml))
+            .await
+            .unwrap(),
+        Upserted::Created
+    );
+    // Same meaning, other formatting: no change.
+    let reformatted = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: SUCCEEDED}, {name: searches, account: '222222222222', status: [FAILED, SUCCESS]}]}}";
+    assert_eq!(
+        registry
+            .upsert(&registration(&x, stack, reformatted))
+            .await
+            .unwrap(),
+        Upserted::Unchanged
+    );
+
+    let children = registry.children(&searches).await.unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].child, x);
+    assert_eq!(
+        children[0].statuses,
+        BTreeSet::from([RunStatus::Succeeded, RunStatus::Failed])
+    );
+
+    // Another stack can neither overwrite nor delete it.
+    let other = "arn:aws:cloudformation:eu-west-1:333333333333:stack/intruder/2";
+    assert!(matches!(
+        registry.upsert(&registration(&x, other, yaml)).await,
+        Err(StoreError::NotOwner { .. })
+    ));
+    assert!(matches!(
+        registry.delete(&x, other).await,
+        Err(StoreError::NotOwner { .. })
+    ));
+
+    // Dropping a parent removes its edge.
+    let only_listings = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: [SUCCESS]}]}}";
+    assert_eq!(
+        registry
+            .upsert(&registration(&x, stack, only_listings))
+            .await
+            .unwrap(),
+        Upserted::Updated
+    );
+    assert!(registry.children(&searches).await.unwrap().is_empty());
+    assert_eq!(registry.children(&listings).await.unwrap().len(), 1);
+    assert_eq!(
+        registry.get(&x).await.unwrap().unwrap().registered_at,
+        at(21, 12)
+    );
+
+    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::Removed);
+    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::NotFound);
+    assert!(registry.children(&listings).await.unwrap().is_empty());
+    assert!(registry.get(&x).await.unwrap().is_none());
+}
+
+fn scout24_firing() -> (PipelineId, PipelineTrigger, Timestamp) {
+    let x = pipeline("333333333333", "pipeline-x");
+    let def = PipelineDefinition::from_yaml("trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCESS]}\n      - {name: searches, account: '222222222222', status: [SUCCESS]}\n").unwrap();
+    let runs = [
+        run(
+            &pipeline("111111111111", "listings"),
+            "l-22",
+            RunStatus::Succeeded,
+            at(22, 2),
+            Some(at(22, 3)),
+        ),
+        run(
+            &pipeline("222222222222", "searches"),
+            "s-22",
+            RunStatus::Succeeded,
+            at(22, 4),
+            Some(at(22, 5)),
+        ),
+    ]
+    .map(|r| r.reference());
+    let evaluation = evaluate(
+        &x,
+        def.trigger.as_ref().unwrap(),
+        at(21, 12),
+        at(22, 5),
+        &runs,
+    );
+    let firing = evaluation.firing().unwrap().clone();
+    let trigger = PipelineTrigger::new(&x, &firing, at(22, 5));
+    (x, trigger, firing.cursor_after)
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_the_same_firing_have_exactly_one_winner() {
+    let central = Central::shared("claims").await;
+    let (x, trigger, after) = scout24_firing();
+    let attempts = (0..8).map(|_| {
+        let ledger = central.ledger();
+        let trigger = trigger.clone();
+        tokio::spawn(async move { ledger.claim(&trigger, None, after).await })
+    });
+    let outcomes: Vec<ClaimOutcome> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == ClaimOutcome::Claimed)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+
+    let ledger = central.ledger();
+    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    assert_eq!(state.cursor, after);
+    assert_eq!(
+        state.pending.as_ref().map(|p| &p.trigger_id),
+        Some(&trigger.trigger_id)
+    );
+    // Sent: no longer pending, the cursor stays.
+    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
+    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
+    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    assert_eq!(
+        (state.cursor, state.pending, state.last_trigger_id),
+        (after, None, Some(trigger.trigger_id))
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cursor_write_is_refused() {
+    let central = Central::shared("cursor").await;
+    let ledger = central.ledger();
+    let (x, first, after) = scout24_firing();
+    assert_eq!(
+        ledger.claim(&first, None, after).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    ledger.mark_sent(&x, &first.trigger_id).await.unwrap();
+
+    // Two evaluations both read the cursor at `after` and decide different firings: one wins,
+    // the other's cursor write is stale and refused.
+    let mut second = first.clone();
+    second.trigger_id = baton_core::TriggerId("second".into());
+    let mut third = first.clone();
+    third.trigger_id = baton_core::TriggerId("third".into());
+    assert_eq!(
+        ledger.claim(&second, Some(after), at(23, 5)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        ledger.claim(&third, Some(after), at(23, 6)).await.unwrap(),
+        ClaimOutcome::Lost
+    );
+    // Nor can a new firing be claimed while one is pending, even from the current cursor.
+    assert_eq!(
+        ledger
+            .claim(&third, Some(at(23, 5)), at(23, 6))
+            .await
+            .unwrap(),
+        ClaimOutcome::Lost
+    );
+    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    assert_eq!(state.cursor, at(23, 5));
+    assert_eq!(
+        state.pending.map(|p| p.trigger_id.0),
+        Some("second".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn one_thread_root_per_run_and_channel_and_one_post_per_status() {
+    let central = Central::shared("threads").await;
+    let threads = central.slack_threads();
+    let exec = "arn:aws:states:eu-west-1:111111111111:execution:listings:l-22";
+    let claims = futures::future::join_all((0..6).map(|_| {
+        let threads = central.slack_threads();
+        async move { threads.claim_root(exec, "data-alerts").await.unwrap() }
+    }))
+    .await;
+    assert_eq!(
+        claims.iter().filter(|c| **c == RootClaim::Won).count(),
+        1,
+        "{claims:?}"
+    );
+    threads
+        .set_root_ts(exec, "data-alerts", "1700000000.000100")
+        .await
+        .unwrap();
+    assert_eq!(
+        threads.claim_root(exec, "data-alerts").await.unwrap(),
+        RootClaim::Taken {
+            ts: Some("1700000000.000100".into())
+        }
+    );
+    // Another channel has its own root.
+    assert_eq!(
+        threads.claim_root(exec, "other").await.unwrap(),
+        RootClaim::Won
+    );
+    threads.release_root(exec, "other").await.unwrap();
+    assert_eq!(
+        threads.claim_root(exec, "other").await.unwrap(),
+        RootClaim::Won
+    );
+
+    assert!(!threads
+        .delivered(exec, "RUNNING", "data-alerts")
+        .await
+        .unwrap());
+    assert!(threads
+        .mark_delivered(exec, "RUNNING", "data-alerts")
+        .await
+        .unwrap());
+    assert!(!threads
+        .mark_delivered(exec, "RUNNING", "data-alerts")
+        .await
+        .unwrap());
+    assert!(threads
+        .delivered(exec, "RUNNING", "data-alerts")
+        .await
+        .unwrap());
+}
