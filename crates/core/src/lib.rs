@@ -7,6 +7,7 @@ pub mod definition;
 pub mod evaluator;
 pub mod events;
 pub mod graph;
+pub mod message;
 pub mod pipeline;
 pub mod ports;
 pub mod run;
