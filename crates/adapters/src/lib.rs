@@ -4,6 +4,10 @@
 
 pub mod config;
 pub mod dynamo;
+pub mod secrets;
+pub mod slack;
 
 pub use config::{ConfigError, Env};
 pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+pub use secrets::{SecretError, SecretsManagerToken, SlackToken, TokenSource};
+pub use slack::{SlackWebApi, SLACK_API_URL};

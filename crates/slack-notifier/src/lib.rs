@@ -1,1 +1,611 @@
+//! slack-notifier: tells a pipeline's owners, in the Slack channels they registered, what its runs
+//! do, one thread per (run, channel), each (execution, status, channel) posted once.
+//!
+//! For a status event, per channel:
+//! 1. already delivered (`SlackThreads::delivered`)? nothing to do;
+//! 2. claim the thread root (a conditional write): the winner posts the root, records the status
+//!    as delivered, then records the root's `ts`, in that order, so anyone who sees the `ts` also
+//!    sees that the root's status needs no reply;
+//! 3. otherwise the status becomes a reply in the thread, itself claimed with the same kind of
+//!    conditional write (key `<channel>#<STATUS>`), so concurrent redeliveries reply once; a final
+//!    status then edits the root (idempotent) and is marked delivered.
+//!
+//! A failed post gives its claim back, so a redelivery can post it. Slack errors are sorted:
+//! retryable ones are retried until shortly before the Lambda deadline; channel-level refusals
+//! (`channel_not_found`, `not_in_channel`...) are logged and that channel skipped; a refused token
+//! and exhausted retries fail the invocation after the other channels were served, so SNS/Lambda
+//! retry it and the DLQ finally keeps it.
 
+pub mod config;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sns::SnsEvent;
+use baton_core::definition::Notifications;
+use baton_core::events::{PipelineTrigger, RunEvent, RunEventKind};
+use baton_core::graph::{load_downstream, DependencyGraph};
+use baton_core::message::{self, FailureContext, SlackMessage};
+use baton_core::ports::{
+    ChildEdge, Registry, RootClaim, SlackApi, SlackError, SlackThreads, StoreError,
+};
+use baton_core::{PipelineId, Run, RunStatus};
+use thiserror::Error;
+
+pub use config::Config;
+
+/// How many pipelines of the dependency graph are read to list what a failure stops.
+pub const DOWNSTREAM_LIMIT: usize = 200;
+/// Time kept free before the Lambda deadline for the bookkeeping after a post.
+pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
+/// How long to wait for another delivery that holds a claim to finish posting.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// What the function needs, built once.
+pub struct Notifier<R, T, S> {
+    pub registry: R,
+    pub threads: T,
+    pub slack: S,
+}
+
+/// Why (part of) an invocation must be retried. The Lambda `errorType` says which.
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    #[error("{failed} of {total} Slack deliveries must be retried (the first: {first})")]
+    Incomplete {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
+    #[error("SNS message {message_id} is not a baton RunEvent: {reason}")]
+    Unreadable { message_id: String, reason: String },
+}
+
+impl From<NotifyError> for lambda_runtime::Diagnostic {
+    fn from(e: NotifyError) -> lambda_runtime::Diagnostic {
+        let error_type = match &e {
+            NotifyError::Incomplete { .. } => "SlackDeliveryIncomplete",
+            NotifyError::Unreadable { .. } => "UnreadableRunEvent",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one delivery to one channel came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Something was posted or edited.
+    Posted,
+    /// Already delivered (a redelivery, or another delivery did it).
+    AlreadyDelivered,
+    /// Slack refused it for good (channel-level); logged, not retried.
+    Refused(String),
+}
+
+/// Why a delivery to one channel must be retried later.
+#[derive(Debug, Error)]
+enum DeliveryError {
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another delivery holds the claim on `{key}` and has not finished posting")]
+    Busy { key: String },
+}
+
+/// A summary of an invocation, for logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub posted: usize,
+    pub already_delivered: usize,
+    pub refused: usize,
+}
+
+/// The thread root as stored: the channel's id (which `chat.update` needs) and the root's `ts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ThreadRoot {
+    channel_id: String,
+    ts: String,
+}
+
+impl ThreadRoot {
+    fn encode(&self) -> String {
+        format!("{} {}", self.channel_id, self.ts)
+    }
+
+    /// Reads a stored root; a bare `ts` (no channel id) is taken to be in `channel`.
+    fn decode(stored: &str, channel: &str) -> ThreadRoot {
+        match stored.split_once(' ') {
+            Some((id, ts)) => ThreadRoot {
+                channel_id: id.to_owned(),
+                ts: ts.to_owned(),
+            },
+            None => ThreadRoot {
+                channel_id: channel.to_owned(),
+                ts: stored.to_owned(),
+            },
+        }
+    }
+}
+
+/// The pipelines that will not start because `pipeline` reached the failure `status`: the
+/// direct children not waiting for that status, and everything downstream of them.
+pub fn blocked_by(
+    pipeline: &PipelineId,
+    status: RunStatus,
+    direct: &[ChildEdge],
+    graph: &DependencyGraph,
+) -> Vec<PipelineId> {
+    let mut seen = BTreeSet::from([pipeline.clone()]);
+    let mut out = Vec::new();
+    let blocked: Vec<&PipelineId> = direct
+        .iter()
+        .filter(|e| !e.statuses.contains(&status))
+        .map(|e| &e.child)
+        .collect();
+    for child in &blocked {
+        if seen.insert((*child).clone()) {
+            out.push((*child).clone());
+        }
+    }
+    for child in blocked {
+        for next in graph.downstream(child) {
+            if seen.insert(next.clone()) {
+                out.push(next);
+            }
+        }
+    }
+    out
+}
+
+impl<R, T, S> Notifier<R, T, S>
+where
+    R: Registry + Sync,
+    T: SlackThreads + Sync,
+    S: SlackApi + Sync,
+{
+    /// Handles one SNS batch. Every record and channel is served before an error is returned.
+    pub async fn handle(&self, event: &SnsEvent, deadline: Instant) -> Result<Report, NotifyError> {
+        let mut report = Report::default();
+        let mut retry: Vec<String> = Vec::new();
+        let mut total = 0;
+        let mut unreadable = None;
+        for record in &event.records {
+            let message_id = record.sns.message_id.clone();
+            let run_event: RunEvent = match serde_json::from_str(&record.sns.message) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(message_id = %message_id, error = %e, "SNS message is not a RunEvent");
+                    unreadable.get_or_insert(NotifyError::Unreadable {
+                        message_id,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let results = self.deliver_event(&run_event, deadline).await;
+            for result in results {
+                total += 1;
+                match result {
+                    Ok(Outcome::Posted) => report.posted += 1,
+                    Ok(Outcome::AlreadyDelivered) => report.already_delivered += 1,
+                    Ok(Outcome::Refused(_)) => report.refused += 1,
+                    Err(e) => retry.push(e),
+                }
+            }
+        }
+        if let Some(first) = retry.first() {
+            return Err(NotifyError::Incomplete {
+                failed: retry.len(),
+                total,
+                first: first.clone(),
+            });
+        }
+        if let Some(e) = unreadable {
+            return Err(e);
+        }
+        Ok(report)
+    }
+
+    /// Delivers one event to each of its channels; an error is a message for the retry summary.
+    pub async fn deliver_event(
+        &self,
+        event: &RunEvent,
+        deadline: Instant,
+    ) -> Vec<Result<Outcome, String>> {
+        let pipeline = event.pipeline.id();
+        let notifications = match self.registry.get(&pipeline).await {
+            Ok(Some(reg)) => reg.definition.notifications,
+            Ok(None) => {
+                tracing::info!(pipeline = %pipeline.key(), "pipeline is not registered; nothing to post");
+                return Vec::new();
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %pipeline.key(), error = %e, "reading the registration failed");
+                return vec![Err(e.to_string())];
+            }
+        };
+        let Some(notifications) = notifications else {
+            return Vec::new();
+        };
+        let channels = notifications.slack_channels();
+        if channels.is_empty() {
+            return Vec::new();
+        }
+        match event.kind {
+            RunEventKind::Status => {
+                let Some(run) = event.run() else {
+                    tracing::error!(pipeline = %pipeline.key(), "status event without execution; ignored");
+                    return Vec::new();
+                };
+                self.deliver_status(&run, &notifications, &channels, deadline)
+                    .await
+            }
+            RunEventKind::Trigger => {
+                let Some(trigger) = &event.trigger else {
+                    tracing::error!(pipeline = %pipeline.key(), "trigger notice without trigger; ignored");
+                    return Vec::new();
+                };
+                // A trigger notice announces a start: shown where RUNNING would be.
+                if !notifications.kind.announces(RunStatus::Running) {
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                for channel in &channels {
+                    let result = self.deliver_trigger(trigger, channel, deadline).await;
+                    out.push(self.settle(&pipeline, None, channel, result));
+                }
+                out
+            }
+        }
+    }
+
+    async fn deliver_status(
+        &self,
+        run: &Run,
+        notifications: &Notifications,
+        channels: &[&str],
+        deadline: Instant,
+    ) -> Vec<Result<Outcome, String>> {
+        if !notifications.kind.announces(run.status) {
+            tracing::debug!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, status = %run.status, "status not announced by the pipeline's notification type");
+            return Vec::new();
+        }
+        let mut failure: Option<FailureContext> = None;
+        let mut out = Vec::new();
+        for channel in channels {
+            if run.status.is_failure() && failure.is_none() {
+                failure = Some(self.failure_context(run, notifications).await);
+            }
+            let result = self
+                .deliver_status_to(run, failure.as_ref(), channel, deadline)
+                .await;
+            out.push(self.settle(&run.pipeline, Some(run), channel, result));
+        }
+        out
+    }
+
+    /// Logs a channel's outcome; channel-level refusals become `Refused`, the rest stay errors.
+    fn settle(
+        &self,
+        pipeline: &PipelineId,
+        run: Option<&Run>,
+        channel: &str,
+        result: Result<Outcome, DeliveryError>,
+    ) -> Result<Outcome, String> {
+        let execution = run.map(|r| r.execution_arn.as_str()).unwrap_or_default();
+        let status = run.map(|r| r.status.as_str()).unwrap_or("TRIGGER");
+        match result {
+            Ok(outcome) => {
+                tracing::info!(pipeline = %pipeline.key(), execution, status, channel, outcome = ?outcome, "slack delivery");
+                Ok(outcome)
+            }
+            Err(DeliveryError::Slack(e @ SlackError::Rejected { .. })) => {
+                tracing::error!(pipeline = %pipeline.key(), execution, status, channel, error = %e, "Slack refused the message; not retried");
+                Ok(Outcome::Refused(e.code().unwrap_or_default().to_owned()))
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %pipeline.key(), execution, status, channel, error = %e, "Slack delivery must be retried");
+                Err(format!("{} in {channel}: {e}", pipeline.key()))
+            }
+        }
+    }
+
+    async fn failure_context(&self, run: &Run, notifications: &Notifications) -> FailureContext {
+        let mut context = FailureContext {
+            mention: notifications.mention_on_failure.clone(),
+            ..FailureContext::default()
+        };
+        let direct = self.registry.children(&run.pipeline).await;
+        let loaded = load_downstream(&self.registry, &run.pipeline, DOWNSTREAM_LIMIT).await;
+        match (direct, loaded) {
+            (Ok(direct), Ok((graph, truncated))) => {
+                context.downstream = blocked_by(&run.pipeline, run.status, &direct, &graph);
+                context.downstream_truncated = truncated;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                // The failure is still worth announcing without its impact.
+                tracing::warn!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, error = %e, "could not read the downstream pipelines");
+            }
+        }
+        context
+    }
+
+    async fn deliver_status_to(
+        &self,
+        run: &Run,
+        failure: Option<&FailureContext>,
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<Outcome, DeliveryError> {
+        let execution = run.execution_arn.as_str();
+        let status = run.status.as_str();
+        if self.threads.delivered(execution, status, channel).await? {
+            return Ok(Outcome::AlreadyDelivered);
+        }
+        let root = match self.threads.claim_root(execution, channel).await? {
+            RootClaim::Won => {
+                let posted = self
+                    .post(channel, None, &message::root(run, failure), deadline)
+                    .await;
+                let posted = match posted {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.threads.release_root(execution, channel).await?;
+                        return Err(e.into());
+                    }
+                };
+                // Delivered before the ts is visible: whoever waits for the ts then sees that
+                // this status needs no reply.
+                self.threads
+                    .mark_delivered(execution, status, channel)
+                    .await?;
+                let root = ThreadRoot {
+                    channel_id: posted.channel_id,
+                    ts: posted.ts,
+                };
+                self.threads
+                    .set_root_ts(execution, channel, &root.encode())
+                    .await?;
+                return Ok(Outcome::Posted);
+            }
+            RootClaim::Taken { ts: Some(ts) } => ThreadRoot::decode(&ts, channel),
+            RootClaim::Taken { ts: None } => {
+                let ts = self.wait_for_claim(execution, channel, deadline).await?;
+                if self.threads.delivered(execution, status, channel).await? {
+                    return Ok(Outcome::AlreadyDelivered);
+                }
+                ThreadRoot::decode(&ts, channel)
+            }
+        };
+
+        // The reply, claimed under `<channel>#<STATUS>` so concurrent redeliveries reply once.
+        let reply_key = format!("{channel}#{status}");
+        let mut outcome = Outcome::AlreadyDelivered;
+        match self.threads.claim_root(execution, &reply_key).await? {
+            RootClaim::Won => {
+                let posted = self
+                    .post(
+                        channel,
+                        Some(&root.ts),
+                        &message::reply(run, failure),
+                        deadline,
+                    )
+                    .await;
+                match posted {
+                    Ok(p) => {
+                        self.threads
+                            .set_root_ts(execution, &reply_key, &p.ts)
+                            .await?;
+                        outcome = Outcome::Posted;
+                    }
+                    Err(e) => {
+                        self.threads.release_root(execution, &reply_key).await?;
+                        return Err(e.into());
+                    }
+                }
+            }
+            RootClaim::Taken { ts: Some(_) } => {}
+            RootClaim::Taken { ts: None } => {
+                self.wait_for_claim(execution, &reply_key, deadline).await?;
+            }
+        }
+        if run.status.is_final() {
+            // The root shows the final status and duration (an edit is idempotent).
+            let edited = message::root(run, None);
+            retrying(deadline, || {
+                self.slack.update(&root.channel_id, &root.ts, &edited)
+            })
+            .await?;
+            outcome = Outcome::Posted;
+        }
+        self.threads
+            .mark_delivered(execution, status, channel)
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn deliver_trigger(
+        &self,
+        trigger: &PipelineTrigger,
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<Outcome, DeliveryError> {
+        // Keyed like a thread root, under the trigger id: one notice per (trigger, channel).
+        let key = format!("trigger#{}", trigger.trigger_id.0);
+        match self.threads.claim_root(&key, channel).await? {
+            RootClaim::Won => {
+                match self
+                    .post(channel, None, &message::trigger_notice(trigger), deadline)
+                    .await
+                {
+                    Ok(p) => {
+                        self.threads.set_root_ts(&key, channel, &p.ts).await?;
+                        Ok(Outcome::Posted)
+                    }
+                    Err(e) => {
+                        self.threads.release_root(&key, channel).await?;
+                        Err(e.into())
+                    }
+                }
+            }
+            RootClaim::Taken { ts: Some(_) } => Ok(Outcome::AlreadyDelivered),
+            RootClaim::Taken { ts: None } => {
+                self.wait_for_claim(&key, channel, deadline).await?;
+                Ok(Outcome::AlreadyDelivered)
+            }
+        }
+    }
+
+    /// Posts with retries; a message whose blocks Slack refuses is posted again as plain text.
+    async fn post(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        message: &SlackMessage,
+        deadline: Instant,
+    ) -> Result<baton_core::ports::Posted, SlackError> {
+        match retrying(deadline, || self.slack.post(channel, thread_ts, message)).await {
+            Err(SlackError::Rejected { code, .. })
+                if matches!(
+                    code.as_str(),
+                    "invalid_blocks" | "invalid_blocks_format" | "msg_too_long"
+                ) =>
+            {
+                tracing::warn!(channel, error = %code, "Slack refused the blocks; posting the plain text");
+                let plain = message.text_only();
+                retrying(deadline, || self.slack.post(channel, thread_ts, &plain)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Waits for another delivery's claim to get its `ts`.
+    async fn wait_for_claim(
+        &self,
+        key: &str,
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<String, DeliveryError> {
+        let until = (Instant::now() + CLAIM_WAIT).min(deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline));
+        let busy = || DeliveryError::Busy {
+            key: format!("{key} / {channel}"),
+        };
+        loop {
+            match self.threads.claim_root(key, channel).await? {
+                RootClaim::Taken { ts: Some(ts) } => return Ok(ts),
+                RootClaim::Won => {
+                    // The other delivery gave its claim back (its post failed): give this one
+                    // back too, and let the retry of this event post it.
+                    self.threads.release_root(key, channel).await?;
+                    return Err(busy());
+                }
+                RootClaim::Taken { ts: None } if Instant::now() >= until => return Err(busy()),
+                RootClaim::Taken { ts: None } => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or the next wait would run into the deadline
+/// (less [`DEADLINE_RESERVE`]). Honours Retry-After; otherwise backs off from 250 ms to 4 s.
+pub async fn retrying<T, F, Fut>(deadline: Instant, mut call: F) -> Result<T, SlackError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SlackError>>,
+{
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match call().await {
+            Err(e) if e.is_retryable() => {
+                let wait = e.retry_after().unwrap_or(backoff);
+                if Instant::now() + wait + DEADLINE_RESERVE >= deadline {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "Slack call will be retried");
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(Duration::from_secs(4));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The invocation's deadline (epoch milliseconds, from the Lambda context) as an `Instant`.
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str) -> PipelineId {
+        PipelineId::new("111111111111", "eu-west-1", name).unwrap()
+    }
+
+    #[test]
+    fn a_child_waiting_for_the_failure_is_not_blocked() {
+        let (a, b, c, d) = (p("a"), p("b"), p("on-failure"), p("d"));
+        let mut graph = DependencyGraph::new();
+        graph.add_edge(a.clone(), b.clone());
+        graph.add_edge(a.clone(), c.clone());
+        graph.add_edge(b.clone(), d.clone());
+        let direct = vec![
+            ChildEdge {
+                child: b.clone(),
+                statuses: BTreeSet::from([RunStatus::Succeeded]),
+            },
+            ChildEdge {
+                child: c.clone(),
+                statuses: BTreeSet::from([RunStatus::Failed]),
+            },
+        ];
+        assert_eq!(
+            blocked_by(&a, RunStatus::Failed, &direct, &graph),
+            vec![b, d]
+        );
+    }
+
+    #[test]
+    fn a_stored_root_keeps_the_channel_id_for_edits() {
+        let root = ThreadRoot {
+            channel_id: "C123".into(),
+            ts: "1700000000.000100".into(),
+        };
+        assert_eq!(ThreadRoot::decode(&root.encode(), "alerts"), root);
+        assert_eq!(
+            ThreadRoot::decode("1.2", "C9").channel_id,
+            "C9".to_owned()
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_stop_before_the_deadline() {
+        let mut calls = 0;
+        let deadline = Instant::now() + DEADLINE_RESERVE + Duration::from_millis(600);
+        let result: Result<(), SlackError> = retrying(deadline, || {
+            calls += 1;
+            async {
+                Err(SlackError::Unavailable {
+                    method: "chat.postMessage",
+                    detail: "HTTP 500".into(),
+                })
+            }
+        })
+        .await;
+        assert!(result.is_err());
+        // 250 ms then 500 ms would cross the deadline: two calls.
+        assert_eq!(calls, 2);
+    }
+}

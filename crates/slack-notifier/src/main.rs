@@ -1,1 +1,42 @@
-fn main() {}
+//! slack-notifier's Lambda entry point: wiring only.
+
+use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::{DynamoRegistry, DynamoSlackThreads, Env, SecretsManagerToken, SlackWebApi};
+use lambda_runtime::{service_fn, LambdaEvent};
+use slack_notifier::{deadline_from_epoch_ms, Config, Notifier, NotifyError, Report};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+
+    let config = Config::from_env(&Env::from_process())?;
+    let aws = aws_config::load_from_env().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let tokens = SecretsManagerToken::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        &config.token_secret_id,
+    );
+    let notifier = Notifier {
+        registry: DynamoRegistry::new(dynamo.clone(), &config.tables.registry),
+        threads: DynamoSlackThreads::new(dynamo, &config.tables.slack_threads, config.retention),
+        slack: SlackWebApi::new(&config.slack_api_url, tokens)?,
+    };
+    let notifier = &notifier;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<SnsEvent>| async move {
+            let deadline = deadline_from_epoch_ms(event.context.deadline);
+            let report: Result<Report, NotifyError> =
+                notifier.handle(&event.payload, deadline).await;
+            report.map(|_| ())
+        },
+    ))
+    .await
+}
