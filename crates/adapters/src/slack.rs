@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use baton_core::message::SlackMessage;
 use baton_core::ports::{Posted, SlackApi, SlackError};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::Value;
 
 use crate::secrets::{SecretError, TokenSource};
@@ -57,19 +57,11 @@ impl<T: TokenSource + Sync> SlackWebApi<T> {
 
     /// One call, re-read the token and repeat once if Slack refuses it.
     async fn call(&self, method: &'static str, body: &Value) -> Result<Value, SlackError> {
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(|e| token_error(&e))?;
+        let token = self.tokens.token().await.map_err(|e| token_error(&e))?;
         match self.call_once(method, token.expose(), body).await {
             Err(SlackError::Unauthorized { code, .. }) => {
                 tracing::warn!(method, error = %code, "Slack refused the cached bot token; reading it again");
-                let token = self
-                    .tokens
-                    .refresh()
-                    .await
-                    .map_err(|e| token_error(&e))?;
+                let token = self.tokens.refresh().await.map_err(|e| token_error(&e))?;
                 self.call_once(method, token.expose(), body).await
             }
             other => other,
@@ -86,7 +78,8 @@ impl<T: TokenSource + Sync> SlackWebApi<T> {
         let response = self
             .http
             .post(&url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
+            // bearer_auth marks the header sensitive, so no Debug output of the request shows it.
+            .bearer_auth(token)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body.to_string())
             .send()

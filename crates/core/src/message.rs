@@ -468,7 +468,9 @@ mod tests {
             console_url(arn, "us-east-2"),
             "https://us-east-2.console.aws.amazon.com/states/home?region=us-east-2#/v2/executions/details/arn:aws:states:us-east-2:111111111111:execution:x:run-1"
         );
-        assert!(console_url(arn, "cn-north-1").starts_with("https://cn-north-1.console.amazonaws.cn/"));
+        assert!(
+            console_url(arn, "cn-north-1").starts_with("https://cn-north-1.console.amazonaws.cn/")
+        );
     }
 
     #[test]

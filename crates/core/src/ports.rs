@@ -298,7 +298,10 @@ pub enum SlackError {
         method: &'static str,
         detail: String,
     },
-    #[error("Slack refused {method} with `{code}`; retrying will not help ({})", slack_error_hint(code))]
+    #[error(
+        "Slack refused {method} with `{code}`; retrying will not help ({})",
+        slack_error_hint(code)
+    )]
     Rejected { method: &'static str, code: String },
     #[error("Slack refused the bot token for {method} with `{code}`, also after re-reading it from Secrets Manager: store a valid bot token (xoxb-...) in the secret")]
     Unauthorized { method: &'static str, code: String },
@@ -388,9 +391,7 @@ impl SlackError {
     /// The Slack error code, when Slack answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
-            SlackError::Rejected { code, .. } | SlackError::Unauthorized { code, .. } => {
-                Some(code)
-            }
+            SlackError::Rejected { code, .. } | SlackError::Unauthorized { code, .. } => Some(code),
             SlackError::RateLimited { .. } => Some("ratelimited"),
             _ => None,
         }

@@ -491,7 +491,8 @@ where
         channel: &str,
         deadline: Instant,
     ) -> Result<String, DeliveryError> {
-        let until = (Instant::now() + CLAIM_WAIT).min(deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline));
+        let until = (Instant::now() + CLAIM_WAIT)
+            .min(deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline));
         let busy = || DeliveryError::Busy {
             key: format!("{key} / {channel}"),
         };
@@ -584,10 +585,7 @@ mod tests {
             ts: "1700000000.000100".into(),
         };
         assert_eq!(ThreadRoot::decode(&root.encode(), "alerts"), root);
-        assert_eq!(
-            ThreadRoot::decode("1.2", "C9").channel_id,
-            "C9".to_owned()
-        );
+        assert_eq!(ThreadRoot::decode("1.2", "C9").channel_id, "C9".to_owned());
     }
 
     #[tokio::test]

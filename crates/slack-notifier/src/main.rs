@@ -30,13 +30,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         slack: SlackWebApi::new(&config.slack_api_url, tokens)?,
     };
     let notifier = &notifier;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<SnsEvent>| async move {
-            let deadline = deadline_from_epoch_ms(event.context.deadline);
-            let report: Result<Report, NotifyError> =
-                notifier.handle(&event.payload, deadline).await;
-            report.map(|_| ())
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
+        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        let report: Result<Report, NotifyError> = notifier.handle(&event.payload, deadline).await;
+        report.map(|_| ())
+    }))
     .await
 }

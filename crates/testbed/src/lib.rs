@@ -6,6 +6,7 @@
 
 pub mod central;
 pub mod moto;
+pub mod slack_standin;
 
 pub use central::Central;
 pub use moto::{unique, Moto, MotoError, REGION};
