@@ -9,6 +9,7 @@ pub mod events;
 pub mod graph;
 pub mod pipeline;
 pub mod ports;
+pub mod registration;
 pub mod run;
 pub mod status;
 pub mod time;
