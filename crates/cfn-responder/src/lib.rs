@@ -156,7 +156,9 @@ impl<R: Registry + Send + Sync> Responder<R> {
         for incoming in requests_in(event) {
             let result = match incoming {
                 Incoming::Request(request) => self.answer(&request, deadline).await,
-                Incoming::Unreadable(unreadable) => self.answer_unreadable(unreadable, deadline).await,
+                Incoming::Unreadable(unreadable) => {
+                    self.answer_unreadable(unreadable, deadline).await
+                }
             };
             match result {
                 Ok(answer) => answers.push(answer),
@@ -172,7 +174,11 @@ impl<R: Registry + Send + Sync> Responder<R> {
         }
     }
 
-    async fn answer(&self, request: &CfnRequest, deadline: Instant) -> Result<Answer, ResponderError> {
+    async fn answer(
+        &self,
+        request: &CfnRequest,
+        deadline: Instant,
+    ) -> Result<Answer, ResponderError> {
         let span = tracing::info_span!(
             "request",
             request_type = request.kind.as_str(),
@@ -180,7 +186,9 @@ impl<R: Registry + Send + Sync> Responder<R> {
             stack_id = %request.stack_id,
             logical_resource_id = %request.logical_resource_id,
         );
-        self.answer_in_time(request, deadline).instrument(span).await
+        self.answer_in_time(request, deadline)
+            .instrument(span)
+            .await
     }
 
     async fn answer_in_time(
@@ -226,7 +234,8 @@ impl<R: Registry + Send + Sync> Responder<R> {
             no_echo: false,
             data: outcome.data,
         };
-        self.deliver(&request.response_url, response, deadline).await
+        self.deliver(&request.response_url, response, deadline)
+            .await
     }
 
     async fn answer_unreadable(
@@ -289,7 +298,11 @@ impl<R: Registry + Send + Sync> Responder<R> {
     /// Delete), or for a Create the id of the pipeline the properties name, so a failed Create
     /// still returns a stable, non-empty id.
     fn fallback_physical_id(&self, request: &CfnRequest) -> String {
-        if let Some(id) = request.physical_resource_id.as_ref().filter(|id| !id.is_empty()) {
+        if let Some(id) = request
+            .physical_resource_id
+            .as_ref()
+            .filter(|id| !id.is_empty())
+        {
             return id.clone();
         }
         StackOwner::from_stack_id(&request.stack_id)
@@ -364,7 +377,10 @@ impl<R: Registry + Send + Sync> Responder<R> {
     /// left alone); only a storage error that may pass is answered FAILED.
     async fn unregister(&self, request: &CfnRequest, physical: &str) -> Outcome {
         let Some(pipeline) = pipeline_of(physical) else {
-            info!(physical_resource_id = physical, "nothing was registered under this id");
+            info!(
+                physical_resource_id = physical,
+                "nothing was registered under this id"
+            );
             return Outcome::success(physical.to_owned(), "nothing was registered under this id");
         };
         match self.registry.delete(&pipeline, &request.stack_id).await {
@@ -374,7 +390,10 @@ impl<R: Registry + Send + Sync> Responder<R> {
             }
             Ok(Deleted::NotFound) => {
                 info!(pipeline = %pipeline.key(), "was not registered");
-                Outcome::success(physical.to_owned(), format!("{pipeline}: was not registered"))
+                Outcome::success(
+                    physical.to_owned(),
+                    format!("{pipeline}: was not registered"),
+                )
             }
             Err(StoreError::NotOwner { owner, .. }) => {
                 warn!(pipeline = %pipeline.key(), owner = %owner, "registered by another stack; left in place");

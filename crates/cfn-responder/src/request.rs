@@ -221,7 +221,8 @@ mod tests {
     fn an_unknown_request_type_keeps_what_is_needed_to_answer() {
         let mut v = create();
         v["RequestType"] = json!("Rename");
-        let [Incoming::Unreadable(u)] = requests_in(v).try_into().unwrap() else {
+        let found: [Incoming; 1] = requests_in(v).try_into().unwrap();
+        let [Incoming::Unreadable(u)] = found else {
             panic!("read an unknown request type")
         };
         assert!(u.response_url.is_some());

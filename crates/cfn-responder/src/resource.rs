@@ -70,7 +70,10 @@ pub struct InvalidResource {
 
 impl PipelineResource {
     /// Reads the properties of a resource in a stack of `owner`, reporting every problem at once.
-    pub fn read(properties: &Value, owner: &StackOwner) -> Result<PipelineResource, InvalidResource> {
+    pub fn read(
+        properties: &Value,
+        owner: &StackOwner,
+    ) -> Result<PipelineResource, InvalidResource> {
         let mut problems = Vec::new();
         let Some(map) = properties.as_object() else {
             problems.push(problem(
@@ -86,10 +89,7 @@ impl PipelineResource {
             if !PROPERTIES.contains(&key.as_str()) {
                 problems.push(problem(
                     key,
-                    format!(
-                        "unknown property; allowed: {}",
-                        PROPERTIES[1..].join(", ")
-                    ),
+                    format!("unknown property; allowed: {}", PROPERTIES[1..].join(", ")),
                 ));
             }
         }
@@ -149,7 +149,11 @@ pub fn pipeline_named(properties: &Value, owner: &StackOwner) -> Option<Pipeline
     identity(properties, owner, &mut Vec::new())
 }
 
-fn identity(properties: &Value, owner: &StackOwner, problems: &mut Vec<Problem>) -> Option<PipelineId> {
+fn identity(
+    properties: &Value,
+    owner: &StackOwner,
+    problems: &mut Vec<Problem>,
+) -> Option<PipelineId> {
     let by_name = text(properties, "PipelineName", problems).and_then(|name| {
         PipelineId::new(&owner.account, &owner.region, &name)
             .map_err(|e| problems.push(problem("PipelineName", e.to_string())))
@@ -179,7 +183,10 @@ fn identity(properties: &Value, owner: &StackOwner, problems: &mut Vec<Problem>)
         (Some(a), Some(b)) if a != b => {
             problems.push(problem(
                 "StateMachineArn",
-                format!("names pipeline `{}` but PipelineName is `{}`; give one of them", b.name, a.name),
+                format!(
+                    "names pipeline `{}` but PipelineName is `{}`; give one of them",
+                    b.name, a.name
+                ),
             ));
             None
         }
@@ -318,7 +325,10 @@ mod tests {
             "PipelineBusArn",
             "Trigger.executions.allOf[0].status[0]",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
         }
     }
 

@@ -57,18 +57,20 @@ impl CfnResponse {
         if body.len() <= MAX_BODY_BYTES {
             return body;
         }
-        let excess = body.len() - MAX_BODY_BYTES;
-        // JSON escaping can make the reason's serialized form longer than its text; shorten by
-        // the serialized excess, then again if escapes still overflow.
-        let mut keep = response.reason.len().saturating_sub(excess + SHORTENED.len());
-        loop {
-            response.reason = shorten_to(&self.reason, keep);
-            body = to_json(&response);
-            if body.len() <= MAX_BODY_BYTES || keep == 0 {
-                break;
+        // The longest prefix of the reason that fits. JSON escaping makes the serialized reason
+        // up to six times longer than its text, so search rather than subtract.
+        let (mut fits, mut over) = (0, self.reason.len());
+        while fits + 1 < over {
+            let mid = (fits + over) / 2;
+            response.reason = shorten_to(&self.reason, mid);
+            if to_json(&response).len() <= MAX_BODY_BYTES {
+                fits = mid;
+            } else {
+                over = mid;
             }
-            keep = keep.saturating_sub((body.len() - MAX_BODY_BYTES).max(16));
         }
+        response.reason = shorten_to(&self.reason, fits);
+        body = to_json(&response);
         if body.len() > MAX_BODY_BYTES {
             response.data.clear();
             body = to_json(&response);
@@ -103,9 +105,8 @@ pub enum DeliveryError {
 impl DeliveryError {
     pub fn attempts(&self) -> u32 {
         match self {
-            DeliveryError::Refused { attempts, .. } | DeliveryError::Unreachable { attempts, .. } => {
-                *attempts
-            }
+            DeliveryError::Refused { attempts, .. }
+            | DeliveryError::Unreachable { attempts, .. } => *attempts,
         }
     }
 }
@@ -133,7 +134,12 @@ impl ResponseSender {
 
     /// PUTs `body` to `url`, retrying until a 2xx or until `until`. Returns the attempts made.
     /// Errors never contain the URL (it is a credential).
-    pub async fn send(&self, url: &str, body: Vec<u8>, until: Instant) -> Result<u32, DeliveryError> {
+    pub async fn send(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        until: Instant,
+    ) -> Result<u32, DeliveryError> {
         let mut backoff = self.first_backoff;
         let mut attempts = 0;
         loop {
@@ -188,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_long_reason_is_shortened_to_fit_and_the_rest_is_kept() {
-        for unit in ["x", "é", "\"", "\n", "🦀"] {
+        for unit in ["x", "é", "\"", "\n", "🦀", "\u{1}", "ab\"\\"] {
             let r = response(unit.repeat(10_000));
             let body = r.body();
             assert!(body.len() <= MAX_BODY_BYTES, "{unit}: {}", body.len());
