@@ -155,6 +155,10 @@ async fn create_update_delete_from_the_central_account() {
     let x = pipeline(CENTRAL, "pipeline-x");
     let listings = pipeline("111111111111", "listings");
 
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let created = bed.send(bed.request("create", |_| {})).await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     assert_eq!(created["RequestId"], "1c8e3f52-6a1d-4e7b-9b0a-5f2d9c7e4a11");
@@ -185,6 +189,8 @@ async fn create_update_delete_from_the_central_account() {
 
     let stored = registry.get(&x).await.unwrap().expect("registered");
     assert_eq!(stored.owner_stack_id, CENTRAL_STACK);
+    // A new pipeline's cursor starts at its registration, so it never fires on history.
+    assert!(stored.registered_at.0 >= before, "registered_at is now");
     assert_eq!(
         stored
             .definition

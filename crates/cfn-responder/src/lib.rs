@@ -436,3 +436,34 @@ pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
         .unwrap_or_default();
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLES: [(&str, &str); 4] = [
+        ("BATON_RUNS_TABLE", "runs"),
+        ("BATON_REGISTRY_TABLE", "registry"),
+        ("BATON_LEDGER_TABLE", "ledger"),
+        ("BATON_SLACK_THREADS_TABLE", "threads"),
+    ];
+
+    #[test]
+    fn configuration_names_the_missing_variable() {
+        let err = Config::from_env(&Env::from_pairs(TABLES)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BATON_DEFAULT_PIPELINE_BUS is not set"
+        );
+        let mut vars = TABLES.to_vec();
+        vars.push(("BATON_DEFAULT_PIPELINE_BUS", "baton-pipelines"));
+        let config = Config::from_env(&Env::from_pairs(vars.clone())).unwrap();
+        assert_eq!(config.registry_table, "registry");
+        assert_eq!(config.deadline_margin, Duration::from_secs(5));
+        vars.push(("BATON_DEADLINE_MARGIN_MS", "soon"));
+        assert!(Config::from_env(&Env::from_pairs(vars))
+            .unwrap_err()
+            .to_string()
+            .contains("BATON_DEADLINE_MARGIN_MS"));
+    }
+}
