@@ -20,8 +20,8 @@ use crate::evaluator::{evaluate, Evaluation};
 use crate::events::{PipelineTrigger, RunEvent};
 use crate::pipeline::{partition_of, PipelineId};
 use crate::ports::{
-    ClaimOutcome, Ledger, PublishError, Registration, Registry, RunEvents, RunLog, SendLease,
-    StoreError, TriggerBus,
+    ClaimOutcome, CursorState, Ledger, PublishError, Registration, Registry, RunEvents, RunLog,
+    SendLease, StoreError, TriggerBus,
 };
 use crate::run::{Run, RunRef};
 use crate::time::{Span, Timestamp};
@@ -158,14 +158,8 @@ where
                 bus_arn: bus,
             });
         }
-        let cursor = stored.unwrap_or_default().max(registration.registered_at);
-        let mut runs: Vec<RunRef> = Vec::new();
-        for parent in parents.keys() {
-            let since = run_log
-                .runs_since(parent, cursor, settings.runs_per_parent)
-                .await?;
-            runs.extend(since.iter().map(Run::reference));
-        }
+        let cursor = effective_cursor(stored, &registration);
+        let runs = parent_runs(run_log, &parents, cursor, settings).await?;
         let evaluation = evaluate(child, trigger, cursor, now, &runs);
         let Some(firing) = evaluation.firing() else {
             return Ok(ChildDecision::Waiting { evaluation });
@@ -383,4 +377,77 @@ where
         reports.push(wake_child(ports, child, now, settings).await);
     }
     Ok(reports)
+}
+
+/// The cursor an evaluation uses: the stored one, never earlier than the registration time (a
+/// new child never fires on history).
+pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) -> Timestamp {
+    stored.unwrap_or_default().max(registration.registered_at)
+}
+
+/// The runs of each parent later than `cursor`, newest first, bounded per parent.
+async fn parent_runs<L: RunLog + Sync>(
+    run_log: &L,
+    parents: &std::collections::BTreeMap<
+        PipelineId,
+        std::collections::BTreeSet<crate::status::RunStatus>,
+    >,
+    cursor: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Vec<RunRef>, StoreError> {
+    let mut runs: Vec<RunRef> = Vec::new();
+    for parent in parents.keys() {
+        let since = run_log
+            .runs_since(parent, cursor, settings.runs_per_parent)
+            .await?;
+        runs.extend(since.iter().map(Run::reference));
+    }
+    Ok(runs)
+}
+
+/// A child's condition as the stores show it now; nothing is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    pub registration: Registration,
+    pub cursor_state: Option<CursorState>,
+    /// The cursor the evaluation used ([`effective_cursor`]).
+    pub cursor: Timestamp,
+    /// `None` when the pipeline has no trigger condition.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Reads `child`'s registration, cursor and parent runs and evaluates its condition at `now`,
+/// exactly as [`decide_child`] would, without claiming anything: "why hasn't it started?".
+/// `None` when the pipeline is not registered.
+pub async fn inspect_child<L, R, G>(
+    registry: &R,
+    run_log: &L,
+    ledger: &G,
+    child: &PipelineId,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Option<Inspection>, StoreError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + Sync,
+{
+    let Some(registration) = registry.get(child).await? else {
+        return Ok(None);
+    };
+    let cursor_state = ledger.cursor(child).await?;
+    let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
+    let evaluation = match registration.definition.trigger.as_ref() {
+        Some(trigger) => {
+            let runs = parent_runs(run_log, &registration.parents(), cursor, settings).await?;
+            Some(evaluate(child, trigger, cursor, now, &runs))
+        }
+        None => None,
+    };
+    Ok(Some(Inspection {
+        registration,
+        cursor_state,
+        cursor,
+        evaluation,
+    }))
 }
