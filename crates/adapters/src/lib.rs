@@ -7,3 +7,9 @@ pub mod dynamo;
 
 pub use config::{ConfigError, Env};
 pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+
+pub mod eventbridge;
+pub mod sns;
+
+pub use eventbridge::EventBridgeTriggerBus;
+pub use sns::SnsRunEvents;

@@ -6,6 +6,7 @@ pub mod condition;
 pub mod definition;
 pub mod evaluator;
 pub mod events;
+pub mod flow;
 pub mod graph;
 pub mod pipeline;
 pub mod ports;
