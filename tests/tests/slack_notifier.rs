@@ -60,8 +60,8 @@ async fn redelivery_three_times_posts_nothing_new() {
     w.register(&listings, TWO_CHANNELS).await;
     let running = status(&run(&listings, "l-1", RunStatus::Running));
     let succeeded = status(&run(&listings, "l-1", RunStatus::Succeeded));
-    w.deliver(&[running.clone()]).await.unwrap();
-    w.deliver(&[succeeded.clone()]).await.unwrap();
+    w.deliver(std::slice::from_ref(&running)).await.unwrap();
+    w.deliver(std::slice::from_ref(&succeeded)).await.unwrap();
     let before = w.slack.calls().len();
 
     for _ in 0..3 {
@@ -225,7 +225,7 @@ async fn exhausted_retries_fail_the_invocation_and_the_retry_duplicates_nothing(
     let short = Instant::now() + Duration::from_secs(3);
     let err = w
         .notifier
-        .handle(&sns(&[event.clone()]), short)
+        .handle(&sns(std::slice::from_ref(&event)), short)
         .await
         .unwrap_err();
     assert!(
@@ -468,7 +468,7 @@ async fn a_trigger_notice_names_the_parent_runs_once() {
         fired_at: at(63),
     };
     let notice = RunEvent::trigger_notice(&trigger);
-    w.deliver(&[notice.clone()]).await.unwrap();
+    w.deliver(std::slice::from_ref(&notice)).await.unwrap();
     w.deliver(&[notice]).await.unwrap();
 
     let messages = w.slack.messages("x-team");

@@ -9,5 +9,12 @@ pub mod slack;
 
 pub use config::{ConfigError, Env};
 pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+
+pub mod eventbridge;
+pub mod sns;
+
+pub use eventbridge::EventBridgeTriggerBus;
+pub use sns::SnsRunEvents;
+
 pub use secrets::{SecretError, SecretsManagerToken, SlackToken, TokenSource};
 pub use slack::{SlackWebApi, SLACK_API_URL};

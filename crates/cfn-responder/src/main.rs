@@ -1,1 +1,39 @@
-fn main() {}
+//! Lambda entry point: reads configuration once, builds the clients once, and hands each
+//! invocation to the handler with the invocation's deadline.
+
+use aws_sdk_dynamodb::Client;
+use baton_adapters::{DynamoRegistry, Env};
+use cfn_responder::{deadline_from_epoch_millis, Config, Responder};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(true)
+        .without_time()
+        .init();
+
+    let config = match Config::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration");
+            return Err(e.into());
+        }
+    };
+    let aws = aws_config::load_from_env().await;
+    let registry = DynamoRegistry::new(Client::new(&aws), &config.registry_table);
+    let responder = Responder::new(registry, config, reqwest::Client::new());
+    let responder = &responder;
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = deadline_from_epoch_millis(event.context.deadline);
+        responder.handle(event.payload, deadline).await
+    }))
+    .await
+}

@@ -178,3 +178,23 @@ impl PipelineTrigger {
         id.as_str().map(str::to_owned)
     }
 }
+
+impl RunEvent {
+    /// SNS message attributes for subscription filter policies: `account`, `pipeline` (name),
+    /// `kind` (status | trigger) and, for status events, `status`.
+    pub fn message_attributes(&self) -> Vec<(&'static str, String)> {
+        let kind = match self.kind {
+            RunEventKind::Status => "status",
+            RunEventKind::Trigger => "trigger",
+        };
+        let mut attributes = vec![
+            ("account", self.pipeline.account.clone()),
+            ("pipeline", self.pipeline.name.clone()),
+            ("kind", kind.to_owned()),
+        ];
+        if let Some(execution) = &self.execution {
+            attributes.push(("status", execution.status.as_str().to_owned()));
+        }
+        attributes
+    }
+}

@@ -146,6 +146,35 @@ impl DependencyGraph {
     }
 }
 
+/// Loads the part of the registry's graph downstream of `start` (following reverse edges with
+/// one `Registry::children` query per pipeline), at most `max_pipelines` pipelines. Enough to
+/// check a registration for cycles (a cycle through `start` must pass through its downstream)
+/// and to list what will not start when `start` fails. Returns the graph and whether it was cut
+/// short by the limit.
+pub async fn load_downstream<R: crate::ports::Registry>(
+    registry: &R,
+    start: &PipelineId,
+    max_pipelines: usize,
+) -> Result<(DependencyGraph, bool), crate::ports::StoreError> {
+    let mut graph = DependencyGraph::new();
+    let mut seen = BTreeSet::from([start.clone()]);
+    let mut queue = VecDeque::from([start.clone()]);
+    let mut truncated = false;
+    while let Some(node) = queue.pop_front() {
+        for edge in registry.children(&node).await? {
+            graph.add_edge(node.clone(), edge.child.clone());
+            if seen.insert(edge.child.clone()) {
+                if seen.len() > max_pipelines {
+                    truncated = true;
+                    return Ok((graph, truncated));
+                }
+                queue.push_back(edge.child);
+            }
+        }
+    }
+    Ok((graph, truncated))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,33 +228,4 @@ mod tests {
         assert_eq!(down, ["x", "y", "z", "w"]);
         assert!(g.downstream(&ids[4]).is_empty());
     }
-}
-
-/// Loads the part of the registry's graph downstream of `start` (following reverse edges with
-/// one `Registry::children` query per pipeline), at most `max_pipelines` pipelines. Enough to
-/// check a registration for cycles (a cycle through `start` must pass through its downstream)
-/// and to list what will not start when `start` fails. Returns the graph and whether it was cut
-/// short by the limit.
-pub async fn load_downstream<R: crate::ports::Registry>(
-    registry: &R,
-    start: &PipelineId,
-    max_pipelines: usize,
-) -> Result<(DependencyGraph, bool), crate::ports::StoreError> {
-    let mut graph = DependencyGraph::new();
-    let mut seen = BTreeSet::from([start.clone()]);
-    let mut queue = VecDeque::from([start.clone()]);
-    let mut truncated = false;
-    while let Some(node) = queue.pop_front() {
-        for edge in registry.children(&node).await? {
-            graph.add_edge(node.clone(), edge.child.clone());
-            if seen.insert(edge.child.clone()) {
-                if seen.len() > max_pipelines {
-                    truncated = true;
-                    return Ok((graph, truncated));
-                }
-                queue.push_back(edge.child);
-            }
-        }
-    }
-    Ok((graph, truncated))
 }

@@ -277,6 +277,72 @@ pub trait SlackThreads {
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
+/// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),
+/// naming where it was going.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PublishError {
+    #[error("publishing to `{destination}` failed and may succeed if retried: {message}")]
+    Unavailable {
+        destination: String,
+        message: String,
+    },
+    #[error("publishing to `{destination}` was refused (retrying will not help until the destination exists and admits baton): {message}")]
+    Rejected {
+        destination: String,
+        message: String,
+    },
+}
+
+impl PublishError {
+    /// Whether trying again later can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PublishError::Unavailable { .. })
+    }
+}
+
+/// The run-events topic: where run-log-writer announces runs and trigger-manager announces
+/// triggers. Messages carry the attributes of [`RunEvent::message_attributes`](crate::RunEvent::message_attributes)
+/// for subscription filter policies.
+pub trait RunEvents {
+    fn publish(
+        &self,
+        event: &crate::events::RunEvent,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Child accounts' pipeline buses: where a trigger goes (source `baton`, detail-type
+/// `Pipeline Trigger`, the trigger as detail).
+pub trait TriggerBus {
+    fn send(
+        &self,
+        bus_arn: &str,
+        trigger: &PipelineTrigger,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Who may send a pending trigger right now. Taking the lease is a conditional write on the
+/// trigger's claim, so of any number of evaluations that find the same pending trigger (the
+/// winner of the claim included) exactly one sends it; the lease expires so that a sender that
+/// died is replaced.
+pub trait SendLease {
+    /// Takes the lease on a pending trigger until `until` if it is free (never taken, released,
+    /// or expired at `now`). `false`: the trigger was sent already or someone else is sending it.
+    fn take_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Gives the lease back after a failed send, so the next delivery re-sends at once.
+    fn release_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
 /// A message Slack accepted: the channel's id (Slack answers with it even when posted by name;
 /// `chat.update` needs it) and the message's `ts`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,1 +1,292 @@
+//! run-log-writer: turns a Step Functions "Execution Status Change" event, as the central bus
+//! delivers it from a member account, into a run in the run log, and announces each
+//! (execution, status) once on the run-events topic.
+//!
+//! The pipeline's account and region are the envelope's (`account`, `region`), which EventBridge
+//! sets from the account that emitted the event; `detail` is only believed where it agrees.
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::{ConfigError, Env};
+use baton_core::pipeline::{check_account, check_region};
+use baton_core::ports::{PublishError, Recorded, RunEvents, RunLog, StoreError};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Span, Timestamp};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+/// The `detail-type` Step Functions gives its status change events.
+pub const DETAIL_TYPE: &str = "Step Functions Execution Status Change";
+/// The `source` of Step Functions events.
+pub const SOURCE: &str = "aws.states";
+
+/// run-log-writer's configuration, read once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `BATON_RUNS_TABLE`
+    pub runs_table: String,
+    /// `BATON_RUN_EVENTS_TOPIC_ARN`
+    pub run_events_topic_arn: String,
+    /// `BATON_RUN_RETENTION_DAYS` (default 90): how long runs stay in the log.
+    pub retention: Span,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let days = env.positive_or("BATON_RUN_RETENTION_DAYS", 90)?;
+        Ok(Config {
+            runs_table: env.required("BATON_RUNS_TABLE")?,
+            run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
+            retention: Span(
+                Span::DAY
+                    .0
+                    .saturating_mul(i64::try_from(days).unwrap_or(i64::MAX)),
+            ),
+        })
+    }
+}
+
+/// Why an event was not written.
+#[derive(Debug, Error)]
+pub enum WriterError {
+    #[error("malformed Step Functions status change event (id {event_id}): {problem}; nothing was written")]
+    Malformed { event_id: String, problem: String },
+    #[error("rejected event {event_id}: {field} `{arn}` does not belong to the sending account {account} in {region} (the envelope's account and region); nothing was written")]
+    ForeignArn {
+        event_id: String,
+        field: &'static str,
+        arn: String,
+        account: String,
+        region: String,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Publish(#[from] PublishError),
+}
+
+impl WriterError {
+    /// Whether a retry of the same event can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            WriterError::Malformed { .. } | WriterError::ForeignArn { .. } => false,
+            WriterError::Store(e) => e.is_retryable(),
+            WriterError::Publish(e) => e.is_retryable(),
+        }
+    }
+}
+
+impl From<WriterError> for Diagnostic {
+    fn from(e: WriterError) -> Diagnostic {
+        let error_type = match &e {
+            WriterError::Malformed { .. } => "MalformedEvent",
+            WriterError::ForeignArn { .. } => "RejectedEvent",
+            e if e.is_retryable() => "Retryable",
+            _ => "NotRetryable",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What the writer did with one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Written {
+    pub pipeline: String,
+    pub execution_arn: String,
+    pub status: RunStatus,
+    /// The run was new, or seen before without a confirmed announcement.
+    pub announced: bool,
+}
+
+/// Reads the run an event describes, or says what is wrong with it.
+pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterError> {
+    let event_id = event.id.clone().unwrap_or_else(|| "(none)".to_owned());
+    let malformed = |problem: String| WriterError::Malformed {
+        event_id: event_id.clone(),
+        problem,
+    };
+    if event.source != SOURCE || event.detail_type != DETAIL_TYPE {
+        return Err(malformed(format!(
+            "source `{}` and detail-type `{}` are not `{SOURCE}` and `{DETAIL_TYPE}`",
+            event.source, event.detail_type
+        )));
+    }
+    let account = event
+        .account
+        .as_deref()
+        .ok_or_else(|| malformed("the envelope has no `account`".into()))?;
+    check_account(account).map_err(|e| malformed(format!("envelope `account`: {e}")))?;
+    let region = event
+        .region
+        .as_deref()
+        .ok_or_else(|| malformed("the envelope has no `region`".into()))?;
+    check_region(region).map_err(|e| malformed(format!("envelope `region`: {e}")))?;
+
+    let detail = event
+        .detail
+        .as_object()
+        .ok_or_else(|| malformed("`detail` is not an object".into()))?;
+    let text = |field: &str| -> Result<Option<String>, WriterError> {
+        match detail.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(malformed(format!(
+                "`detail.{field}` is not a string: {other}"
+            ))),
+        }
+    };
+    let millis = |field: &str| -> Result<Option<Timestamp>, WriterError> {
+        match detail.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_i64().map(|ms| Some(Timestamp(ms))).ok_or_else(|| {
+                malformed(format!(
+                    "`detail.{field}` is not a time in epoch milliseconds: {v}"
+                ))
+            }),
+        }
+    };
+    let required = |field: &str| -> Result<String, WriterError> {
+        text(field)?.ok_or_else(|| malformed(format!("`detail.{field}` is missing")))
+    };
+
+    let state_machine_arn = required("stateMachineArn")?;
+    let execution_arn = required("executionArn")?;
+    let status_word = required("status")?;
+    let status = RunStatus::parse(&status_word).ok_or_else(|| {
+        malformed(format!(
+            "`detail.status` is `{status_word}`; expected one of {}",
+            RunStatus::ACCEPTED_WORDS
+        ))
+    })?;
+    let started_at =
+        millis("startDate")?.ok_or_else(|| malformed("`detail.startDate` is missing".into()))?;
+    let stopped_at = millis("stopDate")?;
+
+    let pipeline = PipelineId::from_state_machine_arn(&state_machine_arn)
+        .map_err(|e| malformed(format!("`detail.stateMachineArn`: {e}")))?;
+    let foreign = |field: &'static str, arn: &str| WriterError::ForeignArn {
+        event_id: event_id.clone(),
+        field,
+        arn: arn.to_owned(),
+        account: account.to_owned(),
+        region: region.to_owned(),
+    };
+    if pipeline.account != account || pipeline.region != region {
+        return Err(foreign("detail.stateMachineArn", &state_machine_arn));
+    }
+    let (execution_pipeline, execution_name) = PipelineId::from_execution_arn(&execution_arn)
+        .map_err(|e| malformed(format!("`detail.executionArn`: {e}")))?;
+    if execution_pipeline != pipeline {
+        return Err(foreign("detail.executionArn", &execution_arn));
+    }
+    let trigger_id = text("input")?
+        .as_deref()
+        .and_then(PipelineTrigger::id_in_execution_input);
+    Ok(Run {
+        pipeline,
+        execution_arn,
+        execution_name,
+        status,
+        started_at,
+        stopped_at,
+        error: text("error")?,
+        cause: text("cause")?,
+        trigger_id,
+    })
+}
+
+/// Handles one status change event: validate, record, announce the first time, confirm.
+pub async fn handle<L, E>(
+    event: EventBridgeEvent<Value>,
+    run_log: &L,
+    run_events: &E,
+) -> Result<Written, WriterError>
+where
+    L: RunLog + Sync,
+    E: RunEvents + Sync,
+{
+    let run = match run_from_event(&event) {
+        Ok(run) => run,
+        Err(e) => {
+            tracing::error!(event_id = ?event.id, account = ?event.account, error = %e, "status change event refused");
+            return Err(e);
+        }
+    };
+    let recorded = run_log.record(&run).await?;
+    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced);
+    if announce {
+        run_events.publish(&RunEvent::status(&run)).await?;
+        run_log.mark_announced(&run).await?;
+    }
+    tracing::info!(
+        pipeline = %run.pipeline.key(),
+        execution = %run.execution_arn,
+        status = %run.status,
+        trigger_id = run.trigger_id.as_deref().unwrap_or(""),
+        recorded = ?recorded,
+        announced = announce,
+        "run recorded"
+    );
+    Ok(Written {
+        pipeline: run.pipeline.key(),
+        execution_arn: run.execution_arn,
+        status: run.status,
+        announced: announce,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(account: &str, detail: Value) -> EventBridgeEvent<Value> {
+        serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "e-1", "detail-type": DETAIL_TYPE, "source": SOURCE,
+            "account": account, "time": "2026-11-22T04:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": detail,
+        }))
+        .unwrap()
+    }
+
+    fn detail(status: &str) -> Value {
+        serde_json::json!({
+            "executionArn": "arn:aws:states:eu-west-1:111111111111:execution:listings:l-22",
+            "stateMachineArn": "arn:aws:states:eu-west-1:111111111111:stateMachine:listings",
+            "name": "l-22", "status": status, "startDate": 1_795_000_000_000_i64,
+            "stopDate": null, "input": "{\"batonTriggerId\":\"abc\"}", "output": null,
+            "error": null, "cause": null,
+        })
+    }
+
+    #[test]
+    fn reads_the_run_and_the_trigger_id_from_the_input() {
+        let run = run_from_event(&event("111111111111", detail("RUNNING"))).unwrap();
+        assert_eq!(run.pipeline.key(), "111111111111:eu-west-1:listings");
+        assert_eq!(run.execution_name, "l-22");
+        assert_eq!(run.status, RunStatus::Running);
+        assert_eq!(run.trigger_id.as_deref(), Some("abc"));
+        assert_eq!(run.stopped_at, None);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let mut d = detail("DONE");
+        let e = run_from_event(&event("111111111111", d.clone())).unwrap_err();
+        assert!(e.to_string().contains("`detail.status` is `DONE`"), "{e}");
+        d["status"] = "SUCCEEDED".into();
+        d["startDate"] = "yesterday".into();
+        let e = run_from_event(&event("111111111111", d)).unwrap_err();
+        assert!(e.to_string().contains("`detail.startDate`"), "{e}");
+    }
+
+    #[test]
+    fn the_envelope_account_decides() {
+        let e = run_from_event(&event("999999999999", detail("SUCCEEDED"))).unwrap_err();
+        assert!(matches!(e, WriterError::ForeignArn { .. }), "{e}");
+        assert!(e.to_string().contains("999999999999"), "{e}");
+    }
+}

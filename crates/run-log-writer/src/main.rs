@@ -1,1 +1,33 @@
-fn main() {}
+//! Wiring only: tracing, configuration, clients, the Lambda runtime.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::{DynamoRunLog, Env, SnsRunEvents};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use run_log_writer::{handle, Config};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = Config::from_env(&Env::from_process())?;
+    let aws = aws_config::load_from_env().await;
+    let run_log = DynamoRunLog::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &config.runs_table,
+        config.retention,
+    );
+    let run_events =
+        SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
+    let (run_log, run_events) = (&run_log, &run_events);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
+            handle(event.payload, run_log, run_events).await
+        },
+    ))
+    .await
+}

@@ -5,6 +5,7 @@
 //! with `endpoint_url` pointing at loopback.
 
 pub mod central;
+pub mod cfn_capture;
 pub mod moto;
 pub mod slack_standin;
 

@@ -195,13 +195,8 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Records the call and decides whether it fails; `Err` is the failing answer.
-fn admit(
-    inner: &mut Inner,
-    method: &str,
-    headers: &HeaderMap,
-    body: &Value,
-) -> Result<(), Response> {
+/// Records the call and decides whether it fails; `Some` is the failing answer.
+fn admit(inner: &mut Inner, method: &str, headers: &HeaderMap, body: &Value) -> Option<Response> {
     let token = bearer(headers);
     let channel = body
         .get("channel")
@@ -259,10 +254,7 @@ fn admit(
         http_status,
         error,
     });
-    match response {
-        Some(r) => Err(r),
-        None => Ok(()),
-    }
+    response
 }
 
 /// Marks the last recorded call as answered with `error`.
@@ -279,7 +271,7 @@ async fn post_message(
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = lock(&state);
-    if let Err(r) = admit(&mut inner, "chat.postMessage", &headers, &body) {
+    if let Some(r) = admit(&mut inner, "chat.postMessage", &headers, &body) {
         return r;
     }
     let Some(channel) = body.get("channel").and_then(Value::as_str) else {
@@ -341,7 +333,7 @@ async fn update(
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = lock(&state);
-    if let Err(r) = admit(&mut inner, "chat.update", &headers, &body) {
+    if let Some(r) = admit(&mut inner, "chat.update", &headers, &body) {
         return r;
     }
     let channel = body

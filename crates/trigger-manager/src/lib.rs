@@ -1,1 +1,267 @@
+//! trigger-manager: takes `RunEvent`s from the run-events topic and wakes the children of each
+//! run's pipeline through core's trigger flow: decide over the run log, claim in the ledger,
+//! send a `PipelineTrigger` to the child's pipeline bus, announce it.
+//!
+//! Exactly once comes from the ledger, not from delivery: a batch (or a record) can be handled
+//! any number of times without a second trigger, so a failed record fails the invocation and
+//! the whole batch is simply delivered again.
 
+use aws_lambda_events::sns::{SnsEvent, SnsRecord};
+use baton_adapters::{ConfigError, Env};
+use baton_core::flow::{self, ChildReport, Delivery, FlowError, FlowSettings, Ports, Step};
+use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use baton_core::{RunEvent, RunEventKind, RunRef, Span, Timestamp};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use thiserror::Error;
+
+/// trigger-manager's configuration, read once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `BATON_RUNS_TABLE`
+    pub runs_table: String,
+    /// `BATON_REGISTRY_TABLE`
+    pub registry_table: String,
+    /// `BATON_LEDGER_TABLE`
+    pub ledger_table: String,
+    /// `BATON_RUN_EVENTS_TOPIC_ARN`: where trigger notices go.
+    pub run_events_topic_arn: String,
+    /// `BATON_DEFAULT_PIPELINE_BUS` (name), `BATON_RUNS_PER_PARENT` (default 100),
+    /// `BATON_SEND_LEASE_SECONDS` (default 60).
+    pub flow: FlowSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let mut flow = FlowSettings::with_default_bus(env.required("BATON_DEFAULT_PIPELINE_BUS")?);
+        flow.runs_per_parent =
+            usize::try_from(env.positive_or("BATON_RUNS_PER_PARENT", 100)?).unwrap_or(usize::MAX);
+        let lease = env.positive_or("BATON_SEND_LEASE_SECONDS", 60)?;
+        flow.send_lease = Span(
+            Span::SECOND
+                .0
+                .saturating_mul(i64::try_from(lease).unwrap_or(0)),
+        );
+        Ok(Config {
+            runs_table: env.required("BATON_RUNS_TABLE")?,
+            registry_table: env.required("BATON_REGISTRY_TABLE")?,
+            ledger_table: env.required("BATON_LEDGER_TABLE")?,
+            run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
+            flow,
+        })
+    }
+}
+
+/// Why a record (and so the invocation) failed.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    #[error("SNS message {message_id} is not a RunEvent: {problem}")]
+    Malformed { message_id: String, problem: String },
+    #[error("SNS message {message_id}: finding the children of {pipeline}: {source}")]
+    Children {
+        message_id: String,
+        pipeline: String,
+        source: StoreError,
+    },
+    #[error("SNS message {message_id}: child {child}: {source}")]
+    Child {
+        message_id: String,
+        child: String,
+        source: FlowError,
+    },
+}
+
+impl RecordError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RecordError::Malformed { .. } => false,
+            RecordError::Children { source, .. } => source.is_retryable(),
+            RecordError::Child { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+/// The invocation failed for some records; the others were handled (and handling them again on
+/// redelivery changes nothing).
+#[derive(Debug, Error)]
+#[error("{} of {total} records failed; the batch will be delivered again (handling it twice is harmless): {}", failures.len(), failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct BatchError {
+    pub total: usize,
+    pub failures: Vec<RecordError>,
+}
+
+impl From<BatchError> for Diagnostic {
+    fn from(e: BatchError) -> Diagnostic {
+        let error_type = if e.failures.iter().all(RecordError::is_retryable) {
+            "Retryable"
+        } else {
+            "NotRetryable"
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one invocation did, for the response and for tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handled {
+    pub records: usize,
+    /// Trigger ids this invocation sent (new or re-sent).
+    pub sent: Vec<String>,
+}
+
+/// Handles a batch of SNS records. Every record is handled even when one fails.
+pub async fn handle<L, R, G, B, E>(
+    event: SnsEvent,
+    ports: &Ports<'_, L, R, G, B, E>,
+    settings: &FlowSettings,
+    now: Timestamp,
+) -> Result<Handled, BatchError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let mut handled = Handled {
+        records: event.records.len(),
+        sent: Vec::new(),
+    };
+    let mut failures = Vec::new();
+    for record in &event.records {
+        match handle_record(record, ports, settings, now).await {
+            Ok(sent) => handled.sent.extend(sent),
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(message_id = %record.sns.message_id, error = %e, retryable = e.is_retryable(), "record failed");
+                }
+                failures.extend(errors);
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(handled)
+    } else {
+        Err(BatchError {
+            total: event.records.len(),
+            failures,
+        })
+    }
+}
+
+async fn handle_record<L, R, G, B, E>(
+    record: &SnsRecord,
+    ports: &Ports<'_, L, R, G, B, E>,
+    settings: &FlowSettings,
+    now: Timestamp,
+) -> Result<Vec<String>, Vec<RecordError>>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let message_id = &record.sns.message_id;
+    let malformed = |problem: String| {
+        vec![RecordError::Malformed {
+            message_id: message_id.clone(),
+            problem,
+        }]
+    };
+    let event: RunEvent =
+        serde_json::from_str(&record.sns.message).map_err(|e| malformed(e.to_string()))?;
+    if event.kind == RunEventKind::Trigger {
+        // Trigger notices share the topic (for Slack); they wake nobody.
+        return Ok(Vec::new());
+    }
+    let run = event
+        .run()
+        .ok_or_else(|| malformed("a status event without `execution`".to_owned()))?;
+    let parent: RunRef = run.reference();
+    let reports = flow::wake_children(ports, &parent, now, settings)
+        .await
+        .map_err(|source| {
+            vec![RecordError::Children {
+                message_id: message_id.clone(),
+                pipeline: parent.pipeline.key(),
+                source,
+            }]
+        })?;
+    let mut sent = Vec::new();
+    let mut errors = Vec::new();
+    for report in reports {
+        log_report(&parent, &report);
+        for step in &report.steps {
+            if let Step::Delivered {
+                trigger,
+                delivery: Delivery::Sent,
+                ..
+            } = step
+            {
+                sent.push(trigger.trigger_id.0.clone());
+            }
+        }
+        if let Some(source) = report.error {
+            errors.push(RecordError::Child {
+                message_id: message_id.clone(),
+                child: report.child.key(),
+                source,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(sent)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One structured log event per evaluation and per delivery.
+fn log_report(parent: &RunRef, report: &ChildReport) {
+    let child = report.child.key();
+    let parent_pipeline = parent.pipeline.key();
+    for step in &report.steps {
+        match step {
+            Step::NotRegistered => tracing::warn!(
+                child, parent = parent_pipeline, parent_execution = %parent.execution_arn,
+                "child has an edge but no registration; skipped"
+            ),
+            Step::NoTrigger => tracing::info!(
+                child, parent = parent_pipeline, parent_execution = %parent.execution_arn,
+                "child has no trigger condition; skipped"
+            ),
+            Step::Evaluated(evaluation) => {
+                let firing = evaluation.firing();
+                tracing::info!(
+                    child,
+                    parent = parent_pipeline,
+                    parent_execution = %parent.execution_arn,
+                    parent_status = %parent.status,
+                    decision = if firing.is_some() { "fired" } else { "waiting" },
+                    trigger_id = firing.map(|f| f.trigger_id.as_str()).unwrap_or(""),
+                    explanation = %evaluation.render(),
+                    "evaluated"
+                );
+            }
+            Step::Delivered {
+                trigger,
+                bus_arn,
+                resent,
+                delivery,
+            } => tracing::info!(
+                child,
+                parent_execution = %parent.execution_arn,
+                trigger_id = %trigger.trigger_id,
+                bus = %bus_arn,
+                resent,
+                delivery = ?delivery,
+                "trigger delivered"
+            ),
+        }
+    }
+}

@@ -1,1 +1,45 @@
-fn main() {}
+//! Wiring only: tracing, configuration, clients, the Lambda runtime.
+
+use aws_lambda_events::sns::SnsEvent;
+use baton_adapters::{
+    DynamoLedger, DynamoRegistry, DynamoRunLog, Env, EventBridgeTriggerBus, SnsRunEvents,
+};
+use baton_core::flow::Ports;
+use baton_core::{Span, Timestamp};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use trigger_manager::{handle, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = Config::from_env(&Env::from_process())?;
+    let aws = aws_config::load_from_env().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    // The trigger-manager only reads runs; retention applies to writes.
+    let run_log = DynamoRunLog::new(dynamo.clone(), &config.runs_table, Span::DAY);
+    let registry = DynamoRegistry::new(dynamo.clone(), &config.registry_table);
+    let ledger = DynamoLedger::new(dynamo, &config.ledger_table);
+    let bus = EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(&aws));
+    let events = SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
+    let ports = Ports {
+        run_log: &run_log,
+        registry: &registry,
+        ledger: &ledger,
+        bus: &bus,
+        events: &events,
+    };
+    let (ports, settings) = (&ports, &config.flow);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
+        handle(event.payload, ports, settings, now()).await
+    }))
+    .await
+}
+
+fn now() -> Timestamp {
+    Timestamp(chrono::Utc::now().timestamp_millis())
+}

@@ -165,3 +165,64 @@ impl Ledger for DynamoLedger {
         }
     }
 }
+
+/// The send lease lives on the claim item (`trigger#<id>`): `leaseUntil`, taken only while the
+/// claim is still `pending`.
+impl baton_core::ports::SendLease for DynamoLedger {
+    async fn take_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
+            .update_expression("SET leaseUntil = :until")
+            .condition_expression(
+                "#state = :pending AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":until", n(until.0))
+            .send()
+            .await;
+        match taken {
+            Ok(_) => Ok(true),
+            // Sent already, or someone else holds an unexpired lease.
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem (take send lease)", &self.table, e)),
+        }
+    }
+
+    async fn release_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
+            .update_expression("REMOVE leaseUntil")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error(
+                "UpdateItem (release send lease)",
+                &self.table,
+                e,
+            )),
+        }
+    }
+}

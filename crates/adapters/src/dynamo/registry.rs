@@ -153,6 +153,36 @@ impl DynamoRegistry {
     }
 }
 
+impl DynamoRegistry {
+    /// Every registration, for operators' tools (the `baton graph` command). This is the only
+    /// Scan in baton and no event's path uses it: functions reach registrations by key.
+    pub async fn list(&self) -> StoreResult<Vec<Registration>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :registration")
+                .expression_attribute_values(":registration", s("registration"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan (list registrations)", &self.table, e))?;
+            for item in page.items() {
+                out.push(self.read_registration(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.pipeline.cmp(&b.pipeline));
+        Ok(out)
+    }
+}
+
 impl Registry for DynamoRegistry {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
         let got = self

@@ -1,0 +1,112 @@
+//! The run-events topic in SNS: [`RunEvents`] over `sns:Publish`, with the message attributes
+//! subscription filter policies use (`account`, `pipeline`, `kind`, `status`).
+
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+use baton_core::ports::{PublishError, RunEvents};
+use baton_core::RunEvent;
+
+/// Error codes (SNS and EventBridge) after which a retry can succeed.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttled",
+    "Throttling",
+    "ThrottlingException",
+    "KMSThrottling",
+    "InternalError",
+    "InternalFailure",
+    "InternalException",
+    "ServiceUnavailable",
+];
+
+/// Sorts an SDK error into retryable or not, naming the destination (topic or bus).
+pub(crate) fn publish_error<E, R>(destination: &str, err: SdkError<E, R>) -> PublishError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match &err {
+        SdkError::ServiceError(service) => {
+            RETRYABLE_CODES.contains(&service.err().code().unwrap_or_default())
+        }
+        // Timeouts, connection failures, unreadable responses.
+        _ => true,
+    };
+    let message = match err.code() {
+        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
+        None => format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ),
+    };
+    classify(destination, retryable, message)
+}
+
+pub(crate) fn classify(destination: &str, retryable: bool, message: String) -> PublishError {
+    let destination = destination.to_owned();
+    if retryable {
+        PublishError::Unavailable {
+            destination,
+            message,
+        }
+    } else {
+        PublishError::Rejected {
+            destination,
+            message,
+        }
+    }
+}
+
+pub(crate) fn is_retryable_code(code: &str) -> bool {
+    RETRYABLE_CODES.contains(&code)
+}
+
+/// [`RunEvents`] over one SNS topic.
+#[derive(Clone, Debug)]
+pub struct SnsRunEvents {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsRunEvents {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> SnsRunEvents {
+        SnsRunEvents {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+}
+
+impl RunEvents for SnsRunEvents {
+    async fn publish(&self, event: &RunEvent) -> Result<(), PublishError> {
+        let message = serde_json::to_string(event).map_err(|e| {
+            classify(
+                &self.topic_arn,
+                false,
+                format!("serialising the event: {e}"),
+            )
+        })?;
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message);
+        for (name, value) in event.message_attributes() {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| classify(&self.topic_arn, false, e.to_string()))?;
+            request = request.message_attributes(name, attribute);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| publish_error(&self.topic_arn, e))?;
+        Ok(())
+    }
+}

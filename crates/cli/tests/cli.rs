@@ -1,0 +1,309 @@
+//! The `baton` command run as a process against the local AWS emulator, seeded through the real
+//! registry and run-log adapters.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use baton_core::ports::{Registration, Registry, RunLog};
+use baton_core::{PipelineDefinition, PipelineId, Run, RunStatus, Timestamp};
+use baton_testbed::{Central, Moto};
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn baton(central: Option<&Central>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.args(args)
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    if let Some(c) = central {
+        cmd.env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+            .env("BATON_RUNS_TABLE", &c.tables.runs)
+            .env("BATON_REGISTRY_TABLE", &c.tables.registry)
+            .env("BATON_LEDGER_TABLE", &c.tables.ledger)
+            .env("BATON_SLACK_THREADS_TABLE", &c.tables.slack_threads);
+    }
+    cmd.output().expect("the baton binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `hours` before now, on a whole second: the CLI evaluates at the real clock (`within: 20h`).
+fn ago(hours: i64) -> Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    Timestamp((now - hours * 3600) * 1000)
+}
+
+fn pipeline(account: &str, name: &str) -> PipelineId {
+    PipelineId::new(account, "eu-west-1", name).unwrap()
+}
+
+fn run(p: &PipelineId, exec: &str, status: RunStatus, start: Timestamp, stop: Timestamp) -> Run {
+    Run {
+        pipeline: p.clone(),
+        execution_arn: format!(
+            "arn:aws:states:eu-west-1:{}:execution:{}:{exec}",
+            p.account, p.name
+        ),
+        execution_name: exec.to_owned(),
+        status,
+        started_at: start,
+        stopped_at: Some(stop),
+        error: None,
+        cause: None,
+        trigger_id: None,
+    }
+}
+
+/// The Scout24 organisation: listings succeeded, searches failed, pipeline-x waits.
+async fn scout24() -> (Central, Timestamp) {
+    let central = Central::shared("cli").await;
+    let registered_at = ago(24);
+    let registry = central.registry();
+    let definition = std::fs::read_to_string(fixture("pipeline-x.yaml")).unwrap();
+    for (p, def) in [
+        (pipeline("111111111111", "listings"), String::new()),
+        (pipeline("222222222222", "searches"), String::new()),
+        (pipeline("333333333333", "pipeline-x"), definition),
+    ] {
+        let reg = Registration {
+            owner_stack_id: format!(
+                "arn:aws:cloudformation:eu-west-1:{}:stack/{}/1",
+                p.account, p.name
+            ),
+            pipeline: p,
+            definition: if def.is_empty() {
+                PipelineDefinition::default()
+            } else {
+                PipelineDefinition::from_yaml(&def).unwrap()
+            },
+            bus_arn: None,
+            registered_at,
+        };
+        registry.upsert(&reg).await.unwrap();
+    }
+    let log = central.run_log();
+    log.record(&run(
+        &pipeline("111111111111", "listings"),
+        "l-22",
+        RunStatus::Succeeded,
+        ago(5),
+        ago(4),
+    ))
+    .await
+    .unwrap();
+    log.record(&run(
+        &pipeline("222222222222", "searches"),
+        "s-22",
+        RunStatus::Failed,
+        ago(3),
+        ago(2),
+    ))
+    .await
+    .unwrap();
+    (central, registered_at)
+}
+
+#[test]
+fn validate_prints_every_problem_with_its_path_and_exits_1() {
+    let good = baton(None, &["validate", &fixture("pipeline-x.yaml")]);
+    assert_eq!(good.status.code(), Some(0), "{}", stdout(&good));
+    assert!(stdout(&good).starts_with("ok "));
+
+    let bad = baton(
+        None,
+        &[
+            "validate",
+            &fixture("pipeline-x.yaml"),
+            &fixture("broken.yaml"),
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let text = stdout(&bad);
+    assert!(text.contains("broken.yaml: 3 problems"), "{text}");
+    assert!(
+        text.contains(
+            "trigger.executions.allOf[0].account: account `1111` is not a 12-digit AWS account id"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("trigger.executions.allOf[1].status[0]: \"SUCCEDED\" is not a status"),
+        "{text}"
+    );
+    assert!(text.contains("notifications.type"), "{text}");
+
+    let json = baton(None, &["--json", "validate", &fixture("broken.yaml")]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["files"][0]["valid"], false);
+    assert_eq!(v["files"][0]["problems"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn explain_says_which_parent_is_waited_for() {
+    let (central, registered_at) = scout24().await;
+    let out = baton(
+        Some(&central),
+        &["explain", "333333333333:eu-west-1:pipeline-x"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("cursor        {registered_at}")),
+        "{text}"
+    );
+    assert!(text.contains("last trigger  none yet"), "{text}");
+    assert!(
+        text.contains("[x] listings (111111111111/eu-west-1) SUCCEEDED: holds with run l-22"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[ ] searches (222222222222/eu-west-1) SUCCEEDED: waits"),
+        "{text}"
+    );
+    // Colour only on a terminal.
+    assert!(!text.contains('\x1b'));
+
+    let json = baton(
+        Some(&central),
+        &["explain", "--json", "333333333333:pipeline-x"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["evaluation"]["decision"]["decision"], "wait");
+    assert_eq!(
+        v["evaluation"]["explanation"]["entries"][0]["outcome"],
+        "holds"
+    );
+    assert_eq!(
+        v["evaluation"]["explanation"]["entries"][1]["outcome"],
+        "otherStatus"
+    );
+
+    let unknown = baton(
+        Some(&central),
+        &["explain", "333333333333:eu-west-1:nobody"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("is not registered"));
+    let bad = baton(Some(&central), &["explain", "not-a-pipeline"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn graph_shows_edges_and_latest_statuses() {
+    let (central, _) = scout24().await;
+    let out = baton(Some(&central), &["graph"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("flowchart LR"), "{text}");
+    assert!(
+        text.contains("listings<br/>111111111111/eu-west-1<br/>SUCCEEDED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("searches<br/>222222222222/eu-west-1<br/>FAILED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipeline-x<br/>333333333333/eu-west-1<br/>no runs"),
+        "{text}"
+    );
+    assert_eq!(text.matches("-->").count(), 2, "{text}");
+
+    let dot = stdout(&baton(
+        Some(&central),
+        &[
+            "graph",
+            "--format",
+            "dot",
+            "--from",
+            "222222222222:eu-west-1:searches",
+        ],
+    ));
+    assert!(dot.starts_with("digraph baton {"), "{dot}");
+    assert!(
+        dot.contains(
+            "\"222222222222:eu-west-1:searches\" -> \"333333333333:eu-west-1:pipeline-x\";"
+        ),
+        "{dot}"
+    );
+    assert!(!dot.contains("listings"), "{dot}");
+
+    let v: serde_json::Value =
+        serde_json::from_slice(&baton(Some(&central), &["graph", "--json"]).stdout).unwrap();
+    assert_eq!(v["pipelines"].as_array().unwrap().len(), 3);
+    assert_eq!(v["edges"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn impact_and_runs() {
+    let (central, _) = scout24().await;
+    let out = baton(
+        Some(&central),
+        &["impact", "111111111111:eu-west-1:listings"],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("1 pipeline downstream of listings (111111111111/eu-west-1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("account 333333333333\n    pipeline-x (eu-west-1)"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(
+        &baton(
+            Some(&central),
+            &["--json", "impact", "333333333333:eu-west-1:pipeline-x"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["downstream"], 0);
+
+    let runs = stdout(&baton(
+        Some(&central),
+        &["runs", "222222222222:eu-west-1:searches", "--limit", "5"],
+    ));
+    let lines: Vec<&str> = runs.lines().collect();
+    assert!(
+        lines[0].starts_with("STATUS TIME           STATUS"),
+        "{runs}"
+    );
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(cells[1..], ["FAILED", "s-22", "1h00m00s"], "{runs}");
+    let stopped = Timestamp::parse_rfc3339(cells[0]).unwrap();
+    assert!((stopped.0 - ago(2).0).abs() < 60_000, "{runs}");
+    let v: serde_json::Value = serde_json::from_slice(
+        &baton(
+            Some(&central),
+            &["runs", "--json", "111111111111:eu-west-1:listings"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["runs"][0]["status"], "SUCCEEDED");
+}

@@ -1,0 +1,453 @@
+//! The trigger flow: from one parent run to the children it wakes, each decided over the run log
+//! and committed in the ledger, then delivered to the child's pipeline bus. Generic over the
+//! ports, so trigger-manager, the demo and any tool share this one implementation.
+//!
+//! For one child (DESIGN "Trigger semantics"):
+//! 1. read its registration (none: not registered; no `trigger` block: nothing to decide);
+//! 2. read its cursor state: a pending trigger (claimed, not confirmed sent) is handed back for
+//!    re-sending before anything new is decided;
+//! 3. effective cursor = max(stored cursor, registered_at), so a new child never fires on history;
+//! 4. query each parent's runs later than that cursor (bounded, newest first) and evaluate;
+//! 5. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
+//!
+//! Delivery takes the trigger's send lease, sends, marks it sent and announces it. A failed send
+//! gives the lease back and leaves the trigger pending, so the next delivery sends the same
+//! trigger id again: never lost, never doubled.
+
+use thiserror::Error;
+
+use crate::evaluator::{evaluate, Evaluation};
+use crate::events::{PipelineTrigger, RunEvent};
+use crate::pipeline::{partition_of, PipelineId};
+use crate::ports::{
+    ClaimOutcome, CursorState, Ledger, PublishError, Registration, Registry, RunEvents, RunLog,
+    SendLease, StoreError, TriggerBus,
+};
+use crate::run::{Run, RunRef};
+use crate::time::{Span, Timestamp};
+
+/// Bounds and defaults of the flow, from the function's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// At most this many runs read per parent and evaluation (newest first).
+    pub runs_per_parent: usize,
+    /// How many times a child is re-read and decided again after losing a claim.
+    pub claim_attempts: usize,
+    /// How long a sender holds a pending trigger before another delivery may re-send it.
+    pub send_lease: Span,
+    /// The pipeline bus name in a child's account when its registration names no bus.
+    pub default_bus_name: String,
+}
+
+impl FlowSettings {
+    /// Defaults for everything but the bus name.
+    pub fn with_default_bus(default_bus_name: impl Into<String>) -> FlowSettings {
+        FlowSettings {
+            runs_per_parent: 100,
+            claim_attempts: 5,
+            send_lease: Span::minutes(1),
+            default_bus_name: default_bus_name.into(),
+        }
+    }
+}
+
+/// Why the flow stopped for a child.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("child {child}: the claim was lost {attempts} times in a row to concurrent evaluations; a redelivery will decide again")]
+    Contended { child: PipelineId, attempts: usize },
+}
+
+impl FlowError {
+    /// Whether a redelivery of the event can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FlowError::Store(e) => e.is_retryable(),
+            FlowError::Publish(e) => e.is_retryable(),
+            FlowError::Contended { .. } => true,
+        }
+    }
+}
+
+/// What deciding one child found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChildDecision {
+    /// The child has no registration (its edge outlived it, or it was just removed).
+    NotRegistered,
+    /// The child is registered without a trigger condition.
+    NoTrigger,
+    /// An earlier claim of this child was never confirmed sent: send it (same id) first.
+    Pending {
+        trigger: PipelineTrigger,
+        bus_arn: String,
+    },
+    /// This evaluation fired the child and committed the claim: send it.
+    Claimed {
+        trigger: PipelineTrigger,
+        bus_arn: String,
+        evaluation: Evaluation,
+    },
+    /// The condition does not hold (yet).
+    Waiting { evaluation: Evaluation },
+}
+
+/// The EventBridge bus ARN a child's triggers go to: the registration's, or the default bus name
+/// in the child's own account and region.
+pub fn bus_arn(registration: &Registration, default_bus_name: &str) -> String {
+    match &registration.bus_arn {
+        Some(arn) => arn.clone(),
+        None => {
+            let p = &registration.pipeline;
+            format!(
+                "arn:{}:events:{}:{}:event-bus/{}",
+                partition_of(&p.region),
+                p.region,
+                p.account,
+                default_bus_name
+            )
+        }
+    }
+}
+
+/// The children a run can wake: those with an edge on the run's pipeline that wants its status.
+pub async fn children_to_wake<R: Registry>(
+    registry: &R,
+    run: &RunRef,
+) -> Result<Vec<PipelineId>, StoreError> {
+    let edges = registry.children(&run.pipeline).await?;
+    Ok(edges
+        .into_iter()
+        .filter(|edge| edge.statuses.contains(&run.status))
+        .map(|edge| edge.child)
+        .collect())
+}
+
+/// Decides one child at `now` and, when it fires, commits the claim (see the module doc).
+pub async fn decide_child<L, R, G>(
+    registry: &R,
+    run_log: &L,
+    ledger: &G,
+    child: &PipelineId,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> Result<ChildDecision, FlowError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + Sync,
+{
+    let Some(registration) = registry.get(child).await? else {
+        return Ok(ChildDecision::NotRegistered);
+    };
+    let Some(trigger) = registration.definition.trigger.as_ref() else {
+        return Ok(ChildDecision::NoTrigger);
+    };
+    let bus = bus_arn(&registration, &settings.default_bus_name);
+    let parents = registration.parents();
+    let attempts = settings.claim_attempts.max(1);
+    for _ in 0..attempts {
+        let state = ledger.cursor(child).await?;
+        let stored = state.as_ref().map(|s| s.cursor);
+        if let Some(pending) = state.and_then(|s| s.pending) {
+            return Ok(ChildDecision::Pending {
+                trigger: pending,
+                bus_arn: bus,
+            });
+        }
+        let cursor = effective_cursor(stored, &registration);
+        let runs = parent_runs(run_log, &parents, cursor, settings).await?;
+        let evaluation = evaluate(child, trigger, cursor, now, &runs);
+        let Some(firing) = evaluation.firing() else {
+            return Ok(ChildDecision::Waiting { evaluation });
+        };
+        let pipeline_trigger = PipelineTrigger::new(child, firing, now);
+        match ledger
+            .claim(&pipeline_trigger, stored, firing.cursor_after)
+            .await?
+        {
+            ClaimOutcome::Claimed => {
+                return Ok(ChildDecision::Claimed {
+                    trigger: pipeline_trigger,
+                    bus_arn: bus,
+                    evaluation,
+                })
+            }
+            // Someone else moved the cursor or claimed this very firing: what they did is now
+            // in the ledger, so reading again decides correctly.
+            ClaimOutcome::Lost => continue,
+        }
+    }
+    Err(FlowError::Contended {
+        child: child.clone(),
+        attempts,
+    })
+}
+
+/// What delivering a trigger did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent to the bus, marked sent and announced.
+    Sent,
+    /// Another delivery holds the send lease (or already sent it): nothing done here.
+    SentElsewhere,
+}
+
+/// Sends a claimed or pending trigger to `bus_arn` once: take the send lease, put the event,
+/// mark it sent, publish the trigger notice. A failed put gives the lease back and leaves the
+/// trigger pending for the next delivery.
+pub async fn deliver<G, B, E>(
+    ledger: &G,
+    bus: &B,
+    events: &E,
+    bus_arn: &str,
+    trigger: &PipelineTrigger,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Delivery, FlowError>
+where
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let child = trigger.target.id();
+    let id = &trigger.trigger_id;
+    if !ledger
+        .take_send_lease(&child, id, now, now.plus(settings.send_lease))
+        .await?
+    {
+        return Ok(Delivery::SentElsewhere);
+    }
+    if let Err(sent) = bus.send(bus_arn, trigger).await {
+        // Best effort: if giving the lease back fails too, it expires on its own.
+        let _ = ledger.release_send_lease(&child, id).await;
+        return Err(sent.into());
+    }
+    ledger.mark_sent(&child, id).await?;
+    events.publish(&RunEvent::trigger_notice(trigger)).await?;
+    Ok(Delivery::Sent)
+}
+
+/// One thing that happened while waking a child, in order, for the caller to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    NotRegistered,
+    NoTrigger,
+    /// An evaluation (fired or waiting) with its explanation.
+    Evaluated(Evaluation),
+    /// A trigger was delivered (or found being delivered elsewhere); `resent`: it was pending
+    /// from an earlier claim.
+    Delivered {
+        trigger: PipelineTrigger,
+        bus_arn: String,
+        resent: bool,
+        delivery: Delivery,
+    },
+}
+
+/// Everything waking one child did, and the error that stopped it, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildReport {
+    pub child: PipelineId,
+    pub steps: Vec<Step>,
+    pub error: Option<FlowError>,
+}
+
+/// The ports the flow needs, borrowed.
+pub struct Ports<'a, L, R, G, B, E> {
+    pub run_log: &'a L,
+    pub registry: &'a R,
+    pub ledger: &'a G,
+    pub bus: &'a B,
+    pub events: &'a E,
+}
+
+/// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
+/// (the pending one may have been what held the cursor).
+pub async fn wake_child<L, R, G, B, E>(
+    ports: &Ports<'_, L, R, G, B, E>,
+    child: &PipelineId,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> ChildReport
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let mut report = ChildReport {
+        child: child.clone(),
+        steps: Vec::new(),
+        error: None,
+    };
+    // A pending trigger, then at most one new firing: two rounds suffice; one more for safety.
+    for _ in 0..3 {
+        let decision = decide_child(
+            ports.registry,
+            ports.run_log,
+            ports.ledger,
+            child,
+            now,
+            settings,
+        )
+        .await;
+        let (trigger, bus_arn, resent) = match decision {
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+            Ok(ChildDecision::NotRegistered) => {
+                report.steps.push(Step::NotRegistered);
+                return report;
+            }
+            Ok(ChildDecision::NoTrigger) => {
+                report.steps.push(Step::NoTrigger);
+                return report;
+            }
+            Ok(ChildDecision::Waiting { evaluation }) => {
+                report.steps.push(Step::Evaluated(evaluation));
+                return report;
+            }
+            Ok(ChildDecision::Pending { trigger, bus_arn }) => (trigger, bus_arn, true),
+            Ok(ChildDecision::Claimed {
+                trigger,
+                bus_arn,
+                evaluation,
+            }) => {
+                report.steps.push(Step::Evaluated(evaluation));
+                (trigger, bus_arn, false)
+            }
+        };
+        let delivered = deliver(
+            ports.ledger,
+            ports.bus,
+            ports.events,
+            &bus_arn,
+            &trigger,
+            now,
+            settings,
+        )
+        .await;
+        match delivered {
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+            Ok(delivery) => {
+                report.steps.push(Step::Delivered {
+                    trigger,
+                    bus_arn,
+                    resent,
+                    delivery,
+                });
+                // Someone else is sending: the cursor stays held until they finish, and their
+                // evaluation after sending covers anything newer.
+                if delivery == Delivery::SentElsewhere {
+                    return report;
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Wakes every child `run` can wake. A failure for one child does not stop the others; each
+/// report carries its own error.
+pub async fn wake_children<L, R, G, B, E>(
+    ports: &Ports<'_, L, R, G, B, E>,
+    run: &RunRef,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Vec<ChildReport>, StoreError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let children = children_to_wake(ports.registry, run).await?;
+    let mut reports = Vec::with_capacity(children.len());
+    for child in &children {
+        reports.push(wake_child(ports, child, now, settings).await);
+    }
+    Ok(reports)
+}
+
+/// The cursor an evaluation uses: the stored one, never earlier than the registration time (a
+/// new child never fires on history).
+pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) -> Timestamp {
+    stored.unwrap_or_default().max(registration.registered_at)
+}
+
+/// The runs of each parent later than `cursor`, newest first, bounded per parent.
+async fn parent_runs<L: RunLog + Sync>(
+    run_log: &L,
+    parents: &std::collections::BTreeMap<
+        PipelineId,
+        std::collections::BTreeSet<crate::status::RunStatus>,
+    >,
+    cursor: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Vec<RunRef>, StoreError> {
+    let mut runs: Vec<RunRef> = Vec::new();
+    for parent in parents.keys() {
+        let since = run_log
+            .runs_since(parent, cursor, settings.runs_per_parent)
+            .await?;
+        runs.extend(since.iter().map(Run::reference));
+    }
+    Ok(runs)
+}
+
+/// A child's condition as the stores show it now; nothing is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspection {
+    pub registration: Registration,
+    pub cursor_state: Option<CursorState>,
+    /// The cursor the evaluation used ([`effective_cursor`]).
+    pub cursor: Timestamp,
+    /// `None` when the pipeline has no trigger condition.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Reads `child`'s registration, cursor and parent runs and evaluates its condition at `now`,
+/// exactly as [`decide_child`] would, without claiming anything: "why hasn't it started?".
+/// `None` when the pipeline is not registered.
+pub async fn inspect_child<L, R, G>(
+    registry: &R,
+    run_log: &L,
+    ledger: &G,
+    child: &PipelineId,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> Result<Option<Inspection>, StoreError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + Sync,
+{
+    let Some(registration) = registry.get(child).await? else {
+        return Ok(None);
+    };
+    let cursor_state = ledger.cursor(child).await?;
+    let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
+    let evaluation = match registration.definition.trigger.as_ref() {
+        Some(trigger) => {
+            let runs = parent_runs(run_log, &registration.parents(), cursor, settings).await?;
+            Some(evaluate(child, trigger, cursor, now, &runs))
+        }
+        None => None,
+    };
+    Ok(Some(Inspection {
+        registration,
+        cursor_state,
+        cursor,
+        evaluation,
+    }))
+}
