@@ -83,8 +83,13 @@ impl SnsRunEvents {
 
 impl RunEvents for SnsRunEvents {
     async fn publish(&self, event: &RunEvent) -> Result<(), PublishError> {
-        let message = serde_json::to_string(event)
-            .map_err(|e| classify(&self.topic_arn, false, format!("serialising the event: {e}")))?;
+        let message = serde_json::to_string(event).map_err(|e| {
+            classify(
+                &self.topic_arn,
+                false,
+                format!("serialising the event: {e}"),
+            )
+        })?;
         let mut request = self
             .client
             .publish()

@@ -272,7 +272,7 @@ pub struct Ports<'a, L, R, G, B, E> {
 }
 
 /// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
-/// (the pending one may have been what held the cursor).
+/// (the pending one may have been what held the cursor back).
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
@@ -352,8 +352,10 @@ where
                     delivery,
                 });
                 // Someone else is sending: the cursor stays held until they finish, and their
-                // evaluation after sending covers anything newer.
-                if delivery == Delivery::SentElsewhere {
+                // evaluation after sending covers anything newer. A fresh firing consumed every
+                // qualifying run this evaluation saw, so deciding again could only repeat "wait";
+                // only a re-sent pending trigger may have held back a newer firing.
+                if delivery == Delivery::SentElsewhere || !resent {
                     return report;
                 }
             }

@@ -37,7 +37,11 @@ impl Config {
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
-            retention: Span(Span::DAY.0.saturating_mul(i64::try_from(days).unwrap_or(i64::MAX))),
+            retention: Span(
+                Span::DAY
+                    .0
+                    .saturating_mul(i64::try_from(days).unwrap_or(i64::MAX)),
+            ),
         })
     }
 }

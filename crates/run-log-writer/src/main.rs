@@ -21,7 +21,8 @@ async fn main() -> Result<(), Error> {
         &config.runs_table,
         config.retention,
     );
-    let run_events = SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
+    let run_events =
+        SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
     let (run_log, run_events) = (&run_log, &run_events);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {

@@ -37,7 +37,11 @@ impl Config {
         flow.runs_per_parent =
             usize::try_from(env.positive_or("BATON_RUNS_PER_PARENT", 100)?).unwrap_or(usize::MAX);
         let lease = env.positive_or("BATON_SEND_LEASE_SECONDS", 60)?;
-        flow.send_lease = Span(Span::SECOND.0.saturating_mul(i64::try_from(lease).unwrap_or(0)));
+        flow.send_lease = Span(
+            Span::SECOND
+                .0
+                .saturating_mul(i64::try_from(lease).unwrap_or(0)),
+        );
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,

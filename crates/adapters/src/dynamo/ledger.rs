@@ -218,7 +218,11 @@ impl baton_core::ports::SendLease for DynamoLedger {
         match released {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem (release send lease)", &self.table, e)),
+            Err(e) => Err(store_error(
+                "UpdateItem (release send lease)",
+                &self.table,
+                e,
+            )),
         }
     }
 }
