@@ -191,6 +191,15 @@ impl World {
         trigger_manager::handle(event, &self.ports(), &self.settings, now).await
     }
 
+    /// Delivers a Lambda SNS event to trigger-manager as it is.
+    pub async fn manage_event(
+        &self,
+        event: SnsEvent,
+        now: Timestamp,
+    ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
+        trigger_manager::handle(event, &self.ports(), &self.settings, now).await
+    }
+
     /// Delivers each notification published so far to trigger-manager, one per invocation as SNS
     /// does, until the topic is quiet. Returns every notification seen (status events and
     /// trigger notices).
