@@ -386,3 +386,29 @@ where
     }
     Ok(reports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::PipelineDefinition;
+
+    #[test]
+    fn triggers_go_to_the_registered_bus_or_the_default_name_in_the_child_account() {
+        let mut registration = Registration {
+            pipeline: PipelineId::new("333333333333", "eu-central-1", "pipeline-x").unwrap(),
+            owner_stack_id: "stack".into(),
+            definition: PipelineDefinition::default(),
+            bus_arn: None,
+            registered_at: Timestamp(0),
+        };
+        assert_eq!(
+            bus_arn(&registration, "baton-pipelines"),
+            "arn:aws:events:eu-central-1:333333333333:event-bus/baton-pipelines"
+        );
+        registration.bus_arn = Some("arn:aws:events:eu-central-1:333333333333:event-bus/x".into());
+        assert_eq!(
+            bus_arn(&registration, "baton-pipelines"),
+            "arn:aws:events:eu-central-1:333333333333:event-bus/x"
+        );
+    }
+}
