@@ -10,8 +10,26 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 
+class OneDynamoRequestAtATime:
+    """Makes each DynamoDB request atomic, as DynamoDB is. moto's TransactWriteItems snapshots
+    whole tables and restores the snapshot when a condition fails, which, with requests served
+    on parallel threads, silently undoes other requests' writes. Other services stay parallel
+    (SQS long polls must not block DynamoDB)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self.lock:
+                # Consume the whole response inside the lock.
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
 def main() -> None:
-    app = DomainDispatcherApplication(create_backend_app)
+    app = OneDynamoRequestAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

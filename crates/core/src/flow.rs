@@ -266,7 +266,7 @@ pub struct Ports<'a, L, R, G, B, E> {
 }
 
 /// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
-/// (the pending one may have been what held the cursor).
+/// (the pending one may have been what held the cursor back).
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
@@ -346,8 +346,10 @@ where
                     delivery,
                 });
                 // Someone else is sending: the cursor stays held until they finish, and their
-                // evaluation after sending covers anything newer.
-                if delivery == Delivery::SentElsewhere {
+                // evaluation after sending covers anything newer. A fresh firing consumed every
+                // qualifying run this evaluation saw, so deciding again could only repeat "wait";
+                // only a re-sent pending trigger may have held back a newer firing.
+                if delivery == Delivery::SentElsewhere || !resent {
                     return report;
                 }
             }
@@ -450,4 +452,29 @@ where
         cursor,
         evaluation,
     }))
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::PipelineDefinition;
+
+    #[test]
+    fn triggers_go_to_the_registered_bus_or_the_default_name_in_the_child_account() {
+        let mut registration = Registration {
+            pipeline: PipelineId::new("333333333333", "eu-central-1", "pipeline-x").unwrap(),
+            owner_stack_id: "stack".into(),
+            definition: PipelineDefinition::default(),
+            bus_arn: None,
+            registered_at: Timestamp(0),
+        };
+        assert_eq!(
+            bus_arn(&registration, "baton-pipelines"),
+            "arn:aws:events:eu-central-1:333333333333:event-bus/baton-pipelines"
+        );
+        registration.bus_arn = Some("arn:aws:events:eu-central-1:333333333333:event-bus/x".into());
+        assert_eq!(
+            bus_arn(&registration, "baton-pipelines"),
+            "arn:aws:events:eu-central-1:333333333333:event-bus/x"
+        );
+    }
 }

@@ -11,3 +11,9 @@ pub mod slack_standin;
 
 pub use central::Central;
 pub use moto::{unique, Moto, MotoError, REGION};
+
+pub mod observe;
+pub mod requests;
+
+pub use observe::{lambda_sns_event, BusWatch, TopicWatch};
+pub use requests::RequestCounter;

@@ -265,3 +265,57 @@ fn log_report(parent: &RunRef, report: &ChildReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_names_what_is_missing_or_wrong() {
+        let mut vars = vec![
+            ("BATON_RUNS_TABLE", "runs"),
+            ("BATON_REGISTRY_TABLE", "registry"),
+            ("BATON_LEDGER_TABLE", "ledger"),
+            (
+                "BATON_RUN_EVENTS_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:123456789012:run-events",
+            ),
+        ];
+        let err = Config::from_env(&Env::from_pairs(vars.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BATON_DEFAULT_PIPELINE_BUS is not set"
+        );
+        vars.push(("BATON_DEFAULT_PIPELINE_BUS", "baton-pipelines"));
+        vars.push(("BATON_SEND_LEASE_SECONDS", "soon"));
+        let err = Config::from_env(&Env::from_pairs(vars.clone())).unwrap_err();
+        assert!(
+            err.to_string().contains("BATON_SEND_LEASE_SECONDS"),
+            "{err}"
+        );
+        vars.pop();
+        let config = Config::from_env(&Env::from_pairs(vars)).unwrap();
+        assert_eq!(config.flow.default_bus_name, "baton-pipelines");
+        assert_eq!(config.flow.send_lease, Span::minutes(1));
+    }
+
+    #[test]
+    fn a_record_that_is_not_a_run_event_is_not_retryable() {
+        let e = RecordError::Malformed {
+            message_id: "m".into(),
+            problem: "expected value".into(),
+        };
+        assert!(!e.is_retryable());
+        let d: Diagnostic = BatchError {
+            total: 2,
+            failures: vec![e],
+        }
+        .into();
+        assert_eq!(d.error_type, "NotRetryable");
+        assert!(
+            d.error_message.starts_with("1 of 2 records failed"),
+            "{}",
+            d.error_message
+        );
+    }
+}
