@@ -452,6 +452,7 @@ where
         cursor,
         evaluation,
     }))
+}
 
 #[cfg(test)]
 mod tests {
