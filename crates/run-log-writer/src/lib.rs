@@ -100,6 +100,8 @@ pub struct Written {
     pub status: RunStatus,
     /// The run was new, or seen before without a confirmed announcement.
     pub announced: bool,
+    /// The baton trigger that started the execution, when one did.
+    pub trigger_id: Option<String>,
 }
 
 /// Reads the run an event describes, or says what is wrong with it.
@@ -236,6 +238,7 @@ where
         execution_arn: run.execution_arn,
         status: run.status,
         announced: announce,
+        trigger_id: run.trigger_id,
     })
 }
 

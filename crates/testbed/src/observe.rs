@@ -147,25 +147,39 @@ pub struct TopicWatch {
 }
 
 impl TopicWatch {
+    /// A new topic with a queue subscribed to it.
     pub async fn create(config: &SdkConfig, prefix: &str) -> anyhow::Result<TopicWatch> {
-        let sns = aws_sdk_sns::Client::new(config);
-        let sqs = aws_sdk_sqs::Client::new(config);
-        let topic_arn = sns
+        let topic_arn = aws_sdk_sns::Client::new(config)
             .create_topic()
             .name(unique(prefix))
             .send()
             .await?
             .topic_arn
             .context("CreateTopic returned no ARN")?;
+        TopicWatch::subscribe(config, &topic_arn, None).await
+    }
+
+    /// A queue subscribed to an existing topic, with an optional SNS filter policy (on message
+    /// attributes), as a Lambda subscription in the template would be.
+    pub async fn subscribe(
+        config: &SdkConfig,
+        topic_arn: &str,
+        filter_policy: Option<&Value>,
+    ) -> anyhow::Result<TopicWatch> {
+        let sns = aws_sdk_sns::Client::new(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
         let (queue_url, queue_arn) = queue(&sqs, "topic-watch").await?;
-        sns.subscribe()
-            .topic_arn(&topic_arn)
+        let mut subscribe = sns
+            .subscribe()
+            .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await?;
+            .endpoint(queue_arn);
+        if let Some(policy) = filter_policy {
+            subscribe = subscribe.attributes("FilterPolicy", policy.to_string());
+        }
+        subscribe.send().await?;
         Ok(TopicWatch {
-            topic_arn,
+            topic_arn: topic_arn.to_owned(),
             sqs,
             queue_url,
         })

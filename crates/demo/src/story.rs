@@ -1,0 +1,556 @@
+//! The story itself: set-up, registration, a day of status changes, and what came of them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::{EventBridgeTriggerBus, SecretsManagerToken, SlackWebApi, SnsRunEvents};
+use baton_core::flow::{FlowSettings, Ports};
+use baton_core::Timestamp;
+use baton_testbed::cfn_capture::CfnCapture;
+use baton_testbed::slack_standin::SlackStandIn;
+use baton_testbed::{lambda_sns_event, BusWatch, Central, Moto, TopicWatch, REGION};
+use chrono::{DateTime, Duration as Days, NaiveTime, Utc};
+use serde_json::{json, Value};
+
+use crate::capture::Captured;
+
+const CENTRAL: &str = "123456789012";
+const A: &str = "111111111111";
+const B: &str = "222222222222";
+const C: &str = "333333333333";
+const DEFAULT_BUS: &str = "baton-pipelines";
+const CHANNELS: [&str; 3] = ["core-data-availability", "search-team", "rent-journey"];
+
+/// Everything the handlers run against.
+struct World {
+    central: Central,
+    topic_arn: String,
+    to_trigger_manager: TopicWatch,
+    to_slack: TopicWatch,
+    bus_c: BusWatch,
+    slack: SlackStandIn,
+    capture: CfnCapture,
+    events: SnsRunEvents,
+    bus: EventBridgeTriggerBus,
+    settings: FlowSettings,
+    notifier: slack_notifier::Notifier<
+        baton_adapters::DynamoRegistry,
+        baton_adapters::DynamoSlackThreads,
+        SlackWebApi<SecretsManagerToken>,
+    >,
+    captured: Captured,
+    /// What trigger-manager last received, to deliver it again.
+    last_for_trigger_manager: std::sync::Mutex<Vec<Value>>,
+}
+
+/// A status change as Step Functions reports it.
+struct Change {
+    account: &'static str,
+    pipeline: &'static str,
+    execution: String,
+    status: &'static str,
+    start: Timestamp,
+    stop: Option<Timestamp>,
+    input: Value,
+    error: Option<(&'static str, &'static str)>,
+}
+
+fn clock(t: Timestamp) -> String {
+    DateTime::from_timestamp_millis(t.0)
+        .map(|d| d.format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn heading(text: &str) {
+    println!("\n== {text}");
+}
+
+impl World {
+    async fn create(moto: &Moto, captured: Captured) -> anyhow::Result<World> {
+        let central = Central::create(moto, "demo").await?;
+        let config = &central.config;
+        let sns = aws_sdk_sns::Client::new(config);
+        let topic_arn = sns
+            .create_topic()
+            .name("baton-run-events")
+            .send()
+            .await?
+            .topic_arn
+            .context("CreateTopic returned no ARN")?;
+        // The template's two subscriptions: trigger-manager takes status events only.
+        let to_trigger_manager =
+            TopicWatch::subscribe(config, &topic_arn, Some(&json!({"kind": ["status"]}))).await?;
+        let to_slack = TopicWatch::subscribe(config, &topic_arn, None).await?;
+        // Account C's pipeline bus. The emulator keeps every bus in one account, so it carries
+        // C's id in its name; the ARN the code uses names account C as in production.
+        let bus_c = BusWatch::on_bus(config, C, &format!("{DEFAULT_BUS}-{C}"), "baton").await?;
+        let token = "xoxb-demo-bot-token";
+        let secrets = aws_sdk_secretsmanager::Client::new(config);
+        secrets
+            .create_secret()
+            .name("baton/slack-token")
+            .secret_string(token)
+            .send()
+            .await?;
+        let slack = SlackStandIn::start(token).await?;
+        let notifier = slack_notifier::Notifier {
+            registry: central.registry(),
+            threads: central.slack_threads(),
+            slack: SlackWebApi::new(
+                slack.url(),
+                SecretsManagerToken::new(secrets, "baton/slack-token"),
+            )?,
+        };
+        Ok(World {
+            events: SnsRunEvents::new(sns, &topic_arn),
+            bus: EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(config)),
+            settings: FlowSettings::with_default_bus(DEFAULT_BUS),
+            capture: CfnCapture::start().await?,
+            central,
+            topic_arn,
+            to_trigger_manager,
+            to_slack,
+            bus_c,
+            slack,
+            notifier,
+            captured,
+            last_for_trigger_manager: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A Create request for `Custom::BatonPipeline` from a stack in `account`, delivered through
+    /// the registration topic (member accounts' ServiceToken).
+    async fn register(
+        &self,
+        account: &str,
+        pipeline: &str,
+        properties: Value,
+    ) -> anyhow::Result<()> {
+        let stack_id =
+            format!("arn:aws:cloudformation:{REGION}:{account}:stack/{pipeline}/0a1b2c3d");
+        let topic = format!("arn:aws:sns:{REGION}:{CENTRAL}:baton-registrations");
+        let mut props = properties;
+        props["ServiceToken"] = json!(topic);
+        props["PipelineName"] = json!(pipeline);
+        let request = json!({
+            "RequestType": "Create",
+            "ServiceToken": topic,
+            "ResponseURL": format!("{}/{pipeline}?X-Amz-Signature=demo", self.capture.base_url()),
+            "StackId": stack_id,
+            "RequestId": format!("create-{pipeline}"),
+            "LogicalResourceId": "BatonPipeline",
+            "ResourceType": "Custom::BatonPipeline",
+            "ResourceProperties": props,
+        });
+        let envelope = json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": format!("{topic}:demo"),
+            "Sns": {"Type": "Notification", "MessageId": format!("m-{pipeline}"), "TopicArn": topic,
+                    "Subject": "AWS CloudFormation custom resource request", "Message": request.to_string(),
+                    "Timestamp": Utc::now().to_rfc3339(), "SignatureVersion": "1", "Signature": "",
+                    "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}
+        }]});
+        let responder = cfn_responder::Responder::new(
+            self.central.registry(),
+            cfn_responder::Config {
+                registry_table: self.central.tables.registry.clone(),
+                default_pipeline_bus: DEFAULT_BUS.to_owned(),
+                deadline_margin: Duration::from_secs(5),
+            },
+            reqwest::Client::new(),
+        );
+        let before = self.capture.accepted().len();
+        responder
+            .handle(envelope, Instant::now() + Duration::from_secs(60))
+            .await?;
+        let answers = self.capture.accepted();
+        let answer = answers
+            .get(before)
+            .context("cfn-responder sent no answer")?
+            .json();
+        println!(
+            "  stack {pipeline} in account {account}: cfn-responder answered {} (PhysicalResourceId {}){}",
+            answer["Status"].as_str().unwrap_or("?"),
+            answer["PhysicalResourceId"].as_str().unwrap_or("?"),
+            answer["Reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default(),
+        );
+        if let Some(data) = answer["Data"].as_object() {
+            for (k, v) in data {
+                println!("      {k} = {}", v.as_str().unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a status change to run-log-writer as the central bus rule does, then lets every
+    /// subscriber process what followed. Returns the Pipeline Triggers that reached account C.
+    async fn status_change(&self, change: &Change) -> anyhow::Result<Vec<Value>> {
+        let execution_arn = format!(
+            "arn:aws:states:{REGION}:{}:execution:{}:{}",
+            change.account, change.pipeline, change.execution
+        );
+        let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
+            serde_json::from_value(json!({
+                "version": "0",
+                "id": format!("{}-{}", change.execution, change.status),
+                "detail-type": "Step Functions Execution Status Change",
+                "source": "aws.states",
+                "account": change.account,
+                "time": DateTime::from_timestamp_millis(change.stop.unwrap_or(change.start).0).map(|d| d.to_rfc3339()),
+                "region": REGION,
+                "resources": [execution_arn],
+                "detail": {
+                    "executionArn": execution_arn,
+                    "stateMachineArn": format!("arn:aws:states:{REGION}:{}:stateMachine:{}", change.account, change.pipeline),
+                    "name": change.execution,
+                    "status": change.status,
+                    "startDate": change.start.0,
+                    "stopDate": change.stop.map(|t| t.0),
+                    "input": change.input.to_string(),
+                    "inputDetails": {"included": true},
+                    "output": null,
+                    "error": change.error.map(|e| e.0),
+                    "cause": change.error.map(|e| e.1),
+                }
+            }))?;
+        let at = change.stop.unwrap_or(change.start);
+        let written = run_log_writer::handle(event, &self.central.run_log(), &self.events).await?;
+        println!(
+            "{}  {} {} {} (account {}) -> run-log-writer: {}{}",
+            clock(at),
+            change.pipeline,
+            change.execution,
+            change.status,
+            change.account,
+            if written.announced {
+                "recorded, announced on run-events"
+            } else {
+                "already recorded, nothing announced"
+            },
+            written
+                .trigger_id
+                .as_deref()
+                .map(|t| format!(" (started by trigger {t})"))
+                .unwrap_or_default(),
+        );
+        self.pump(at, None).await
+    }
+
+    /// Runs trigger-manager and slack-notifier on what their subscriptions received, until
+    /// nothing more arrives. `redeliver`: SNS notifications to hand trigger-manager again first
+    /// (SNS delivers at least once).
+    async fn pump(
+        &self,
+        now: Timestamp,
+        redeliver: Option<&[Value]>,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut triggers = Vec::new();
+        let mut redeliver = redeliver.map(<[Value]>::to_vec);
+        loop {
+            let mut quiet = true;
+            let for_tm = match redeliver.take() {
+                Some(again) => again,
+                None => self.to_trigger_manager.received().await?,
+            };
+            if !for_tm.is_empty() {
+                quiet = false;
+                self.trigger_manager(&for_tm, now).await?;
+                if let Ok(mut last) = self.last_for_trigger_manager.lock() {
+                    *last = for_tm;
+                }
+            }
+            let for_slack = self.to_slack.received().await?;
+            if !for_slack.is_empty() {
+                quiet = false;
+                let event: SnsEvent = serde_json::from_value(lambda_sns_event(&for_slack))?;
+                let report = self
+                    .notifier
+                    .handle(&event, Instant::now() + Duration::from_secs(30))
+                    .await?;
+                println!(
+                    "       slack-notifier: {} record(s): {} posted or edited, {} already delivered, {} refused",
+                    for_slack.len(),
+                    report.posted,
+                    report.already_delivered,
+                    report.refused
+                );
+            }
+            for arrived in self.bus_c.received().await? {
+                quiet = false;
+                let detail = &arrived["detail"];
+                println!(
+                    "       account {C} pipeline bus: {} for {} (trigger {}): {}",
+                    arrived["detail-type"].as_str().unwrap_or("?"),
+                    detail["target"]["name"].as_str().unwrap_or("?"),
+                    detail["batonTriggerId"].as_str().unwrap_or("?"),
+                    detail["reason"].as_str().unwrap_or(""),
+                );
+                triggers.push(arrived);
+            }
+            if quiet {
+                return Ok(triggers);
+            }
+        }
+    }
+
+    async fn trigger_manager(&self, notifications: &[Value], now: Timestamp) -> anyhow::Result<()> {
+        let event: SnsEvent = serde_json::from_value(lambda_sns_event(notifications))?;
+        let (run_log, registry, ledger) = (
+            self.central.run_log(),
+            self.central.registry(),
+            self.central.ledger(),
+        );
+        let ports = Ports {
+            run_log: &run_log,
+            registry: &registry,
+            ledger: &ledger,
+            bus: &self.bus,
+            events: &self.events,
+        };
+        let handled = trigger_manager::handle(event, &ports, &self.settings, now).await;
+        for logged in self.captured.drain() {
+            match logged.message.as_str() {
+                "evaluated" => {
+                    println!(
+                        "       trigger-manager decided for {}: {}",
+                        logged.field("child"),
+                        logged.field("decision")
+                    );
+                    for line in logged.field("explanation").lines() {
+                        println!("         {line}");
+                    }
+                }
+                "trigger delivered" => println!(
+                    "       trigger-manager sent trigger {} to {}{}",
+                    logged.field("trigger_id"),
+                    logged.field("bus"),
+                    if logged.field("resent") == "true" {
+                        " (re-sent)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => {}
+            }
+        }
+        match handled {
+            Ok(h) if h.sent.is_empty() => println!(
+                "       trigger-manager: {} record(s), no trigger sent",
+                h.records
+            ),
+            Ok(h) => println!(
+                "       trigger-manager: {} record(s), sent {}",
+                h.records,
+                h.sent.join(", ")
+            ),
+            Err(e) => println!("       trigger-manager failed (the event would be retried): {e}"),
+        }
+        Ok(())
+    }
+
+    fn print_slack(&self) {
+        for channel in CHANNELS {
+            let messages = self.slack.messages(channel);
+            println!("\n  #{channel}");
+            if messages.is_empty() {
+                println!("    (nothing posted)");
+            }
+            for root in messages.iter().filter(|m| m.thread_ts.is_none()) {
+                let edited = if root.edits > 0 {
+                    format!("  [edited {}x]", root.edits)
+                } else {
+                    String::new()
+                };
+                for (i, line) in root.text.lines().enumerate() {
+                    println!(
+                        "    {} {line}{}",
+                        if i == 0 { "*" } else { " " },
+                        if i == 0 { edited.as_str() } else { "" }
+                    );
+                }
+                for reply in messages
+                    .iter()
+                    .filter(|m| m.thread_ts.as_deref() == Some(root.ts.as_str()))
+                {
+                    for (i, line) in reply.text.lines().enumerate() {
+                        println!("      {} {line}", if i == 0 { "|-" } else { "| " });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `hh:mm` on the day after today (UTC): the story happens after the pipelines are registered.
+fn tomorrow_at(hour: u32, minute: u32) -> Timestamp {
+    let day = Utc::now().date_naive() + Days::days(1);
+    let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or_default();
+    Timestamp(day.and_time(time).and_utc().timestamp_millis())
+}
+
+pub async fn run(captured: Captured) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("baton demo: the Scout24 story on a local emulated AWS");
+    println!("starting the AWS emulator (moto) on 127.0.0.1 ...");
+    let moto = Moto::start()?;
+    let world = World::create(&moto, captured).await?;
+    println!(
+        "central account {CENTRAL}: tables {}, {}, {}, {}; topic {}; Slack stand-in at {}",
+        world.central.tables.runs,
+        world.central.tables.registry,
+        world.central.tables.ledger,
+        world.central.tables.slack_threads,
+        world.topic_arn,
+        world.slack.url()
+    );
+
+    heading(
+        "1. Pipeline stacks register with baton (Custom::BatonPipeline via the registration topic)",
+    );
+    let slack = |kind: &str, channel: &str, mention: &str| json!({"type": kind, "targets": [{"channel": "SLACK", "addresses": [channel]}], "mentionOnFailure": mention});
+    world.register(A, "listings", json!({"Notifications": slack("FULL_EXECUTION", "core-data-availability", "<!subteam^S0LISTINGS>")})).await?;
+    world
+        .register(
+            B,
+            "searches",
+            json!({"Notifications": slack("FAILURES", "search-team", "<!subteam^S0SEARCH>")}),
+        )
+        .await?;
+    world
+        .register(
+            C,
+            "pipeline-x",
+            json!({
+                "PipelineBusArn": world.bus_c.bus_arn,
+                "Trigger": {"executions": {"allOf": [
+                    {"name": "listings", "account": A, "status": ["SUCCESS"]},
+                    {"name": "searches", "account": B, "status": ["SUCCESS"]}
+                ]}, "within": "20h"},
+                "Notifications": slack("FULL_EXECUTION", "rent-journey", "<!subteam^S0RENT>"),
+            }),
+        )
+        .await?;
+    // A pipeline closing a cycle (listings waiting for pipeline-x) is refused, naming the cycle.
+    println!("  listings' stack is updated to wait for pipeline-x, which waits for listings:");
+    world
+        .register(A, "listings", json!({"Trigger": {"executions": {"allOf": [{"name": "pipeline-x", "account": C, "status": ["SUCCEEDED"]}]}}}))
+        .await?;
+
+    let date = DateTime::from_timestamp_millis(tomorrow_at(0, 0).0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    heading(&format!(
+        "2. {date}: listings and searches run; searches fails and is re-run"
+    ));
+    let change = |account, pipeline, execution: &str, status, start, stop, error| Change {
+        account,
+        pipeline,
+        execution: execution.to_owned(),
+        status,
+        start,
+        stop,
+        input: json!({}),
+        error,
+    };
+    let l = format!("listings-{date}");
+    let s = format!("searches-{date}");
+    let s2 = format!("searches-{date}-rerun");
+    let story = [
+        change(A, "listings", &l, "RUNNING", tomorrow_at(3, 0), None, None),
+        change(
+            A,
+            "listings",
+            &l,
+            "SUCCEEDED",
+            tomorrow_at(3, 0),
+            Some(tomorrow_at(3, 42)),
+            None,
+        ),
+        change(B, "searches", &s, "RUNNING", tomorrow_at(5, 0), None, None),
+        change(
+            B,
+            "searches",
+            &s,
+            "FAILED",
+            tomorrow_at(5, 0),
+            Some(tomorrow_at(5, 18)),
+            Some((
+                "States.TaskFailed",
+                "S3 export of search events failed: <AccessDenied> on s3://searches-export/2026/",
+            )),
+        ),
+        change(B, "searches", &s2, "RUNNING", tomorrow_at(7, 0), None, None),
+    ];
+    for c in &story {
+        world.status_change(c).await?;
+    }
+    let fixed = change(
+        B,
+        "searches",
+        &s2,
+        "SUCCEEDED",
+        tomorrow_at(7, 0),
+        Some(tomorrow_at(7, 31)),
+        None,
+    );
+    let mut triggers = world.status_change(&fixed).await?;
+
+    heading("3. The same status change delivered twice more (EventBridge and SNS deliver at least once)");
+    triggers.extend(world.status_change(&fixed).await?);
+    let again = world
+        .last_for_trigger_manager
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    println!(
+        "{}  SNS delivers the decisive run event to trigger-manager again",
+        clock(tomorrow_at(7, 32))
+    );
+    triggers.extend(world.pump(tomorrow_at(7, 32), Some(&again)).await?);
+
+    heading(
+        "4. pipeline-x runs, started by its Pipeline Trigger (the trigger is its execution input)",
+    );
+    let trigger = triggers.first().context("pipeline-x was never triggered")?;
+    let x = format!("pipeline-x-{date}");
+    let mut running = change(
+        C,
+        "pipeline-x",
+        &x,
+        "RUNNING",
+        tomorrow_at(7, 33),
+        None,
+        None,
+    );
+    running.input = trigger["detail"].clone();
+    let mut done = change(
+        C,
+        "pipeline-x",
+        &x,
+        "SUCCEEDED",
+        tomorrow_at(7, 33),
+        Some(tomorrow_at(8, 5)),
+        None,
+    );
+    done.input = trigger["detail"].clone();
+    world.status_change(&running).await?;
+    world.status_change(&done).await?;
+
+    heading("5. What happened");
+    println!(
+        "  Pipeline Triggers that reached account {C}'s bus: {}",
+        triggers.len()
+    );
+    for t in &triggers {
+        println!(
+            "    {} -> {}",
+            t["detail"]["batonTriggerId"].as_str().unwrap_or("?"),
+            t["detail"]["target"]["name"].as_str().unwrap_or("?")
+        );
+    }
+    println!("\n  Slack, as the channels show it (* thread root, |- replies in its thread):");
+    world.print_slack();
+    println!("\nfinished in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
