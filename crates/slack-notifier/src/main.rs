@@ -7,15 +7,7 @@ use slack_notifier::{deadline_from_epoch_ms, Config, Notifier, NotifyError, Repo
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    baton_adapters::logging::init();
 
     let config = Config::from_env(&Env::from_process())?;
     let aws = aws_config::load_from_env().await;

@@ -11,12 +11,7 @@ use trigger_manager::{handle, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
+    baton_adapters::logging::init();
     let config = Config::from_env(&Env::from_process())?;
     let aws = aws_config::load_from_env().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
