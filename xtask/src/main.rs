@@ -4,6 +4,7 @@
 //! - `cargo xtask demo`: the Scout24 story on a local emulated AWS.
 //! - `cargo xtask test`: every check CI runs (fmt, clippy -D warnings, unit, property and
 //!   integration tests).
+//! - `cargo xtask sam-build`: `sam build` of the central stack (cargo-lambda, arm64).
 //! - `cargo xtask setup`: only the Python tools.
 
 use std::env;
@@ -11,17 +12,28 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup>
-  demo   run the Scout24 story end to end on a local emulated AWS
-  test   run every check: cargo fmt --check, clippy -D warnings, all tests
-  setup  install the Python tools (moto, linters) into ./.venv";
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup>
+  demo       run the Scout24 story end to end on a local emulated AWS
+  test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
+  sam-build  build the Lambda functions for deployment with `sam build` (arm64, cargo-lambda)
+  setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools";
+
+/// Templates checked by cfn-lint.
+const TEMPLATES: &[&str] = &[
+    "template.yaml",
+    "templates/member-account.yaml",
+    "examples/listings.yaml",
+    "examples/searches.yaml",
+    "examples/pipeline-x.yaml",
+];
 
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "demo" => demo(),
         "test" => test(),
-        "setup" => setup().map(|_| ()),
+        "sam-build" => sam_build(),
+        "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -65,13 +77,27 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &Path)]) -> Result<(), Strin
     }
 }
 
-/// Creates `./.venv` and installs `xtask/requirements.txt` into it, once per change of that file.
-/// Returns the venv's Python.
+/// The emulator's venv, `./.venv`, from `xtask/requirements.txt`. Returns its Python.
 fn setup() -> Result<PathBuf, String> {
+    venv(".venv", "xtask/requirements.txt")
+}
+
+/// The template and build tools' venv, `./.tools/venv`. Returns its `bin` folder.
+fn setup_tools() -> Result<PathBuf, String> {
+    let python = venv(".tools/venv", "xtask/requirements-tools.txt")?;
+    python
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "the tools venv has no bin folder".to_owned())
+}
+
+/// Creates the venv at `dir` and installs `requirements` into it, once per change of that file.
+/// Returns the venv's Python.
+fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
     let root = root();
-    let venv = root.join(".venv");
+    let venv = root.join(dir);
     let python = venv.join("bin/python");
-    let requirements = root.join("xtask/requirements.txt");
+    let requirements = root.join(requirements);
     let wanted = fs::read_to_string(&requirements)
         .map_err(|e| format!("reading {}: {e}", requirements.display()))?;
     let marker = venv.join(".baton-requirements");
@@ -124,6 +150,69 @@ fn test() -> Result<(), String> {
         &["test", "--workspace"],
         &[("BATON_PYTHON", &python)],
     )?;
+    lint_templates()
+}
+
+/// cfn-lint on every template, and `sam validate --lint` on the central one. Neither needs AWS
+/// credentials; a region is set because SAM insists on one.
+fn lint_templates() -> Result<(), String> {
+    let bin = setup_tools()?;
+    let tools_env = tools_env(&bin);
+    let env: Vec<(&str, &Path)> = tools_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let mut args = vec!["--format", "parseable"];
+    args.extend_from_slice(TEMPLATES);
+    run(&bin.join("cfn-lint").to_string_lossy(), &args, &env)?;
+    run(
+        &bin.join("sam").to_string_lossy(),
+        &["validate", "--lint", "--template", "template.yaml"],
+        &env,
+    )?;
+    eprintln!(
+        "templates: {} linted with cfn-lint, template.yaml validated with sam",
+        TEMPLATES.len()
+    );
+    Ok(())
+}
+
+/// Environment for the Python tools: their venv first on PATH, telemetry off, a region.
+fn tools_env(bin: &Path) -> Vec<(&'static str, PathBuf)> {
+    let path = match env::var_os("PATH") {
+        Some(p) => {
+            let mut parts = vec![bin.to_path_buf()];
+            parts.extend(env::split_paths(&p));
+            env::join_paths(parts).unwrap_or(p)
+        }
+        None => bin.as_os_str().to_owned(),
+    };
+    vec![
+        ("PATH", PathBuf::from(path)),
+        ("SAM_CLI_TELEMETRY", PathBuf::from("0")),
+        ("AWS_DEFAULT_REGION", PathBuf::from("eu-west-1")),
+        ("AWS_REGION", PathBuf::from("eu-west-1")),
+    ]
+}
+
+/// `sam build` with cargo-lambda for arm64 (provided.al2023), as `template.yaml` declares.
+fn sam_build() -> Result<(), String> {
+    let bin = setup_tools()?;
+    // The arm64 standard library; rustup fetches it once (a no-op when present).
+    run(
+        "rustup",
+        &["target", "add", "aarch64-unknown-linux-gnu"],
+        &[],
+    )?;
+    let tools_env = tools_env(&bin);
+    let env: Vec<(&str, &Path)> = tools_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let started = std::time::Instant::now();
+    run(
+        &bin.join("sam").to_string_lossy(),
+        &["build", "--beta-features"],
+        &env,
+    )?;
+    eprintln!(
+        "sam build finished in {:.0?}; artifacts in .aws-sam/build",
+        started.elapsed()
+    );
     Ok(())
 }
 
