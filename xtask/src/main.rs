@@ -272,5 +272,9 @@ fn bench(args: Vec<String>) -> Result<(), String> {
         run(&bin.join("cargo-lambda").to_string_lossy(), &lambda, &env)?;
     }
     let runner = root().join("target/release/baton-bench");
-    run(&runner.to_string_lossy(), &passed, &[("BATON_PYTHON", &python)])
+    run(
+        &runner.to_string_lossy(),
+        &passed,
+        &[("BATON_PYTHON", &python)],
+    )
 }

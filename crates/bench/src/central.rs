@@ -9,7 +9,7 @@ use baton_adapters::DynamoRegistry;
 use baton_core::ports::{Registration, Registry, RunLog};
 use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto, REGION};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::counting_proxy::CountingProxy;
@@ -171,8 +171,10 @@ impl Bench {
             for i in 0..n {
                 let child = pipeline(CHILD_ACCOUNT, &format!("bench-child-{n}-{i}"))?;
                 let co_a = pipeline(UPSTREAM_ACCOUNT, &format!("bench-upstream-{}", i % 20))?;
-                let co_b =
-                    pipeline(UPSTREAM_ACCOUNT, &format!("bench-upstream-{}", (i + 7) % 20))?;
+                let co_b = pipeline(
+                    UPSTREAM_ACCOUNT,
+                    &format!("bench-upstream-{}", (i + 7) % 20),
+                )?;
                 registrations.push(self.registration(&child, &[parent.clone(), co_a, co_b])?);
             }
         }
@@ -208,7 +210,10 @@ impl Bench {
             ("BATON_RUN_EVENTS_TOPIC_ARN", self.topic_arn.clone()),
             ("BATON_DEFAULT_PIPELINE_BUS", "bench-pipelines".to_owned()),
             ("BATON_SLACK_TOKEN_SECRET_ID", self.secret_id.clone()),
-            ("BATON_SLACK_API_URL", format!("{}/api", self.proxy.endpoint())),
+            (
+                "BATON_SLACK_API_URL",
+                format!("{}/api", self.proxy.endpoint()),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -328,9 +333,7 @@ pub fn run_at(pipeline: &PipelineId, name: &str, status: RunStatus, at: i64) -> 
         status,
         started_at,
         stopped_at,
-        error: status
-            .is_failure()
-            .then(|| "States.TaskFailed".to_owned()),
+        error: status.is_failure().then(|| "States.TaskFailed".to_owned()),
         cause: status
             .is_failure()
             .then(|| "bench: the job <failed> & stopped".to_owned()),

@@ -143,9 +143,11 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         memory.push(measure::memory(&bench, launch, &launch.name, o.events).await?);
     }
     results.memory = memory;
-    eprintln!("bench: memory of the Python/boto3 baseline over {} events", o.events);
-    results.python_memory =
-        Some(measure::memory(&bench, &python, "python-boto3", o.events).await?);
+    eprintln!(
+        "bench: memory of the Python/boto3 baseline over {} events",
+        o.events
+    );
+    results.python_memory = Some(measure::memory(&bench, &python, "python-boto3", o.events).await?);
     Ok(())
 }
 
@@ -154,9 +156,12 @@ fn zips(o: &Options) -> Vec<(String, Result<u64, String>)> {
         .iter()
         .map(|name| {
             let zip = o.zip_dir.join(name).join("bootstrap.zip");
-            let size = std::fs::metadata(&zip)
-                .map(|m| m.len())
-                .map_err(|_| format!("no {} (run `cargo xtask bench`, which builds it)", zip.display()));
+            let size = std::fs::metadata(&zip).map(|m| m.len()).map_err(|_| {
+                format!(
+                    "no {} (run `cargo xtask bench`, which builds it)",
+                    zip.display()
+                )
+            });
             (name.to_string(), size)
         })
         .collect()

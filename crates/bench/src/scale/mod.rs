@@ -264,7 +264,10 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
     let mut watched_parents: HashSet<PipelineId> = HashSet::new();
     while sampled.len() < spec.sample.min(org.registrations.len()) {
         let r = &org.registrations[rng.below(org.registrations.len() as u64) as usize];
-        if sampled.insert(r.pipeline.clone(), Watch::default()).is_none() {
+        if sampled
+            .insert(r.pipeline.clone(), Watch::default())
+            .is_none()
+        {
             watched_parents.extend(r.parents().into_keys());
         }
     }
@@ -353,7 +356,11 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         for (_bus, trigger) in store.take_sent() {
             day.report.triggers += 1;
             let start = due.at + day.rng.between(500, 5_000);
-            day.start(&trigger.target.id(), start, Some(trigger.trigger_id.0.clone()));
+            day.start(
+                &trigger.target.id(),
+                start,
+                Some(trigger.trigger_id.0.clone()),
+            );
         }
     }
     let mut report = day.report;
@@ -365,7 +372,13 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
     report.decision_p99 = percentile(&timings, 0.99);
     report.decision_max = percentile(&timings, 1.0);
 
-    check_sample(&sampled, &triggers_of, &recorded_runs, registered_at, &mut report);
+    check_sample(
+        &sampled,
+        &triggers_of,
+        &recorded_runs,
+        registered_at,
+        &mut report,
+    );
     Ok(report)
 }
 
@@ -410,7 +423,10 @@ fn check_sample(
             let Some((got_no, now, got)) = decided.next() else {
                 mismatch(
                     report,
-                    format!("{child}: never woken by {} {}", run.execution_arn, run.status),
+                    format!(
+                        "{child}: never woken by {} {}",
+                        run.execution_arn, run.status
+                    ),
                 );
                 break;
             };
@@ -454,5 +470,25 @@ fn check_sample(
                 format!("{child}: decided at event {extra}, where no parent run wakes it"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_organisation_fires_exactly_when_the_brute_force_evaluation_says() {
+        let report = run(&ScaleSpec {
+            pipelines: 3_000,
+            accounts: 30,
+            sample: 400,
+            seed: 7,
+        })
+        .unwrap();
+        assert!(report.triggers > 100, "{report:?}");
+        assert!(report.checked_firings > 20, "{report:?}");
+        assert!(report.reruns > 0 && report.duplicates > 0, "{report:?}");
+        assert!(report.mismatches.is_empty(), "{:#?}", report.mismatches);
     }
 }

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use baton_core::{Condition, Group, Leaf, Operator, PipelineId, Run, RunStatus, Timestamp, Trigger};
+use baton_core::{
+    Condition, Group, Leaf, Operator, PipelineId, Run, RunStatus, Timestamp, Trigger,
+};
 
 /// A run as a firing consumes it: (execution ARN, status, status time).
 pub type Used = (String, RunStatus, i64);
@@ -124,11 +126,80 @@ pub fn decide(
 
 /// Whether a run of `parent` at `status` wakes a child with this trigger: some leaf names the
 /// parent and wants the status.
-pub fn wakes(child: &PipelineId, trigger: &Trigger, parent: &PipelineId, status: RunStatus) -> bool {
+pub fn wakes(
+    child: &PipelineId,
+    trigger: &Trigger,
+    parent: &PipelineId,
+    status: RunStatus,
+) -> bool {
     trigger.executions.leaves().iter().any(|leaf| {
         leaf.name == parent.name
             && leaf.account.as_deref().unwrap_or(&child.account) == parent.account
             && leaf.region.as_deref().unwrap_or(&child.region) == parent.region
             && leaf.status.contains(&status)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::PipelineDefinition;
+
+    fn run(name: &str, execution: &str, status: RunStatus, at: i64) -> Run {
+        Run {
+            pipeline: PipelineId::new("111111111111", "eu-west-1", name).unwrap(),
+            execution_arn: format!(
+                "arn:aws:states:eu-west-1:111111111111:execution:{name}:{execution}"
+            ),
+            execution_name: execution.to_owned(),
+            status,
+            started_at: Timestamp(at - 10),
+            stopped_at: Some(Timestamp(at)),
+            error: None,
+            cause: None,
+            trigger_id: None,
+        }
+    }
+
+    #[test]
+    fn fires_on_fresh_runs_only_and_moves_the_cursor_to_the_latest_used() {
+        let child = PipelineId::new("111111111111", "eu-west-1", "x").unwrap();
+        let definition = PipelineDefinition::from_yaml(
+            "trigger:\n  executions:\n    allOf:\n      - {name: a, status: [SUCCEEDED]}\n      - {name: b, status: [SUCCEEDED]}\n",
+        )
+        .unwrap();
+        let trigger = definition.trigger.unwrap();
+        let a = run("a", "a1", RunStatus::Succeeded, 100);
+        let b_old = run("b", "b0", RunStatus::Succeeded, 40);
+        let b = run("b", "b1", RunStatus::Succeeded, 120);
+        let failed = run("b", "b2", RunStatus::Failed, 130);
+        // b's only success is at or before the cursor: wait.
+        assert_eq!(
+            decide(
+                &child,
+                &trigger,
+                &[&a, &b_old],
+                Timestamp(50),
+                Timestamp(200)
+            ),
+            None
+        );
+        let fired = decide(
+            &child,
+            &trigger,
+            &[&a, &b_old, &b, &failed],
+            Timestamp(50),
+            Timestamp(200),
+        )
+        .unwrap();
+        assert_eq!(fired.cursor_after, 120);
+        assert_eq!(fired.consumed.len(), 2);
+        // The same runs never fire twice.
+        assert_eq!(
+            decide(&child, &trigger, &[&a, &b], Timestamp(120), Timestamp(200)),
+            None
+        );
+        assert!(wakes(&child, &trigger, &b.pipeline, RunStatus::Succeeded));
+        assert!(!wakes(&child, &trigger, &b.pipeline, RunStatus::Failed));
+    }
 }

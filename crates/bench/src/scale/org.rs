@@ -103,7 +103,10 @@ pub fn generate(
         let definition = definition(&org.pipelines, &parents, rng)?;
         org.registrations.push(Registration {
             pipeline: org.pipelines[i].clone(),
-            owner_stack_id: format!("arn:aws:cloudformation:{REGION}:{}:stack/p{i}/x", account(a)),
+            owner_stack_id: format!(
+                "arn:aws:cloudformation:{REGION}:{}:stack/p{i}/x",
+                account(a)
+            ),
             definition,
             bus_arn: None,
             registered_at,

@@ -133,7 +133,9 @@ impl RunLog for MemoryStore {
 
 impl Registry for MemoryStore {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
-        self.with("registry", |inner| inner.registrations.get(pipeline).cloned())
+        self.with("registry", |inner| {
+            inner.registrations.get(pipeline).cloned()
+        })
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
@@ -268,7 +270,11 @@ impl SendLease for MemoryStore {
         })
     }
 
-    async fn release_send_lease(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
+    async fn release_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
         self.with("ledger", |inner| {
             if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
                 claim.lease_until = None;
