@@ -9,7 +9,6 @@ use baton_adapters::DynamoRegistry;
 use baton_core::ports::{Registration, Registry, RunLog};
 use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto, REGION};
-use futures::stream::{self, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::counting_proxy::CountingProxy;
@@ -183,19 +182,15 @@ impl Bench {
             let child = pipeline(CHILD_ACCOUNT, &format!("bench-firechild-{i}"))?;
             registrations.push(self.registration(&child, &family)?);
         }
+        // One at a time: the emulator answers concurrent transactions with errors.
         let registry: DynamoRegistry = self.central.registry();
-        stream::iter(registrations.iter().map(Ok::<_, anyhow::Error>))
-            .try_for_each_concurrent(8, |r| {
-                let registry = &registry;
-                async move {
-                    registry
-                        .upsert(r)
-                        .await
-                        .map(|_| ())
-                        .with_context(|| format!("registering {}", r.pipeline))
-                }
-            })
-            .await
+        for r in &registrations {
+            registry
+                .upsert(r)
+                .await
+                .with_context(|| format!("registering {}", r.pipeline))?;
+        }
+        Ok(())
     }
 
     /// The environment `template.yaml` gives every function, pointing at this bench's resources.
@@ -245,10 +240,9 @@ impl Bench {
         Ok(match name {
             "run-log-writer" | "python-boto3" => {
                 // A RUNNING then a final status of each execution, as Step Functions sends them.
-                let status = if i % 2 == 0 {
-                    RunStatus::Running
-                } else {
-                    RunStatus::Succeeded
+                let status = match i % 2 {
+                    0 => RunStatus::Running,
+                    _ => RunStatus::Succeeded,
                 };
                 let listings = pipeline(PARENT_ACCOUNT, "listings")?;
                 status_change_event(&run_at(
@@ -263,10 +257,9 @@ impl Bench {
                 &RunEvent::status(&self.run(&fan_out_parent(1)?, RunStatus::Succeeded)),
             ),
             "slack-notifier" => {
-                let status = if i % 2 == 0 {
-                    RunStatus::Running
-                } else {
-                    RunStatus::Failed
+                let status = match i % 2 {
+                    0 => RunStatus::Running,
+                    _ => RunStatus::Failed,
                 };
                 let run = run_at(
                     &notified_pipeline()?,
