@@ -6,17 +6,21 @@
 //!   integration tests).
 //! - `cargo xtask sam-build`: `sam build` of the central stack (cargo-lambda, arm64).
 //! - `cargo xtask setup`: only the Python tools.
+//! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup>
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
   sam-build  build the Lambda functions for deployment with `sam build` (arm64, cargo-lambda)
-  setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools";
+  setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools
+  bench      build the release functions and arm64 zips, then measure cold start, warm cost,
+             memory, zip size and a 100k-pipeline day; prints one table
+             (`bench --no-zip` skips the arm64 build; other options go to baton-bench)";
 
 /// Templates checked by cfn-lint.
 const TEMPLATES: &[&str] = &[
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "sam-build" => sam_build(),
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
+        "bench" => bench(env::args().skip(2).collect()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -221,6 +226,55 @@ fn demo() -> Result<(), String> {
     run(
         &cargo(),
         &["run", "--quiet", "--package", "baton-demo"],
+        &[("BATON_PYTHON", &python)],
+    )
+}
+
+/// The function binaries the bench measures (all that exist are built; a placeholder `main`
+/// is reported as not implemented).
+const FUNCTIONS: &[&str] = &[
+    "run-log-writer",
+    "trigger-manager",
+    "slack-notifier",
+    "cfn-responder",
+];
+
+/// `cargo xtask bench`: release binaries (one cargo invocation with the bench, so the
+/// dependencies are compiled once), arm64 zips with cargo-lambda, then `baton-bench`.
+fn bench(args: Vec<String>) -> Result<(), String> {
+    let python = setup()?;
+    let zip = !args.iter().any(|a| a == "--no-zip");
+    let passed: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--no-zip")
+        .collect();
+    let mut build = vec!["build", "--release"];
+    for f in FUNCTIONS.iter().chain(&["baton-bench"]) {
+        build.extend(["--package", f]);
+    }
+    run(&cargo(), &build, &[])?;
+    if zip {
+        let bin = setup_tools()?;
+        let tools_env = tools_env(&bin);
+        let env: Vec<(&str, &Path)> = tools_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        let mut lambda = vec![
+            "lambda",
+            "build",
+            "--release",
+            "--arm64",
+            "--output-format",
+            "zip",
+        ];
+        for f in FUNCTIONS {
+            lambda.extend(["--package", f]);
+        }
+        run(&bin.join("cargo-lambda").to_string_lossy(), &lambda, &env)?;
+    }
+    let runner = root().join("target/release/baton-bench");
+    run(
+        &runner.to_string_lossy(),
+        &passed,
         &[("BATON_PYTHON", &python)],
     )
 }

@@ -1,0 +1,321 @@
+//! The one table `cargo xtask bench` prints (Markdown, so it pastes into docs/performance.md),
+//! with the DESIGN budget next to each figure, and the cost model derived from the figures.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::measure::{ColdStart, Memory, WarmCost};
+use crate::scale::ScaleReport;
+
+/// DESIGN "Budgets".
+pub const COLD_START_BUDGET: Duration = Duration::from_millis(30);
+pub const MEMORY_BUDGET: u64 = 48 * 1024 * 1024;
+pub const ZIP_BUDGET: u64 = 5 * 1024 * 1024;
+
+/// Everything one bench run measured.
+#[derive(Default)]
+pub struct Results {
+    pub machine: String,
+    pub cold: Vec<ColdStart>,
+    /// The Python/boto3 baseline's cold start.
+    pub python_cold: Option<ColdStart>,
+    pub warm: Vec<WarmCost>,
+    pub memory: Vec<Memory>,
+    pub python_memory: Option<Memory>,
+    /// (function, zip bytes or why there is none)
+    pub zips: Vec<(String, Result<u64, String>)>,
+    pub scale: Option<Result<ScaleReport, String>>,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "within"
+    } else {
+        "MISSED"
+    }
+}
+
+/// The machine the figures come from: cores, memory, CPU model.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or_else(|| "unknown".to_owned(), |kb| mib(kb * 1024));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory} memory, load average {load} at start")
+}
+
+impl Results {
+    /// The table, one row per figure.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut row = |section: &str, subject: &str, figure: String, budget: String| {
+            let _ = writeln!(out, "| {section} | {subject} | {figure} | {budget} |");
+        };
+        row(
+            "Section",
+            "Subject",
+            "Figure".to_owned(),
+            "Budget (DESIGN)".to_owned(),
+        );
+        row("---", "---", "---".to_owned(), "---".to_owned());
+        let python_median = self.python_cold.as_ref().and_then(ColdStart::median);
+        for cold in self.cold.iter().chain(self.python_cold.iter()) {
+            let figure = match (cold.median(), cold.max(), &cold.failure) {
+                (Some(median), Some(max), None) => {
+                    let ratio = match python_median {
+                        Some(p) if cold.name != "python-boto3" => format!(
+                            "; Python/boto3 takes {:.1}×",
+                            p.as_secs_f64() / median.as_secs_f64().max(1e-9)
+                        ),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "median {}, max {} over {} starts{ratio}",
+                        ms(median),
+                        ms(max),
+                        cold.samples.len()
+                    )
+                }
+                (_, _, Some(failure)) => format!("not measured: {failure}"),
+                _ => "not measured".to_owned(),
+            };
+            let budget = match cold.median() {
+                _ if cold.name == "python-boto3" => "baseline (~350 ms in DESIGN)".to_owned(),
+                Some(_) => format!(
+                    "< 30 ms: {}",
+                    verdict(cold.max().is_some_and(|m| m < COLD_START_BUDGET))
+                ),
+                None => "< 30 ms".to_owned(),
+            };
+            row("cold start", &cold.name, figure, budget);
+        }
+        for warm in &self.warm {
+            let subject = format!("{}: {}", warm.function, warm.case);
+            let figure = match &warm.failure {
+                Some(f) => format!("not measured: {f}"),
+                None => {
+                    let per_decision = warm
+                        .cpu_per_decision()
+                        .map(|d| format!(" ({} per decision)", us(d)))
+                        .unwrap_or_default();
+                    format!(
+                        "CPU {}/event{per_decision}; DynamoDB {:.1} requests/event; SNS+EventBridge {:.1}/event; {} wall/event against the emulator (over {} events)",
+                        us(warm.cpu_per_event),
+                        warm.dynamodb_per_event,
+                        warm.publishes_per_event,
+                        ms(warm.wall_per_event),
+                        warm.events
+                    )
+                }
+            };
+            let budget = if warm.function == "run-log-writer" {
+                "constant requests per event"
+            } else {
+                "requests linear in direct children"
+            };
+            row("warm", &subject, figure, budget.to_owned());
+        }
+        for memory in self.memory.iter().chain(self.python_memory.iter()) {
+            let figure = match (&memory.failure, memory.peak_rss) {
+                (None, Some(rss)) => format!(
+                    "peak RSS {} over {} events ({} per event)",
+                    mib(rss),
+                    memory.events,
+                    ms(memory.wall / u32::try_from(memory.events.max(1)).unwrap_or(1))
+                ),
+                (Some(f), _) => format!("not measured: {f}"),
+                (None, None) => "not measured: no /proc status".to_owned(),
+            };
+            let budget = if memory.name == "python-boto3" {
+                "baseline".to_owned()
+            } else {
+                format!(
+                    "< 48 MB: {}",
+                    verdict(memory.peak_rss.is_some_and(|r| r < MEMORY_BUDGET))
+                )
+            };
+            row("memory", &memory.name, figure, budget);
+        }
+        for (name, zip) in &self.zips {
+            let (figure, budget) = match zip {
+                Ok(bytes) => (
+                    format!("{} ({bytes} bytes) bootstrap.zip, arm64", mib(*bytes)),
+                    format!("< 5 MB: {}", verdict(*bytes < ZIP_BUDGET)),
+                ),
+                Err(why) => (format!("not measured: {why}"), "< 5 MB".to_owned()),
+            };
+            row("zip", name, figure, budget);
+        }
+        match &self.scale {
+            Some(Ok(s)) => {
+                row(
+                    "scale",
+                    "organisation",
+                    format!(
+                        "{} pipelines over {} accounts, {} with a trigger, {} edges (max {} children of one parent); generated, cycle-checked and registered in {}",
+                        s.pipelines,
+                        s.accounts,
+                        s.registrations,
+                        s.edges,
+                        s.max_children,
+                        ms(s.build)
+                    ),
+                    "100,000 over 1,000 accounts".to_owned(),
+                );
+                row(
+                    "scale",
+                    "one day replayed",
+                    format!(
+                        "{} status events ({} runs, {} failed, {} re-runs, {} duplicate deliveries) in {}: {:.0} events/s; {} decisions, {} triggers fired; {:.1} store requests/event",
+                        s.events,
+                        s.runs,
+                        s.failures,
+                        s.reruns,
+                        s.duplicates,
+                        ms(s.replay),
+                        s.events_per_second(),
+                        s.decisions,
+                        s.triggers,
+                        s.store_requests_per_event
+                    ),
+                    "without a design change".to_owned(),
+                );
+                row(
+                    "scale",
+                    "decision time",
+                    format!(
+                        "p50 {}, p99 {}, max {} (one child: registry, ledger, run log, evaluator, claim, send)",
+                        us(s.decision_p50),
+                        us(s.decision_p99),
+                        us(s.decision_max)
+                    ),
+                    "-".to_owned(),
+                );
+                row(
+                    "scale",
+                    "brute-force check",
+                    if s.mismatches.is_empty() {
+                        format!(
+                            "{} sampled children, {} decision points, {} firings: every child fired exactly when its condition held",
+                            s.checked_children, s.checked_points, s.checked_firings
+                        )
+                    } else {
+                        format!(
+                            "{} MISMATCHES over {} children: {}",
+                            s.mismatches.len(),
+                            s.checked_children,
+                            s.mismatches.join("; ")
+                        )
+                    },
+                    "no mismatch".to_owned(),
+                );
+            }
+            Some(Err(e)) => row("scale", "replay", format!("failed: {e}"), "-".to_owned()),
+            None => {}
+        }
+        out
+    }
+
+    /// Lambda GB-seconds and DynamoDB request units per million run events, from the figures.
+    pub fn cost_model(&self) -> String {
+        let mut out = String::new();
+        let warm = |function: &str, case_starts: &str| {
+            self.warm
+                .iter()
+                .find(|w| w.function == function && w.case.starts_with(case_starts))
+                .filter(|w| w.failure.is_none())
+        };
+        let writer = warm("run-log-writer", "new run");
+        let manager = warm("trigger-manager", "parent run, 1 waiting");
+        let python_memory = self.python_memory.as_ref().filter(|m| m.failure.is_none());
+        let (Some(writer), Some(manager)) = (writer, manager) else {
+            return "cost model: needs the warm figures of run-log-writer and trigger-manager\n"
+                .to_owned();
+        };
+        let per_event_ms = |w: &WarmCost| w.wall_per_event.as_secs_f64() * 1e3;
+        // Billed duration is rounded up to the millisecond; 128 MB = 0.125 GB.
+        let rust_ms = per_event_ms(writer).ceil() + per_event_ms(manager).ceil();
+        let rust_gbs = rust_ms / 1e3 * 0.125 * 1e6;
+        let _ = writeln!(
+            out,
+            "Rust, 128 MB: writer {:.1} ms + trigger-manager {:.1} ms per run event (billed {rust_ms:.0} ms) = {rust_gbs:.0} GB-s per million run events",
+            per_event_ms(writer),
+            per_event_ms(manager),
+        );
+        if let Some(py) = python_memory {
+            let py_ms = py.wall.as_secs_f64() * 1e3 / py.events.max(1) as f64;
+            let py_mb = py
+                .peak_rss
+                .map(|r| ((r as f64 / (1024.0 * 1024.0)) / 64.0).ceil() * 64.0)
+                .unwrap_or(256.0)
+                .max(128.0);
+            // The Python port does the same requests; its per-request overhead is what its
+            // one-PutItem handler measured, scaled to the Rust functions' request count.
+            let rust_requests = writer.dynamodb_per_event
+                + writer.publishes_per_event
+                + manager.dynamodb_per_event
+                + manager.publishes_per_event;
+            let py_event_ms = (py_ms * rust_requests).ceil();
+            let py_gbs = py_event_ms / 1e3 * (py_mb / 1024.0) * 1e6;
+            let _ = writeln!(
+                out,
+                "Python/boto3 baseline, {py_mb:.0} MB (its peak RSS rounded up to 64 MB): {py_ms:.1} ms per one-request event × {rust_requests:.1} requests = {py_event_ms:.0} ms per run event = {py_gbs:.0} GB-s per million run events ({:.1}× Rust)",
+                py_gbs / rust_gbs.max(1e-9)
+            );
+        }
+        let units = |w: &WarmCost| {
+            let mut reads = 0.0;
+            let mut writes = 0.0;
+            for (op, n) in &w.operations {
+                match op.as_str() {
+                    "dynamodb:GetItem" | "dynamodb:Query" => reads += n,
+                    // Two items (claim and cursor), each written transactionally at 2 WRU.
+                    "dynamodb:TransactWriteItems" => writes += n * 4.0,
+                    o if o.starts_with("dynamodb:") => writes += n,
+                    _ => {}
+                }
+            }
+            (reads, writes)
+        };
+        let (wr, ww) = units(writer);
+        let (mr, mw) = units(manager);
+        let _ = writeln!(
+            out,
+            "DynamoDB per run event (items under 1 KB / 4 KB, strongly consistent reads): writer {wr:.1} RRU + {ww:.1} WRU, trigger-manager (1 child) {mr:.1} RRU + {mw:.1} WRU; per million run events {:.1} M RRU + {:.1} M WRU, the same for a Python port of the same design",
+            wr + mr,
+            ww + mw
+        );
+        out
+    }
+}

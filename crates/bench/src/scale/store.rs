@@ -1,0 +1,302 @@
+//! core's ports in memory, with the semantics the DynamoDB adapters give them (idempotent record,
+//! conditional claim, send lease), so the real flow can replay a day of an organisation's runs
+//! without the emulator. Every operation counts as the one request it would be in DynamoDB, so
+//! the replay also reports requests per run event.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use baton_core::ports::{
+    ChildEdge, ClaimOutcome, CursorState, Deleted, Ledger, PublishError, Recorded, Registration,
+    Registry, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus, Upserted,
+};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Timestamp, TriggerId};
+
+#[derive(Default)]
+struct Claim {
+    sent: bool,
+    lease_until: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct Inner {
+    runs: HashMap<PipelineId, Vec<Run>>,
+    seen: HashMap<(String, RunStatus), bool>,
+    latest: HashMap<String, Run>,
+    registrations: HashMap<PipelineId, Registration>,
+    edges: HashMap<PipelineId, Vec<ChildEdge>>,
+    cursors: HashMap<PipelineId, CursorState>,
+    claims: HashMap<(PipelineId, TriggerId), Claim>,
+    sent: Vec<(String, PipelineTrigger)>,
+}
+
+/// The central account's storage, the pipeline buses and the run-events topic, in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    /// Requests the DynamoDB adapters would have made.
+    pub requests: AtomicU64,
+    /// Trigger notices published.
+    pub notices: AtomicU64,
+}
+
+fn poisoned(table: &str) -> StoreError {
+    StoreError::Unavailable {
+        operation: "lock",
+        table: table.to_owned(),
+        message: "the in-memory store was poisoned by a panic".to_owned(),
+    }
+}
+
+impl MemoryStore {
+    fn with<T>(&self, table: &str, f: impl FnOnce(&mut Inner) -> T) -> StoreResult<T> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.inner.lock().map_err(|_| poisoned(table))?;
+        Ok(f(&mut inner))
+    }
+
+    /// Triggers sent to buses since the last call, oldest first.
+    pub fn take_sent(&self) -> Vec<(String, PipelineTrigger)> {
+        self.inner
+            .lock()
+            .map(|mut inner| std::mem::take(&mut inner.sent))
+            .unwrap_or_default()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl RunLog for MemoryStore {
+    async fn record(&self, run: &Run) -> StoreResult<Recorded> {
+        self.with("runs", |inner| {
+            let key = (run.execution_arn.clone(), run.status);
+            let recorded = match inner.seen.get(&key) {
+                Some(true) => return Recorded::AlreadyAnnounced,
+                Some(false) => Recorded::Unannounced,
+                None => {
+                    inner.seen.insert(key, false);
+                    inner
+                        .runs
+                        .entry(run.pipeline.clone())
+                        .or_default()
+                        .push(run.clone());
+                    Recorded::New
+                }
+            };
+            let newer = inner
+                .latest
+                .get(&run.execution_arn)
+                .is_none_or(|old| run.precedence() > old.precedence());
+            if newer {
+                inner.latest.insert(run.execution_arn.clone(), run.clone());
+            }
+            recorded
+        })
+    }
+
+    async fn mark_announced(&self, run: &Run) -> StoreResult<()> {
+        self.with("runs", |inner| {
+            inner
+                .seen
+                .insert((run.execution_arn.clone(), run.status), true);
+        })
+    }
+
+    async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
+        self.with("runs", |inner| inner.latest.get(execution_arn).cloned())
+    }
+
+    async fn runs_since(
+        &self,
+        pipeline: &PipelineId,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        self.with("runs", |inner| {
+            let mut runs: Vec<Run> = inner
+                .runs
+                .get(pipeline)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.status_time() > after)
+                .cloned()
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+            runs.truncate(limit);
+            runs
+        })
+    }
+}
+
+impl Registry for MemoryStore {
+    async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
+        self.with("registry", |inner| {
+            inner.registrations.get(pipeline).cloned()
+        })
+    }
+
+    async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
+        self.with("registry", |inner| {
+            inner.edges.get(parent).cloned().unwrap_or_default()
+        })
+    }
+
+    async fn upsert(&self, registration: &Registration) -> StoreResult<Upserted> {
+        self.with("registry", |inner| {
+            let child = &registration.pipeline;
+            for edges in inner.edges.values_mut() {
+                edges.retain(|e| &e.child != child);
+            }
+            for (parent, statuses) in registration.parents() {
+                inner.edges.entry(parent).or_default().push(ChildEdge {
+                    child: child.clone(),
+                    statuses,
+                });
+            }
+            match inner
+                .registrations
+                .insert(child.clone(), registration.clone())
+            {
+                Some(_) => Upserted::Updated,
+                None => Upserted::Created,
+            }
+        })
+    }
+
+    async fn delete(&self, pipeline: &PipelineId, _owner_stack_id: &str) -> StoreResult<Deleted> {
+        self.with("registry", |inner| {
+            for edges in inner.edges.values_mut() {
+                edges.retain(|e| &e.child != pipeline);
+            }
+            match inner.registrations.remove(pipeline) {
+                Some(_) => Deleted::Removed,
+                None => Deleted::NotFound,
+            }
+        })
+    }
+}
+
+impl MemoryStore {
+    /// Loads a registration without the linear edge clean-up of a replacement (the organisation
+    /// is registered once, each pipeline once).
+    pub fn load(&self, registration: Registration) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let child = registration.pipeline.clone();
+            for (parent, statuses) in registration.parents() {
+                inner.edges.entry(parent).or_default().push(ChildEdge {
+                    child: child.clone(),
+                    statuses,
+                });
+            }
+            inner.registrations.insert(child, registration);
+        }
+    }
+}
+
+impl Ledger for MemoryStore {
+    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+        self.with("ledger", |inner| inner.cursors.get(child).cloned())
+    }
+
+    async fn claim(
+        &self,
+        trigger: &PipelineTrigger,
+        cursor_read: Option<Timestamp>,
+        cursor_after: Timestamp,
+    ) -> StoreResult<ClaimOutcome> {
+        self.with("ledger", |inner| {
+            let child = trigger.target.id();
+            let key = (child.clone(), trigger.trigger_id.clone());
+            if inner.claims.contains_key(&key) {
+                return ClaimOutcome::Lost;
+            }
+            let current = inner.cursors.get(&child);
+            if current.map(|s| s.cursor) != cursor_read
+                || current.is_some_and(|s| s.pending.is_some())
+            {
+                return ClaimOutcome::Lost;
+            }
+            inner.cursors.insert(
+                child,
+                CursorState {
+                    cursor: cursor_after,
+                    last_trigger_id: Some(trigger.trigger_id.clone()),
+                    pending: Some(trigger.clone()),
+                },
+            );
+            inner.claims.insert(key, Claim::default());
+            ClaimOutcome::Claimed
+        })
+    }
+
+    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
+        self.with("ledger", |inner| {
+            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
+                claim.sent = true;
+                claim.lease_until = None;
+            }
+            if let Some(state) = inner.cursors.get_mut(child) {
+                if state
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| &p.trigger_id == trigger_id)
+                {
+                    state.pending = None;
+                }
+            }
+        })
+    }
+}
+
+impl SendLease for MemoryStore {
+    async fn take_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        self.with("ledger", |inner| {
+            match inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
+                Some(claim) if !claim.sent && claim.lease_until.is_none_or(|t| t <= now) => {
+                    claim.lease_until = Some(until);
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+
+    async fn release_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        self.with("ledger", |inner| {
+            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
+                claim.lease_until = None;
+            }
+        })
+    }
+}
+
+impl TriggerBus for MemoryStore {
+    async fn send(&self, bus_arn: &str, trigger: &PipelineTrigger) -> Result<(), PublishError> {
+        let mut inner = self.inner.lock().map_err(|_| PublishError::Unavailable {
+            destination: bus_arn.to_owned(),
+            message: "the in-memory store was poisoned by a panic".to_owned(),
+        })?;
+        inner.sent.push((bus_arn.to_owned(), trigger.clone()));
+        Ok(())
+    }
+}
+
+impl RunEvents for MemoryStore {
+    async fn publish(&self, _event: &RunEvent) -> Result<(), PublishError> {
+        self.notices.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
