@@ -22,6 +22,8 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(120);
 pub struct ColdStart {
     pub name: String,
     pub samples: Vec<Duration>,
+    /// Process start to its first `GET .../next`: the init phase alone, before any AWS call.
+    pub init: Vec<Duration>,
     /// Why the measurement stopped short, if it did.
     pub failure: Option<String>,
 }
@@ -35,6 +37,12 @@ impl ColdStart {
 
     pub fn max(&self) -> Option<Duration> {
         self.samples.iter().max().copied()
+    }
+
+    pub fn init_median(&self) -> Option<Duration> {
+        let mut s = self.init.clone();
+        s.sort();
+        s.get(s.len() / 2).copied()
     }
 }
 
@@ -80,6 +88,7 @@ pub async fn cold_start(
     let mut result = ColdStart {
         name: launch.name.clone(),
         samples: Vec::new(),
+        init: Vec::new(),
         failure: None,
     };
     let log = log_path(&launch.name, "cold");
@@ -91,7 +100,12 @@ pub async fn cold_start(
         let waited = api.wait_answer(&mut child, ANSWER_LIMIT).await;
         stop(child);
         match waited {
-            Waited::Answered(a) if a.ok => result.samples.push(a.at - started),
+            Waited::Answered(a) if a.ok => {
+                result.samples.push(a.at - started);
+                if let Some(polled) = api.first_poll() {
+                    result.init.push(polled - started);
+                }
+            }
             other => {
                 result.failure = Some(describe(other, &mut api, &log));
                 break;
@@ -356,6 +370,8 @@ pub struct Memory {
     pub events: usize,
     pub peak_rss: Option<u64>,
     pub wall: Duration,
+    /// The process's CPU time over the whole run (start-up included) per event.
+    pub cpu_per_event: Duration,
     pub failure: Option<String>,
 }
 
@@ -373,6 +389,7 @@ pub async fn memory(
         events,
         peak_rss: None,
         wall: Duration::ZERO,
+        cpu_per_event: Duration::ZERO,
         failure: None,
     };
     let started = Instant::now();
@@ -387,6 +404,7 @@ pub async fn memory(
     }
     result.wall = started.elapsed();
     result.peak_rss = peak_rss_bytes(warm.pid());
+    result.cpu_per_event = Duration::from_nanos(cpu_nanos(warm.pid()) / events.max(1) as u64);
     warm.finish();
     Ok(result)
 }

@@ -100,8 +100,12 @@ impl Results {
                         ),
                         _ => String::new(),
                     };
+                    let init = cold
+                        .init_median()
+                        .map(|i| format!(" (init alone, start to first poll: median {})", ms(i)))
+                        .unwrap_or_default();
                     format!(
-                        "median {}, max {} over {} starts{ratio}",
+                        "median {}, max {} over {} starts{init}{ratio}",
                         ms(median),
                         ms(max),
                         cold.samples.len()
@@ -149,10 +153,11 @@ impl Results {
         for memory in self.memory.iter().chain(self.python_memory.iter()) {
             let figure = match (&memory.failure, memory.peak_rss) {
                 (None, Some(rss)) => format!(
-                    "peak RSS {} over {} events ({} per event)",
+                    "peak RSS {} over {} events ({} wall, CPU {} per event)",
                     mib(rss),
                     memory.events,
-                    ms(memory.wall / u32::try_from(memory.events.max(1)).unwrap_or(1))
+                    ms(memory.wall / u32::try_from(memory.events.max(1)).unwrap_or(1)),
+                    us(memory.cpu_per_event)
                 ),
                 (Some(f), _) => format!("not measured: {f}"),
                 (None, None) => "not measured: no /proc status".to_owned(),
@@ -248,6 +253,10 @@ impl Results {
     }
 
     /// Lambda GB-seconds and DynamoDB request units per million run events, from the figures.
+    ///
+    /// Billed duration is modelled as the CPU time measured per event plus the requests measured
+    /// per event times an assumed in-region service latency ([`DYNAMODB_LATENCY`],
+    /// [`PUBLISH_LATENCY`]): wall time against the emulator measures the emulator, not AWS.
     pub fn cost_model(&self) -> String {
         let mut out = String::new();
         let warm = |function: &str, case_starts: &str| {
@@ -256,41 +265,55 @@ impl Results {
                 .find(|w| w.function == function && w.case.starts_with(case_starts))
                 .filter(|w| w.failure.is_none())
         };
-        let writer = warm("run-log-writer", "new run");
-        let manager = warm("trigger-manager", "parent run, 1 waiting");
-        let python_memory = self.python_memory.as_ref().filter(|m| m.failure.is_none());
-        let (Some(writer), Some(manager)) = (writer, manager) else {
+        let (Some(writer), Some(manager)) = (
+            warm("run-log-writer", "new run"),
+            warm("trigger-manager", "parent run, 1 waiting"),
+        ) else {
             return "cost model: needs the warm figures of run-log-writer and trigger-manager\n"
                 .to_owned();
         };
-        let per_event_ms = |w: &WarmCost| w.wall_per_event.as_secs_f64() * 1e3;
-        // Billed duration is rounded up to the millisecond; 128 MB = 0.125 GB.
-        let rust_ms = per_event_ms(writer).ceil() + per_event_ms(manager).ceil();
-        let rust_gbs = rust_ms / 1e3 * 0.125 * 1e6;
+        let latency = |w: &WarmCost| {
+            w.dynamodb_per_event * DYNAMODB_LATENCY.as_secs_f64()
+                + w.publishes_per_event * PUBLISH_LATENCY.as_secs_f64()
+        };
+        let billed = |cpu: f64, w: &WarmCost| ((cpu + latency(w)) * 1e3).ceil();
+        let writer_ms = billed(writer.cpu_per_event.as_secs_f64(), writer);
+        let manager_ms = billed(manager.cpu_per_event.as_secs_f64(), manager);
+        let rust_gbs = (writer_ms + manager_ms) / 1e3 * 0.125 * 1e6;
         let _ = writeln!(
             out,
-            "Rust, 128 MB: writer {:.1} ms + trigger-manager {:.1} ms per run event (billed {rust_ms:.0} ms) = {rust_gbs:.0} GB-s per million run events",
-            per_event_ms(writer),
-            per_event_ms(manager),
+            "Rust at 128 MB: writer {writer_ms:.0} ms + trigger-manager (1 child) {manager_ms:.0} ms billed per run event (CPU {} + {}, plus {:.0} ms DynamoDB and {:.0} ms SNS/EventBridge latency at {} and {} per request) = {rust_gbs:.0} GB-s per million run events",
+            us(writer.cpu_per_event),
+            us(manager.cpu_per_event),
+            (writer.dynamodb_per_event + manager.dynamodb_per_event) * DYNAMODB_LATENCY.as_secs_f64() * 1e3,
+            (writer.publishes_per_event + manager.publishes_per_event) * PUBLISH_LATENCY.as_secs_f64() * 1e3,
+            ms(DYNAMODB_LATENCY),
+            ms(PUBLISH_LATENCY),
         );
-        if let Some(py) = python_memory {
-            let py_ms = py.wall.as_secs_f64() * 1e3 / py.events.max(1) as f64;
+        let rust_cpu_per_request = (writer.cpu_per_event.as_secs_f64()
+            + manager.cpu_per_event.as_secs_f64())
+            / (writer.dynamodb_per_event
+                + writer.publishes_per_event
+                + manager.dynamodb_per_event
+                + manager.publishes_per_event)
+                .max(1.0);
+        if let Some(py) = self.python_memory.as_ref().filter(|m| m.failure.is_none()) {
+            // The baseline makes one request per event: its CPU per event is its CPU per request.
+            let py_cpu_per_request = py.cpu_per_event.as_secs_f64();
+            let scale = py_cpu_per_request / rust_cpu_per_request.max(1e-9);
+            let py_writer_ms = billed(writer.cpu_per_event.as_secs_f64() * scale, writer);
+            let py_manager_ms = billed(manager.cpu_per_event.as_secs_f64() * scale, manager);
             let py_mb = py
                 .peak_rss
                 .map(|r| ((r as f64 / (1024.0 * 1024.0)) / 64.0).ceil() * 64.0)
                 .unwrap_or(256.0)
                 .max(128.0);
-            // The Python port does the same requests; its per-request overhead is what its
-            // one-PutItem handler measured, scaled to the Rust functions' request count.
-            let rust_requests = writer.dynamodb_per_event
-                + writer.publishes_per_event
-                + manager.dynamodb_per_event
-                + manager.publishes_per_event;
-            let py_event_ms = (py_ms * rust_requests).ceil();
-            let py_gbs = py_event_ms / 1e3 * (py_mb / 1024.0) * 1e6;
+            let py_gbs = (py_writer_ms + py_manager_ms) / 1e3 * (py_mb / 1024.0) * 1e6;
             let _ = writeln!(
                 out,
-                "Python/boto3 baseline, {py_mb:.0} MB (its peak RSS rounded up to 64 MB): {py_ms:.1} ms per one-request event × {rust_requests:.1} requests = {py_event_ms:.0} ms per run event = {py_gbs:.0} GB-s per million run events ({:.1}× Rust)",
+                "Python/boto3 port, same requests, at {py_mb:.0} MB (its peak RSS rounded up to 64 MB): CPU {} per request measured vs {} for Rust ({scale:.1}×): writer {py_writer_ms:.0} ms + trigger-manager {py_manager_ms:.0} ms billed = {py_gbs:.0} GB-s per million run events ({:.1}× Rust)",
+                us(Duration::from_secs_f64(py_cpu_per_request)),
+                us(Duration::from_secs_f64(rust_cpu_per_request)),
                 py_gbs / rust_gbs.max(1e-9)
             );
         }
@@ -319,3 +342,8 @@ impl Results {
         out
     }
 }
+
+/// Assumed in-region latency of one DynamoDB request, for the cost model.
+pub const DYNAMODB_LATENCY: Duration = Duration::from_millis(5);
+/// Assumed in-region latency of one SNS Publish or EventBridge PutEvents, for the cost model.
+pub const PUBLISH_LATENCY: Duration = Duration::from_millis(15);

@@ -100,7 +100,12 @@ impl RuntimeApi {
 
     /// Whether the process has asked for an event yet.
     pub fn has_polled(&mut self) -> bool {
-        self.polled.try_recv().is_ok()
+        self.first_poll().is_some()
+    }
+
+    /// When the process first asked for an event (the end of its init phase), if it has.
+    pub fn first_poll(&mut self) -> Option<Instant> {
+        self.polled.try_recv().ok()
     }
 
     /// Waits for the next answer while watching `process`: an answer, the process's end, or
