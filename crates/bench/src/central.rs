@@ -76,8 +76,10 @@ pub fn notified_pipeline() -> anyhow::Result<PipelineId> {
 }
 
 impl Bench {
-    /// Starts an emulator and creates the central account's resources and registrations.
-    pub async fn create() -> anyhow::Result<Bench> {
+    /// Starts an emulator and creates the central account's resources and registrations: the
+    /// children of each of `fan_outs` (sizes from [`FAN_OUTS`]; the one-child family is always
+    /// there, the cold-start and memory events wake it) and the always-firing family.
+    pub async fn create(fan_outs: &[usize]) -> anyhow::Result<Bench> {
         let moto = Moto::start().map_err(|e| anyhow::anyhow!("{e}"))?;
         let central = Central::create(&moto, "bench").await?;
         let sns = aws_sdk_sns::Client::new(&central.config);
@@ -120,7 +122,7 @@ impl Bench {
             registered_at,
             seq: AtomicU64::new(0),
         };
-        bench.register().await?;
+        bench.register(fan_outs).await?;
         Ok(bench)
     }
 
@@ -161,11 +163,13 @@ impl Bench {
         })
     }
 
-    /// Children for every fan-out size (each with the parent and two co-parents from a pool of
+    /// Children for each fan-out size (each with the parent and two co-parents from a pool of
     /// 20), and the always-firing family.
-    async fn register(&self) -> anyhow::Result<()> {
+    async fn register(&self, fan_outs: &[usize]) -> anyhow::Result<()> {
         let mut registrations = Vec::new();
-        for n in FAN_OUTS {
+        let mut sizes = vec![1];
+        sizes.extend(fan_outs.iter().copied().filter(|&n| n != 1));
+        for n in sizes {
             let parent = fan_out_parent(n)?;
             for i in 0..n {
                 let child = pipeline(CHILD_ACCOUNT, &format!("bench-child-{n}-{i}"))?;

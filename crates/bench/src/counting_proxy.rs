@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -22,6 +23,66 @@ struct Shared {
     upstream: String,
     client: reqwest::Client,
     tally: Mutex<Tally>,
+    busy: Mutex<Busy>,
+}
+
+/// How long the emulator has been answering: the union of the intervals during which at least
+/// one forwarded AWS request was in flight (overlapping requests count once), and the most
+/// requests ever in flight together.
+#[derive(Debug, Default)]
+struct Busy {
+    in_flight: u32,
+    since: Option<Instant>,
+    total: Duration,
+    peak: u32,
+}
+
+impl Busy {
+    fn enter(&mut self, at: Instant) {
+        if self.in_flight == 0 {
+            self.since = Some(at);
+        }
+        self.in_flight += 1;
+        self.peak = self.peak.max(self.in_flight);
+    }
+
+    fn leave(&mut self, at: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.in_flight == 0 {
+            if let Some(since) = self.since.take() {
+                self.total += at.saturating_duration_since(since);
+            }
+        }
+    }
+
+    /// The total at `at`, including a busy interval still open.
+    fn at(&self, at: Instant) -> Duration {
+        self.total
+            + self
+                .since
+                .map(|s| at.saturating_duration_since(s))
+                .unwrap_or_default()
+    }
+}
+
+/// Leaves the busy interval when dropped, also when the forwarding future is cancelled.
+struct InFlight<'a>(&'a Mutex<Busy>);
+
+impl<'a> InFlight<'a> {
+    fn enter(busy: &'a Mutex<Busy>) -> InFlight<'a> {
+        if let Ok(mut b) = busy.lock() {
+            b.enter(Instant::now());
+        }
+        InFlight(busy)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.leave(Instant::now());
+        }
+    }
 }
 
 /// A running proxy.
@@ -38,6 +99,7 @@ impl CountingProxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder().build()?,
             tally: Mutex::new(Tally::new()),
+            busy: Mutex::new(Busy::default()),
         });
         let app = Router::new()
             .fallback(forward)
@@ -66,6 +128,27 @@ impl CountingProxy {
             .lock()
             .map(|t| t.clone())
             .unwrap_or_default()
+    }
+
+    /// How long the emulator has spent answering AWS requests so far (overlaps counted once).
+    pub fn emulator_time(&self) -> Duration {
+        self.shared
+            .busy
+            .lock()
+            .map(|b| b.at(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// The most AWS requests in flight together since [`CountingProxy::reset_peak`].
+    pub fn peak_in_flight(&self) -> u32 {
+        self.shared.busy.lock().map(|b| b.peak).unwrap_or_default()
+    }
+
+    /// Starts a new peak measurement.
+    pub fn reset_peak(&self) {
+        if let Ok(mut b) = self.shared.busy.lock() {
+            b.peak = b.in_flight;
+        }
     }
 
     /// Requests to one service (`dynamodb`, `sns`, `events`, `secretsmanager`) since `before`.
@@ -143,11 +226,18 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
             upstream = upstream.header(name, value);
         }
     }
-    match upstream.send().await {
-        Ok(answer) => {
-            let status = answer.status();
-            let headers = answer.headers().clone();
-            let bytes = answer.bytes().await.unwrap_or_default();
+    let in_flight = InFlight::enter(&shared.busy);
+    let answered = async {
+        let answer = upstream.send().await?;
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        let bytes = answer.bytes().await?;
+        Ok::<_, reqwest::Error>((status, headers, bytes))
+    }
+    .await;
+    drop(in_flight);
+    match answered {
+        Ok((status, headers, bytes)) => {
             let mut builder = Response::builder().status(status);
             for (name, value) in &headers {
                 if !hop_by_hop(name) {
@@ -173,6 +263,29 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_time_counts_overlapping_requests_once_and_keeps_the_peak() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut busy = Busy::default();
+        // Two requests overlapping over 0..30 ms, then idle, then one over 50..60 ms.
+        busy.enter(ms(0));
+        busy.enter(ms(10));
+        busy.leave(ms(20));
+        assert_eq!(busy.at(ms(25)), Duration::from_millis(25), "still busy");
+        busy.leave(ms(30));
+        assert_eq!(
+            busy.at(ms(45)),
+            Duration::from_millis(30),
+            "idle time is not counted"
+        );
+        busy.enter(ms(50));
+        busy.leave(ms(60));
+        assert_eq!(busy.at(ms(100)), Duration::from_millis(40));
+        assert_eq!(busy.peak, 2);
+        assert_eq!(busy.in_flight, 0);
+    }
 
     #[test]
     fn names_operations_of_json_and_query_protocols() {

@@ -24,6 +24,11 @@ pub struct ColdStart {
     pub samples: Vec<Duration>,
     /// Process start to its first `GET .../next`: the init phase alone, before any AWS call.
     pub init: Vec<Duration>,
+    /// Of each sample, the time the emulator spent answering the process's AWS requests
+    /// (overlapping requests counted once): what a faster or slower AWS would change.
+    pub emulator: Vec<Duration>,
+    /// AWS requests of each start (the first event's).
+    pub requests: Vec<u64>,
     /// Why the measurement stopped short, if it did.
     pub failure: Option<String>,
 }
@@ -40,10 +45,38 @@ impl ColdStart {
     }
 
     pub fn init_median(&self) -> Option<Duration> {
-        let mut s = self.init.clone();
-        s.sort();
-        s.get(s.len() / 2).copied()
+        median(&self.init)
     }
+
+    pub fn emulator_median(&self) -> Option<Duration> {
+        median(&self.emulator)
+    }
+
+    /// The process's own share of each start: the sample less the time spent waiting for the
+    /// emulator; median.
+    pub fn own_median(&self) -> Option<Duration> {
+        let own: Vec<Duration> = self
+            .samples
+            .iter()
+            .zip(&self.emulator)
+            .map(|(total, emulator)| total.saturating_sub(*emulator))
+            .collect();
+        median(&own)
+    }
+}
+
+/// AWS requests (every service, not the Slack or CloudFormation stand-in) since `before`.
+fn aws_requests_since(now: &Tally, before: &Tally) -> u64 {
+    now.iter()
+        .filter(|(k, _)| !k.starts_with("http:"))
+        .map(|(k, v)| v - before.get(k).copied().unwrap_or(0))
+        .sum()
+}
+
+fn median(samples: &[Duration]) -> Option<Duration> {
+    let mut s = samples.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied()
 }
 
 /// A scratch folder for process logs.
@@ -77,8 +110,8 @@ fn shorten(text: &str) -> String {
     text.chars().take(300).collect()
 }
 
-/// Starts `launch` `starts` times, each a fresh process fed one event, AWS calls going straight
-/// to the emulator.
+/// Starts `launch` `starts` times, each a fresh process fed one event, AWS calls going to the
+/// emulator through the counting proxy (which times the emulator's share).
 pub async fn cold_start(
     bench: &Bench,
     launch: &Launch,
@@ -89,19 +122,28 @@ pub async fn cold_start(
         name: launch.name.clone(),
         samples: Vec::new(),
         init: Vec::new(),
+        emulator: Vec::new(),
+        requests: Vec::new(),
         failure: None,
     };
     let log = log_path(&launch.name, "cold");
     for _ in 0..starts {
         let mut api = RuntimeApi::start().await?;
         api.queue(bench.event_for(workload, bench.reserve(1))?);
+        let tally_before = bench.proxy.tally();
+        let emulator_before = bench.proxy.emulator_time();
         let started = Instant::now();
-        let mut child = launch.spawn(api.address(), bench.moto.endpoint(), &log)?;
+        let mut child = launch.spawn(api.address(), bench.proxy.endpoint(), &log)?;
         let waited = api.wait_answer(&mut child, ANSWER_LIMIT).await;
+        let emulator = bench.proxy.emulator_time() - emulator_before;
         stop(child);
         match waited {
             Waited::Answered(a) if a.ok => {
                 result.samples.push(a.at - started);
+                result.emulator.push(emulator);
+                result
+                    .requests
+                    .push(aws_requests_since(&bench.proxy.tally(), &tally_before));
                 if let Some(polled) = api.first_poll() {
                     result.init.push(polled - started);
                 }
@@ -167,6 +209,10 @@ pub struct WarmCost {
     pub publishes_per_event: f64,
     /// Every AWS operation per event (`dynamodb:Query` -> 3.0).
     pub operations: std::collections::BTreeMap<String, f64>,
+    /// Of the wall time, the emulator's answering time per event (overlaps counted once).
+    pub emulator_per_event: Duration,
+    /// The most AWS requests the process had in flight together.
+    pub peak_in_flight: u32,
     pub failure: Option<String>,
 }
 
@@ -201,11 +247,15 @@ where
         dynamodb_per_event: 0.0,
         publishes_per_event: 0.0,
         operations: Default::default(),
+        emulator_per_event: Duration::ZERO,
+        peak_in_flight: 0,
         failure: None,
     };
     let mut cpu = 0_u64;
     let mut wall = Duration::ZERO;
+    let mut emulator = Duration::ZERO;
     let before: Tally = bench.proxy.tally();
+    bench.proxy.reset_peak();
     for _ in 0..events {
         // Preparing the event (recording the runs it announces) is not the function's cost.
         let event = match next_event().await {
@@ -216,16 +266,20 @@ where
             }
         };
         let (cpu0, t0) = (cpu_nanos(warm.pid()), Instant::now());
+        let emulator0 = bench.proxy.emulator_time();
         if let Err(e) = warm.invoke(event).await {
             cost.failure = Some(format!("{e:#}"));
             return cost;
         }
         wall += t0.elapsed();
+        emulator += bench.proxy.emulator_time() - emulator0;
         cpu += cpu_nanos(warm.pid()).saturating_sub(cpu0);
     }
     let n = events.max(1);
     cost.cpu_per_event = Duration::from_nanos(cpu / n as u64);
     cost.wall_per_event = wall / u32::try_from(n).unwrap_or(u32::MAX);
+    cost.emulator_per_event = emulator / u32::try_from(n).unwrap_or(u32::MAX);
+    cost.peak_in_flight = bench.proxy.peak_in_flight();
     cost.dynamodb_per_event = bench.proxy.since(&before, "dynamodb") as f64 / n as f64;
     cost.publishes_per_event = (bench.proxy.since(&before, "sns")
         + bench.proxy.since(&before, "events")) as f64

@@ -3,17 +3,23 @@
 //! ports, so trigger-manager, the demo and any tool share this one implementation.
 //!
 //! For one child (DESIGN "Trigger semantics"):
-//! 1. read its registration (none: not registered; no `trigger` block: nothing to decide);
-//! 2. read its cursor state: a pending trigger (claimed, not confirmed sent) is handed back for
-//!    re-sending before anything new is decided;
-//! 3. effective cursor = max(stored cursor, registered_at), so a new child never fires on history;
-//! 4. query each parent's runs later than that cursor (bounded, newest first) and evaluate;
-//! 5. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
+//! 1. read its registration (none: not registered; no `trigger` block: nothing to decide) and,
+//!    in the same round trip, its cursor state: a pending trigger (claimed, not confirmed sent)
+//!    is handed back for re-sending before anything new is decided;
+//! 2. effective cursor = max(stored cursor, registered_at), so a new child never fires on history;
+//! 3. query each parent's runs later than that cursor (bounded, newest first, all parents at once)
+//!    and evaluate;
+//! 4. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
+//!
+//! The children of one run are decided side by side, at most [`FlowSettings::child_concurrency`]
+//! at a time; each claim is conditional, so this is as safe as deciding them in turn.
 //!
 //! Delivery takes the trigger's send lease, sends, marks it sent and announces it. A failed send
 //! gives the lease back and leaves the trigger pending, so the next delivery sends the same
 //! trigger id again: never lost, never doubled.
 
+use futures::future::{try_join, try_join_all};
+use futures::stream::{self, StreamExt};
 use thiserror::Error;
 
 use crate::evaluator::{evaluate, Evaluation};
@@ -37,6 +43,10 @@ pub struct FlowSettings {
     pub send_lease: Span,
     /// The pipeline bus name in a child's account when its registration names no bus.
     pub default_bus_name: String,
+    /// At most this many children of one run are decided and delivered at the same time. Each
+    /// child's claim is conditional in the ledger, so deciding children concurrently is as safe
+    /// as deciding them in turn; it only takes the store's latency off the critical path.
+    pub child_concurrency: usize,
 }
 
 impl FlowSettings {
@@ -47,6 +57,7 @@ impl FlowSettings {
             claim_attempts: 5,
             send_lease: Span::minutes(1),
             default_bus_name: default_bus_name.into(),
+            child_concurrency: 16,
         }
     }
 }
@@ -140,7 +151,9 @@ where
     R: Registry + Sync,
     G: Ledger + Sync,
 {
-    let Some(registration) = registry.get(child).await? else {
+    // The registration and the cursor do not depend on each other: one round trip for both.
+    let (registration, first_state) = try_join(registry.get(child), ledger.cursor(child)).await?;
+    let Some(registration) = registration else {
         return Ok(ChildDecision::NotRegistered);
     };
     let Some(trigger) = registration.definition.trigger.as_ref() else {
@@ -149,8 +162,13 @@ where
     let bus = bus_arn(&registration, &settings.default_bus_name);
     let parents = registration.parents();
     let attempts = settings.claim_attempts.max(1);
+    let mut first_state = Some(first_state);
     for _ in 0..attempts {
-        let state = ledger.cursor(child).await?;
+        // After a lost claim, read the cursor again: the winner moved it.
+        let state = match first_state.take() {
+            Some(state) => state,
+            None => ledger.cursor(child).await?,
+        };
         let stored = state.as_ref().map(|s| s.cursor);
         if let Some(pending) = state.and_then(|s| s.pending) {
             return Ok(ChildDecision::Pending {
@@ -374,10 +392,12 @@ where
     E: RunEvents + Sync,
 {
     let children = children_to_wake(ports.registry, run).await?;
-    let mut reports = Vec::with_capacity(children.len());
-    for child in &children {
-        reports.push(wake_child(ports, child, now, settings).await);
-    }
+    // Bounded concurrency, reports in the children's order.
+    let reports = stream::iter(&children)
+        .map(|child| wake_child(ports, child, now, settings))
+        .buffered(settings.child_concurrency.max(1))
+        .collect()
+        .await;
     Ok(reports)
 }
 
@@ -397,14 +417,14 @@ async fn parent_runs<L: RunLog + Sync>(
     cursor: Timestamp,
     settings: &FlowSettings,
 ) -> Result<Vec<RunRef>, StoreError> {
-    let mut runs: Vec<RunRef> = Vec::new();
-    for parent in parents.keys() {
-        let since = run_log
-            .runs_since(parent, cursor, settings.runs_per_parent)
-            .await?;
-        runs.extend(since.iter().map(Run::reference));
-    }
-    Ok(runs)
+    // One query per parent, all in flight together; results in the parents' order.
+    let per_parent = try_join_all(
+        parents
+            .keys()
+            .map(|parent| run_log.runs_since(parent, cursor, settings.runs_per_parent)),
+    )
+    .await?;
+    Ok(per_parent.iter().flatten().map(Run::reference).collect())
 }
 
 /// A child's condition as the stores show it now; nothing is committed.
@@ -434,10 +454,10 @@ where
     R: Registry + Sync,
     G: Ledger + Sync,
 {
-    let Some(registration) = registry.get(child).await? else {
+    let (registration, cursor_state) = try_join(registry.get(child), ledger.cursor(child)).await?;
+    let Some(registration) = registration else {
         return Ok(None);
     };
-    let cursor_state = ledger.cursor(child).await?;
     let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
     let evaluation = match registration.definition.trigger.as_ref() {
         Some(trigger) => {

@@ -27,7 +27,7 @@ pub struct Config {
     /// `BATON_RUN_EVENTS_TOPIC_ARN`: where trigger notices go.
     pub run_events_topic_arn: String,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name), `BATON_RUNS_PER_PARENT` (default 100),
-    /// `BATON_SEND_LEASE_SECONDS` (default 60).
+    /// `BATON_SEND_LEASE_SECONDS` (default 60), `BATON_CHILD_CONCURRENCY` (default 16).
     pub flow: FlowSettings,
 }
 
@@ -36,6 +36,8 @@ impl Config {
         let mut flow = FlowSettings::with_default_bus(env.required("BATON_DEFAULT_PIPELINE_BUS")?);
         flow.runs_per_parent =
             usize::try_from(env.positive_or("BATON_RUNS_PER_PARENT", 100)?).unwrap_or(usize::MAX);
+        flow.child_concurrency =
+            usize::try_from(env.positive_or("BATON_CHILD_CONCURRENCY", 16)?).unwrap_or(usize::MAX);
         let lease = env.positive_or("BATON_SEND_LEASE_SECONDS", 60)?;
         flow.send_lease = Span(
             Span::SECOND

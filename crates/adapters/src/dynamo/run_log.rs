@@ -141,48 +141,52 @@ impl RunLog for DynamoRunLog {
             "announced".into(),
             aws_sdk_dynamodb::types::AttributeValue::Bool(false),
         );
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        let recorded = match put {
-            Ok(_) => Recorded::New,
-            Err(e) if is_condition_failed(&e) => {
-                let got = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
-                    .consistent_read(true)
-                    .projection_expression("announced")
-                    .send()
-                    .await
-                    .map_err(|e| store_error("GetItem (run)", &self.table, e))?;
-                let announced = got
-                    .item()
-                    .map(|item| {
-                        Reader {
-                            table: &self.table,
-                            item,
-                        }
-                        .bool("announced")
-                    })
-                    .unwrap_or(false);
-                if announced {
-                    Recorded::AlreadyAnnounced
-                } else {
-                    Recorded::Unannounced
+        // The run item and the latest state are independent writes: both in flight together.
+        // The latest state is written always, also on a repeat, so a failure of either is
+        // repaired by the redelivery.
+        let run_item = async {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            let recorded = match put {
+                Ok(_) => Recorded::New,
+                Err(e) if is_condition_failed(&e) => {
+                    let got = self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
+                        .consistent_read(true)
+                        .projection_expression("announced")
+                        .send()
+                        .await
+                        .map_err(|e| store_error("GetItem (run)", &self.table, e))?;
+                    let announced = got
+                        .item()
+                        .map(|item| {
+                            Reader {
+                                table: &self.table,
+                                item,
+                            }
+                            .bool("announced")
+                        })
+                        .unwrap_or(false);
+                    if announced {
+                        Recorded::AlreadyAnnounced
+                    } else {
+                        Recorded::Unannounced
+                    }
                 }
-            }
-            Err(e) => return Err(store_error("PutItem (run)", &self.table, e)),
+                Err(e) => return Err(store_error("PutItem (run)", &self.table, e)),
+            };
+            Ok(recorded)
         };
-        // Always, also on a repeat: a crash between the two writes must not leave the latest
-        // state behind.
-        self.update_latest(run).await?;
+        let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)
     }
 
