@@ -35,12 +35,16 @@ struct Busy {
     since: Option<Instant>,
     total: Duration,
     peak: u32,
+    /// How many times the emulator went from idle to busy: requests that overlap count once, so
+    /// this is the number of round trips on the caller's critical path.
+    episodes: u64,
 }
 
 impl Busy {
     fn enter(&mut self, at: Instant) {
         if self.in_flight == 0 {
             self.since = Some(at);
+            self.episodes += 1;
         }
         self.in_flight += 1;
         self.peak = self.peak.max(self.in_flight);
@@ -136,6 +140,15 @@ impl CountingProxy {
             .busy
             .lock()
             .map(|b| b.at(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// Round trips so far: busy intervals of the emulator (overlapping requests count once).
+    pub fn round_trips(&self) -> u64 {
+        self.shared
+            .busy
+            .lock()
+            .map(|b| b.episodes)
             .unwrap_or_default()
     }
 
@@ -285,6 +298,7 @@ mod tests {
         assert_eq!(busy.at(ms(100)), Duration::from_millis(40));
         assert_eq!(busy.peak, 2);
         assert_eq!(busy.in_flight, 0);
+        assert_eq!(busy.episodes, 2, "three requests, two round trips");
     }
 
     #[test]

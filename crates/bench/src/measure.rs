@@ -213,6 +213,8 @@ pub struct WarmCost {
     pub emulator_per_event: Duration,
     /// The most AWS requests the process had in flight together.
     pub peak_in_flight: u32,
+    /// AWS round trips per event on the critical path (requests in flight together count once).
+    pub round_trips_per_event: f64,
     pub failure: Option<String>,
 }
 
@@ -249,12 +251,14 @@ where
         operations: Default::default(),
         emulator_per_event: Duration::ZERO,
         peak_in_flight: 0,
+        round_trips_per_event: 0.0,
         failure: None,
     };
     let mut cpu = 0_u64;
     let mut wall = Duration::ZERO;
     let mut emulator = Duration::ZERO;
     let before: Tally = bench.proxy.tally();
+    let round_trips_before = bench.proxy.round_trips();
     bench.proxy.reset_peak();
     for _ in 0..events {
         // Preparing the event (recording the runs it announces) is not the function's cost.
@@ -280,6 +284,7 @@ where
     cost.wall_per_event = wall / u32::try_from(n).unwrap_or(u32::MAX);
     cost.emulator_per_event = emulator / u32::try_from(n).unwrap_or(u32::MAX);
     cost.peak_in_flight = bench.proxy.peak_in_flight();
+    cost.round_trips_per_event = (bench.proxy.round_trips() - round_trips_before) as f64 / n as f64;
     cost.dynamodb_per_event = bench.proxy.since(&before, "dynamodb") as f64 / n as f64;
     cost.publishes_per_event = (bench.proxy.since(&before, "sns")
         + bench.proxy.since(&before, "events")) as f64

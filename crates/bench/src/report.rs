@@ -144,12 +144,13 @@ impl Results {
                         .map(|d| format!(" ({} per decision)", us(d)))
                         .unwrap_or_default();
                     format!(
-                        "CPU {}/event{per_decision}; DynamoDB {:.1} requests/event; SNS+EventBridge {:.1}/event; {} wall/event against the emulator, {} of it the emulator answering; up to {} requests in flight together (over {} events)",
+                        "CPU {}/event{per_decision}; DynamoDB {:.1} requests/event; SNS+EventBridge {:.1}/event; {} wall/event against the emulator, {} of it the emulator answering; {:.1} round trips/event, up to {} requests in flight together (over {} events)",
                         us(warm.cpu_per_event),
                         warm.dynamodb_per_event,
                         warm.publishes_per_event,
                         ms(warm.wall_per_event),
                         ms(warm.emulator_per_event),
+                        warm.round_trips_per_event,
                         warm.peak_in_flight,
                         warm.events
                     )
@@ -284,24 +285,18 @@ impl Results {
             return "cost model: needs the warm figures of run-log-writer and trigger-manager\n"
                 .to_owned();
         };
-        let latency = |w: &WarmCost| {
-            w.dynamodb_per_event * DYNAMODB_LATENCY.as_secs_f64()
+        // Waiting: each round trip on the critical path at the DynamoDB latency, publishes at
+        // theirs (they never overlap anything). A synchronous port (boto3) waits for every
+        // request in turn.
+        let waiting = |w: &WarmCost, round_trips: f64| {
+            (round_trips - w.publishes_per_event).max(0.0) * DYNAMODB_LATENCY.as_secs_f64()
                 + w.publishes_per_event * PUBLISH_LATENCY.as_secs_f64()
         };
-        let billed = |cpu: f64, w: &WarmCost| ((cpu + latency(w)) * 1e3).ceil();
-        let writer_ms = billed(writer.cpu_per_event.as_secs_f64(), writer);
-        let manager_ms = billed(manager.cpu_per_event.as_secs_f64(), manager);
-        let rust_gbs = (writer_ms + manager_ms) / 1e3 * 0.125 * 1e6;
-        let _ = writeln!(
-            out,
-            "Rust at 128 MB: writer {writer_ms:.0} ms + trigger-manager (1 child) {manager_ms:.0} ms billed per run event (CPU {} + {}, plus {:.0} ms DynamoDB and {:.0} ms SNS/EventBridge latency at {} and {} per request) = {rust_gbs:.0} GB-s per million run events",
-            us(writer.cpu_per_event),
-            us(manager.cpu_per_event),
-            (writer.dynamodb_per_event + manager.dynamodb_per_event) * DYNAMODB_LATENCY.as_secs_f64() * 1e3,
-            (writer.publishes_per_event + manager.publishes_per_event) * PUBLISH_LATENCY.as_secs_f64() * 1e3,
-            ms(DYNAMODB_LATENCY),
-            ms(PUBLISH_LATENCY),
-        );
+        // Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB, so the
+        // CPU time measured here (one whole core) stretches by 1769/MB below that.
+        let stretch = |mb: f64| (FULL_VCPU_MB / mb).max(1.0);
+        let billed = |cpu: f64, waiting: f64, mb: f64| ((cpu * stretch(mb) + waiting) * 1e3).ceil();
+        let gbs = |ms: f64, mb: f64| ms / 1e3 * (mb / 1024.0) * 1e6;
         let rust_cpu_per_request = (writer.cpu_per_event.as_secs_f64()
             + manager.cpu_per_event.as_secs_f64())
             / (writer.dynamodb_per_event
@@ -309,24 +304,63 @@ impl Results {
                 + manager.dynamodb_per_event
                 + manager.publishes_per_event)
                 .max(1.0);
+        let _ = writeln!(
+            out,
+            "Assumptions: {} per DynamoDB round trip and {} per SNS Publish or EventBridge PutEvents in the region; Lambda's CPU share is memory / {FULL_VCPU_MB:.0} MB of one vCPU, so CPU time measured on a whole core is stretched by that factor; Lambda bills each invocation's duration rounded up to 1 ms at the configured memory; cold starts left out (see the table).",
+            ms(DYNAMODB_LATENCY),
+            ms(PUBLISH_LATENCY),
+        );
+        let mut rust_128 = 0.0;
+        for mb in [128.0, 256.0, 512.0] {
+            let writer_ms = billed(
+                writer.cpu_per_event.as_secs_f64(),
+                waiting(writer, writer.round_trips_per_event),
+                mb,
+            );
+            let manager_ms = billed(
+                manager.cpu_per_event.as_secs_f64(),
+                waiting(manager, manager.round_trips_per_event),
+                mb,
+            );
+            let total = gbs(writer_ms + manager_ms, mb);
+            if mb == 128.0 {
+                rust_128 = total;
+            }
+            let _ = writeln!(
+                out,
+                "Rust at {mb:.0} MB: writer {writer_ms:.0} ms ({} CPU ×{:.1}, {:.1} round trips) + trigger-manager, one waiting child, {manager_ms:.0} ms ({} CPU ×{:.1}, {:.1} round trips) billed per run event = {total:.0} GB-s per million run events",
+                us(writer.cpu_per_event),
+                stretch(mb),
+                writer.round_trips_per_event,
+                us(manager.cpu_per_event),
+                stretch(mb),
+                manager.round_trips_per_event,
+            );
+        }
         if let Some(py) = self.python_memory.as_ref().filter(|m| m.failure.is_none()) {
             // The baseline makes one request per event: its CPU per event is its CPU per request.
             let py_cpu_per_request = py.cpu_per_event.as_secs_f64();
             let scale = py_cpu_per_request / rust_cpu_per_request.max(1e-9);
-            let py_writer_ms = billed(writer.cpu_per_event.as_secs_f64() * scale, writer);
-            let py_manager_ms = billed(manager.cpu_per_event.as_secs_f64() * scale, manager);
-            let py_mb = py
-                .peak_rss
-                .map(|r| ((r as f64 / (1024.0 * 1024.0)) / 64.0).ceil() * 64.0)
-                .unwrap_or(256.0)
-                .max(128.0);
-            let py_gbs = (py_writer_ms + py_manager_ms) / 1e3 * (py_mb / 1024.0) * 1e6;
+            let mb = 128.0;
+            let requests = |w: &WarmCost| w.dynamodb_per_event + w.publishes_per_event;
+            let py_writer_ms = billed(
+                writer.cpu_per_event.as_secs_f64() * scale,
+                waiting(writer, requests(writer)),
+                mb,
+            );
+            let py_manager_ms = billed(
+                manager.cpu_per_event.as_secs_f64() * scale,
+                waiting(manager, requests(manager)),
+                mb,
+            );
+            let py_gbs = gbs(py_writer_ms + py_manager_ms, mb);
             let _ = writeln!(
                 out,
-                "Python/boto3 port, same requests, at {py_mb:.0} MB (its peak RSS rounded up to 64 MB): CPU {} per request measured vs {} for Rust ({scale:.1}×): writer {py_writer_ms:.0} ms + trigger-manager {py_manager_ms:.0} ms billed = {py_gbs:.0} GB-s per million run events ({:.1}× Rust)",
+                "Python/boto3 port of the same design at 128 MB (peak RSS {} fits): the same requests, one after another (boto3 is synchronous), CPU {} per request as its baseline handler measured vs {} for Rust ({scale:.1}×): writer {py_writer_ms:.0} ms + trigger-manager {py_manager_ms:.0} ms billed = {py_gbs:.0} GB-s per million run events ({:.1}× Rust at 128 MB)",
+                py.peak_rss.map(mib).unwrap_or_else(|| "unknown".to_owned()),
                 us(Duration::from_secs_f64(py_cpu_per_request)),
                 us(Duration::from_secs_f64(rust_cpu_per_request)),
-                py_gbs / rust_gbs.max(1e-9)
+                py_gbs / rust_128.max(1e-9)
             );
         }
         let units = |w: &WarmCost| {
@@ -355,6 +389,8 @@ impl Results {
     }
 }
 
+/// The memory size at which Lambda gives a function one full vCPU (AWS Lambda docs).
+pub const FULL_VCPU_MB: f64 = 1769.0;
 /// Assumed in-region latency of one DynamoDB request, for the cost model.
 pub const DYNAMODB_LATENCY: Duration = Duration::from_millis(5);
 /// Assumed in-region latency of one SNS Publish or EventBridge PutEvents, for the cost model.

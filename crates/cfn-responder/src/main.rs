@@ -7,7 +7,9 @@ use cfn_responder::{deadline_from_epoch_millis, Config, Responder};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
+// add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     baton_adapters::logging::init();
 

@@ -6,7 +6,9 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use run_log_writer::{handle, Config};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
+// add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     baton_adapters::logging::init();
     let config = Config::from_env(&Env::from_process())?;

@@ -5,7 +5,9 @@ use baton_adapters::{DynamoRegistry, DynamoSlackThreads, Env, SecretsManagerToke
 use lambda_runtime::{service_fn, LambdaEvent};
 use slack_notifier::{deadline_from_epoch_ms, Config, Notifier, NotifyError, Report};
 
-#[tokio::main]
+// One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
+// add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     baton_adapters::logging::init();
 
