@@ -79,7 +79,7 @@ async fn bed_with<R: Registry + Send + Sync>(
     let responder = Responder::new(
         registry,
         config(&central.tables.registry, margin),
-        reqwest::Client::new(),
+        baton_adapters::http::client().unwrap(),
     );
     Bed {
         central,

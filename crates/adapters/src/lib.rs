@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dynamo;
+pub mod http;
 pub mod logging;
 pub mod secrets;
 pub mod slack;

@@ -44,10 +44,11 @@ pub struct ClientError(#[from] reqwest::Error);
 
 impl<T: TokenSource + Sync> SlackWebApi<T> {
     pub fn new(base_url: &str, tokens: T) -> Result<SlackWebApi<T>, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(Duration::from_secs(3))
-            .build()?;
+        let http = crate::http::build(
+            reqwest::Client::builder()
+                .timeout(CALL_TIMEOUT)
+                .connect_timeout(Duration::from_secs(3)),
+        )?;
         Ok(SlackWebApi {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

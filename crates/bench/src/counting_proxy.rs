@@ -101,7 +101,7 @@ impl CountingProxy {
     pub async fn start(upstream: &str) -> anyhow::Result<CountingProxy> {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder().build()?,
+            client: baton_adapters::http::client()?,
             tally: Mutex::new(Tally::new()),
             busy: Mutex::new(Busy::default()),
         });

@@ -22,7 +22,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let aws = aws_config::load_from_env().await;
     let registry = DynamoRegistry::new(Client::new(&aws), &config.registry_table);
-    let responder = Responder::new(registry, config, reqwest::Client::new());
+    let http = match baton_adapters::http::client() {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "building the HTTP client for response URLs");
+            return Err(e.into());
+        }
+    };
+    let responder = Responder::new(registry, config, http);
     let responder = &responder;
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

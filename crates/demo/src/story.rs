@@ -158,7 +158,7 @@ impl World {
                 default_pipeline_bus: DEFAULT_BUS.to_owned(),
                 deadline_margin: Duration::from_secs(5),
             },
-            reqwest::Client::new(),
+            baton_adapters::http::client().context("building the HTTP client")?,
         );
         let before = self.capture.accepted().len();
         responder

@@ -113,6 +113,54 @@ where
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// What [`create_or_read`] found.
+pub(crate) enum Creation {
+    /// The item was written: its key was free.
+    Created,
+    /// An item already held the key; here as read back (empty if it vanished in between).
+    Exists(Item),
+}
+
+/// Writes `item` only if no item holds its key (`pk`, `sk`); otherwise reads the item that does,
+/// strongly consistent, only the `projection` attributes when given. `put` and `get` name the
+/// two requests in errors.
+pub(crate) async fn create_or_read(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    projection: Option<&str>,
+    (put, get): (&'static str, &'static str),
+) -> Result<Creation, StoreError> {
+    let item_key: Item = item
+        .iter()
+        .filter(|(name, _)| *name == "pk" || *name == "sk")
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let written = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    match written {
+        Ok(_) => Ok(Creation::Created),
+        Err(e) if is_condition_failed(&e) => {
+            let got = client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(item_key))
+                .consistent_read(true)
+                .set_projection_expression(projection.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| store_error(get, table, e))?;
+            Ok(Creation::Exists(got.item.unwrap_or_default()))
+        }
+        Err(e) => Err(store_error(put, table, e)),
+    }
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

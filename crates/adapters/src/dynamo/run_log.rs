@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
 use baton_core::{PipelineId, Run, RunStatus, Span, Timestamp};
 
-use super::{is_condition_failed, key, n, s, store_error, Item, Reader};
+use super::{create_or_read, is_condition_failed, key, n, s, store_error, Creation, Item, Reader};
 
 /// [`RunLog`] over the runs table.
 #[derive(Clone, Debug)]
@@ -145,46 +145,28 @@ impl RunLog for DynamoRunLog {
         // The latest state is written always, also on a repeat, so a failure of either is
         // repaired by the redelivery.
         let run_item = async {
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            let recorded = match put {
-                Ok(_) => Recorded::New,
-                Err(e) if is_condition_failed(&e) => {
-                    let got = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
-                        .consistent_read(true)
-                        .projection_expression("announced")
-                        .send()
-                        .await
-                        .map_err(|e| store_error("GetItem (run)", &self.table, e))?;
-                    let announced = got
-                        .item()
-                        .map(|item| {
-                            Reader {
-                                table: &self.table,
-                                item,
-                            }
-                            .bool("announced")
-                        })
-                        .unwrap_or(false);
-                    if announced {
+            let found = create_or_read(
+                &self.client,
+                &self.table,
+                item,
+                Some("announced"),
+                ("PutItem (run)", "GetItem (run)"),
+            )
+            .await?;
+            Ok(match found {
+                Creation::Created => Recorded::New,
+                Creation::Exists(item) => {
+                    let reader = Reader {
+                        table: &self.table,
+                        item: &item,
+                    };
+                    if reader.bool("announced") {
                         Recorded::AlreadyAnnounced
                     } else {
                         Recorded::Unannounced
                     }
                 }
-                Err(e) => return Err(store_error("PutItem (run)", &self.table, e)),
-            };
-            Ok(recorded)
+            })
         };
         let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)

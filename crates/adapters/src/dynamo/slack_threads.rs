@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::Client;
 use baton_core::ports::{RootClaim, SlackThreads, StoreResult};
 use baton_core::Span;
 
-use super::{is_condition_failed, key, n, s, store_error, Reader};
+use super::{create_or_read, is_condition_failed, key, n, s, store_error, Creation, Reader};
 
 /// [`SlackThreads`] over the Slack threads table.
 #[derive(Clone, Debug)]
@@ -46,37 +46,24 @@ impl SlackThreads for DynamoSlackThreads {
     async fn claim_root(&self, execution_arn: &str, channel: &str) -> StoreResult<RootClaim> {
         let mut item = key(execution_arn, format!("root#{channel}"));
         item.insert(super::schema::TTL_ATTRIBUTE.into(), self.expires_at());
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(RootClaim::Won),
-            Err(e) if is_condition_failed(&e) => {
-                let got = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(execution_arn, format!("root#{channel}"))))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("GetItem (thread root)", &self.table, e))?;
-                let ts = match got.item() {
-                    Some(item) => Reader {
-                        table: &self.table,
-                        item,
-                    }
-                    .opt_string("ts")?,
-                    None => None,
-                };
+        let found = create_or_read(
+            &self.client,
+            &self.table,
+            item,
+            None,
+            ("PutItem (thread root)", "GetItem (thread root)"),
+        )
+        .await?;
+        match found {
+            Creation::Created => Ok(RootClaim::Won),
+            Creation::Exists(item) => {
+                let ts = Reader {
+                    table: &self.table,
+                    item: &item,
+                }
+                .opt_string("ts")?;
                 Ok(RootClaim::Taken { ts })
             }
-            Err(e) => Err(store_error("PutItem (thread root)", &self.table, e)),
         }
     }
 
