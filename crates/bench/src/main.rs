@@ -5,7 +5,7 @@
 //! (cargo-lambda output, default target/lambda), `--starts N` (cold starts per function, at
 //! least 10), `--events N` (events of the memory run, default 1000), `--pipelines N`,
 //! `--accounts N`, `--quick` (fewer warm events, a 10,000-pipeline organisation), `--only
-//! functions|scale`.
+//! functions|memory|scale`.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,8 @@ struct Options {
     events: usize,
     quick: bool,
     functions: bool,
+    /// `--only memory`: the memory runs (and zip sizes) alone.
+    memory_only: bool,
     scale: ScaleSpec,
     run_scale: bool,
 }
@@ -40,6 +42,7 @@ fn options() -> anyhow::Result<Options> {
         events: 1_000,
         quick: false,
         functions: true,
+        memory_only: false,
         scale: ScaleSpec::default(),
         run_scale: true,
     };
@@ -64,7 +67,13 @@ fn options() -> anyhow::Result<Options> {
             "--only" => match value()?.as_str() {
                 "functions" => o.run_scale = false,
                 "scale" => o.functions = false,
-                other => anyhow::bail!("`--only {other}`: expected `functions` or `scale`"),
+                "memory" => {
+                    o.run_scale = false;
+                    o.memory_only = true;
+                }
+                other => {
+                    anyhow::bail!("`--only {other}`: expected `functions`, `memory` or `scale`")
+                }
             },
             other => anyhow::bail!("unknown option `{other}` (see the crate's main.rs)"),
         }
@@ -105,6 +114,44 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         }
     }
 
+    if !o.memory_only {
+        cold_and_warm(o, results, &launches_for).await?;
+    }
+
+    // Each memory run on a fresh emulator holding only what its events need: a long run of one
+    // function fills the emulator's tables, and moto's transactions and queries slow down with
+    // every item (they copy or scan the table), which would measure moto, not the function.
+    let answered: Vec<String> = results
+        .cold
+        .iter()
+        .filter(|c| c.failure.is_none() && !c.samples.is_empty())
+        .map(|c| c.name.clone())
+        .collect();
+    let measured = |name: &str| o.memory_only || answered.iter().any(|a| a == name);
+    let mut memory = Vec::new();
+    for name in FUNCTIONS.iter().filter(|name| measured(name)) {
+        let bench = Bench::create(&[1]).await?;
+        if let Some(launch) = launches_for(&bench).into_iter().find(|l| l.name == *name) {
+            eprintln!("bench: memory of {} over {} events", launch.name, o.events);
+            memory.push(measure::memory(&bench, &launch, &launch.name, o.events).await?);
+        }
+    }
+    results.memory = memory;
+    eprintln!(
+        "bench: memory of the Python/boto3 baseline over {} events",
+        o.events
+    );
+    let bench = Bench::create(&[1]).await?;
+    let python = python_launch(&bench);
+    results.python_memory = Some(measure::memory(&bench, &python, "python-boto3", o.events).await?);
+    Ok(())
+}
+
+async fn cold_and_warm(
+    o: &Options,
+    results: &mut Results,
+    launches_for: &impl Fn(&Bench) -> Vec<Launch>,
+) -> anyhow::Result<()> {
     // Cold starts against a fresh emulator holding only what their events need (as a new
     // deployment's tables would): the emulator scans a table to answer a Query, so a registry
     // filled with the fan-out families would measure the emulator, not the function.
@@ -126,7 +173,6 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
     eprintln!("bench: starting the emulator and registering the fan-out families...");
     let bench = Bench::create(&FAN_OUTS).await?;
     let launches = launches_for(&bench);
-    let python = python_launch(&bench);
 
     // Only functions that answered a cold start are measured further.
     let answered: Vec<String> = results
@@ -151,21 +197,6 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         }
     }
     results.warm = warm;
-
-    let mut memory = Vec::new();
-    for launch in &launches {
-        if !answered(&launch.name) {
-            continue;
-        }
-        eprintln!("bench: memory of {} over {} events", launch.name, o.events);
-        memory.push(measure::memory(&bench, launch, &launch.name, o.events).await?);
-    }
-    results.memory = memory;
-    eprintln!(
-        "bench: memory of the Python/boto3 baseline over {} events",
-        o.events
-    );
-    results.python_memory = Some(measure::memory(&bench, &python, "python-boto3", o.events).await?);
     Ok(())
 }
 
