@@ -121,12 +121,7 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
     // Each memory run on a fresh emulator holding only what its events need: a long run of one
     // function fills the emulator's tables, and moto's transactions and queries slow down with
     // every item (they copy or scan the table), which would measure moto, not the function.
-    let answered: Vec<String> = results
-        .cold
-        .iter()
-        .filter(|c| c.failure.is_none() && !c.samples.is_empty())
-        .map(|c| c.name.clone())
-        .collect();
+    let answered = answered_cold_start(results);
     let measured = |name: &str| o.memory_only || answered.iter().any(|a| a == name);
     let mut memory = Vec::new();
     for name in FUNCTIONS.iter().filter(|name| measured(name)) {
@@ -175,12 +170,7 @@ async fn cold_and_warm(
     let launches = launches_for(&bench);
 
     // Only functions that answered a cold start are measured further.
-    let answered: Vec<String> = results
-        .cold
-        .iter()
-        .filter(|c| c.failure.is_none() && !c.samples.is_empty())
-        .map(|c| c.name.clone())
-        .collect();
+    let answered = answered_cold_start(results);
     let answered = |name: &str| answered.iter().any(|a| a == name);
     let mut warm = Vec::new();
     for launch in &launches {
@@ -198,6 +188,16 @@ async fn cold_and_warm(
     }
     results.warm = warm;
     Ok(())
+}
+
+/// The functions that answered their cold starts: only those are measured further.
+fn answered_cold_start(results: &Results) -> Vec<String> {
+    results
+        .cold
+        .iter()
+        .filter(|c| c.failure.is_none() && !c.samples.is_empty())
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn zips(o: &Options) -> Vec<(String, Result<u64, String>)> {
