@@ -20,8 +20,8 @@ use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
 
 /// How long after its holder's invocation deadline a lease still holds: room for clocks that
-/// disagree by a few seconds between Lambda hosts.
-pub const LEASE_MARGIN: Span = Span(10_000);
+/// disagree by a second or two between Lambda hosts.
+pub const LEASE_MARGIN: Span = Span(5_000);
 
 /// One post of a run's story that must happen once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -123,7 +123,8 @@ impl SlotRecord {
 /// The thread ledger's storage: one conditional write per call.
 pub trait SlackThreads {
     /// Claims `slot` for `lease.holder` when it has never been claimed, or is not done and its
-    /// lease ended before `now`. Otherwise says whether it is done or held, and until when.
+    /// lease ended before `now` or is already the holder's (a repeated claim is granted again).
+    /// Otherwise says whether it is done or held, and until when.
     fn claim(
         &self,
         slot: &PostSlot,

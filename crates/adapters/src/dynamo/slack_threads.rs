@@ -116,7 +116,9 @@ impl SlackThreads for DynamoSlackThreads {
             .set_key(Some(Self::slot_key(slot)))
             .update_expression("SET holder = :holder, leaseUntil = :until, expiresAt = :expires")
             .condition_expression(
-                "attribute_not_exists(pk) OR (attribute_not_exists(done) AND leaseUntil < :now)",
+                // The holder's own claim again is granted: the SDK's retry of a claim whose answer
+                // was lost must not find the slot held by itself.
+                "attribute_not_exists(pk) OR (attribute_not_exists(done) AND (leaseUntil < :now OR holder = :holder))",
             )
             .expression_attribute_values(":holder", s(&lease.holder))
             .expression_attribute_values(":until", n(lease.until.millis()))
