@@ -35,8 +35,9 @@ pub struct Config {
     /// `BATON_ACCOUNT_ID` (the template sets it to `AWS::AccountId`) and `AWS_REGION` (set by
     /// Lambda): the only account and region whose state machines are started.
     pub home: HomeAccount,
-    /// Waits between attempts of a retryable failure: doubling from `first_backoff` up to
-    /// `max_backoff` (`BATON_START_BACKOFF_MS`, default 200; at most 5 s).
+    /// Waits between attempts of a retryable failure: doubling from `first_backoff`
+    /// (`BATON_START_BACKOFF_MS`, default 200 ms) up to `max_backoff` (5 s, or the first wait if
+    /// that is longer).
     pub first_backoff: Duration,
     pub max_backoff: Duration,
 }
