@@ -8,13 +8,16 @@
 //!   arm64).
 //! - `cargo xtask setup`: only the Python tools.
 //! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
+//! - `cargo xtask stress`: the concurrency tests 200 times under CPU load (docs/reliability.md).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench>
+mod stress;
+
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|stress>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
   sam-build  build the Lambda functions of template.yaml and templates/member-account.yaml for
@@ -22,7 +25,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench>
   setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools
   bench      build the release functions and arm64 zips, then measure cold start, warm cost,
              memory, zip size and a 100k-pipeline day; prints one table
-             (`bench --no-zip` skips the arm64 build; other options go to baton-bench)";
+             (`bench --no-zip` skips the arm64 build; other options go to baton-bench)
+  stress     run the concurrency tests again and again under CPU load
+             (`--iterations N`, default 200; `--filter WORD`, default concurrent; `--no-load`)";
 
 /// SAM templates: `sam validate --lint` checks them, `sam build` builds their functions into the
 /// build dir given.
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         "sam-build" => sam_build(),
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         "bench" => bench(env::args().skip(2).collect()),
+        "stress" => stress::stress(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -6,6 +6,7 @@
 
 pub mod central;
 pub mod cfn_capture;
+pub mod fault_proxy;
 pub mod member;
 pub mod moto;
 pub mod slack_standin;
