@@ -76,6 +76,11 @@ async fn scout24_pipeline_x_gets_exactly_one_trigger_on_account_c_bus() {
     let trigger = &received[0];
     assert_eq!(trigger["target"]["name"], "pipeline-x");
     assert_eq!(trigger["target"]["account"], ACCOUNT_C);
+    // The registered state machine, which the member account's pipeline-starter starts.
+    assert_eq!(
+        trigger["target"]["stateMachineArn"],
+        "arn:aws:states:eu-west-1:333333333333:stateMachine:pipeline-x"
+    );
     let consumed: BTreeSet<&str> = trigger["consumed"]
         .as_array()
         .unwrap()

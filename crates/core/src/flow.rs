@@ -182,7 +182,8 @@ where
         let Some(firing) = evaluation.firing() else {
             return Ok(ChildDecision::Waiting { evaluation });
         };
-        let pipeline_trigger = PipelineTrigger::new(child, firing, now);
+        // The target is the registered pipeline: its state machine ARN is the one registered.
+        let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
             .await?

@@ -7,10 +7,12 @@
 pub mod central;
 pub mod cfn_capture;
 pub mod fault_proxy;
+pub mod member;
 pub mod moto;
 pub mod slack_standin;
 
 pub use central::Central;
+pub use member::MemberAccount;
 pub use moto::{unique, Moto, MotoError, REGION};
 
 pub mod observe;
