@@ -8,16 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use baton_core::ports::{
-    ChildEdge, ClaimOutcome, CursorState, Deleted, Ledger, PublishError, Recorded, Registration,
-    Registry, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus, Upserted,
+    ChildEdge, ClaimOutcome, CursorState, Deleted, Lease, Ledger, PublishError, Recorded,
+    Registration, Registry, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus,
+    Upserted,
 };
 use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Timestamp, TriggerId};
-
-#[derive(Default)]
-struct Claim {
-    sent: bool,
-    lease_until: Option<Timestamp>,
-}
 
 #[derive(Default)]
 struct Inner {
@@ -27,7 +22,8 @@ struct Inner {
     registrations: HashMap<PipelineId, Registration>,
     edges: HashMap<PipelineId, Vec<ChildEdge>>,
     cursors: HashMap<PipelineId, CursorState>,
-    claims: HashMap<(PipelineId, TriggerId), Claim>,
+    claims: HashMap<(PipelineId, TriggerId), ()>,
+    leases: HashMap<PipelineId, Lease>,
     sent: Vec<(String, PipelineTrigger)>,
 }
 
@@ -227,17 +223,13 @@ impl Ledger for MemoryStore {
                     pending: Some(trigger.clone()),
                 },
             );
-            inner.claims.insert(key, Claim::default());
+            inner.claims.insert(key, ());
             ClaimOutcome::Claimed
         })
     }
 
     async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
         self.with("ledger", |inner| {
-            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                claim.sent = true;
-                claim.lease_until = None;
-            }
             if let Some(state) = inner.cursors.get_mut(child) {
                 if state
                     .pending
@@ -245,8 +237,16 @@ impl Ledger for MemoryStore {
                     .is_some_and(|p| &p.trigger_id == trigger_id)
                 {
                     state.pending = None;
+                    inner.leases.remove(child);
                 }
             }
+        })
+    }
+
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        self.with("ledger", |inner| {
+            inner.cursors.remove(child);
+            inner.leases.remove(child);
         })
     }
 }
@@ -256,28 +256,35 @@ impl SendLease for MemoryStore {
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> StoreResult<bool> {
         self.with("ledger", |inner| {
-            match inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                Some(claim) if !claim.sent && claim.lease_until.is_none_or(|t| t <= now) => {
-                    claim.lease_until = Some(until);
-                    true
-                }
-                _ => false,
+            let pending = inner
+                .cursors
+                .get(child)
+                .and_then(|s| s.pending.as_ref())
+                .is_some_and(|p| &p.trigger_id == trigger_id);
+            let free = inner
+                .leases
+                .get(child)
+                .is_none_or(|held| held.until < now || held.holder == lease.holder);
+            if pending && free {
+                inner.leases.insert(child.clone(), lease.clone());
             }
+            pending && free
         })
     }
 
     async fn release_send_lease(
         &self,
         child: &PipelineId,
-        trigger_id: &TriggerId,
+        _trigger_id: &TriggerId,
+        holder: &str,
     ) -> StoreResult<()> {
         self.with("ledger", |inner| {
-            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                claim.lease_until = None;
+            if inner.leases.get(child).is_some_and(|l| l.holder == holder) {
+                inner.leases.remove(child);
             }
         })
     }
