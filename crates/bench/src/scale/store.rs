@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use baton_core::ports::{
-    ChildEdge, ClaimOutcome, CursorState, Deleted, Lease, Ledger, PublishError, Recorded,
-    Registration, Registry, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus,
-    Upserted,
+    ChildEdge, ClaimOutcome, CursorState, Lease, Ledger, PublishError, Recorded, Registration,
+    Registry, RegistryWrite, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus,
+    Versioned,
 };
 use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Timestamp, TriggerId};
 
@@ -24,6 +24,8 @@ struct Inner {
     cursors: HashMap<PipelineId, CursorState>,
     claims: HashMap<(PipelineId, TriggerId), ()>,
     leases: HashMap<PipelineId, Lease>,
+    versions: HashMap<PipelineId, u64>,
+    graph_version: u64,
     sent: Vec<(String, PipelineTrigger)>,
 }
 
@@ -140,37 +142,62 @@ impl Registry for MemoryStore {
         })
     }
 
-    async fn upsert(&self, registration: &Registration) -> StoreResult<Upserted> {
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
         self.with("registry", |inner| {
-            let child = &registration.pipeline;
-            for edges in inner.edges.values_mut() {
-                edges.retain(|e| &e.child != child);
+            inner.registrations.get(pipeline).map(|r| Versioned {
+                registration: r.clone(),
+                version: inner.versions.get(pipeline).copied().unwrap_or(0),
+            })
+        })
+    }
+
+    async fn graph_version(&self) -> StoreResult<u64> {
+        self.with("registry", |inner| inner.graph_version)
+    }
+
+    async fn write(&self, write: &RegistryWrite) -> StoreResult<bool> {
+        self.with("registry", |inner| {
+            let child = write.registration.pipeline.clone();
+            let stored = inner
+                .registrations
+                .contains_key(&child)
+                .then(|| inner.versions.get(&child).copied().unwrap_or(0));
+            if stored != write.expect || write.graph.is_some_and(|g| g != inner.graph_version) {
+                return false;
             }
-            for (parent, statuses) in registration.parents() {
+            for edges in inner.edges.values_mut() {
+                edges.retain(|e| e.child != child);
+            }
+            for (parent, statuses) in write.registration.parents() {
                 inner.edges.entry(parent).or_default().push(ChildEdge {
                     child: child.clone(),
                     statuses,
                 });
             }
-            match inner
-                .registrations
-                .insert(child.clone(), registration.clone())
-            {
-                Some(_) => Upserted::Updated,
-                None => Upserted::Created,
+            if write.graph.is_some() {
+                inner.graph_version += 1;
             }
+            inner
+                .versions
+                .insert(child.clone(), write.expect.map_or(1, |v| v + 1));
+            inner
+                .registrations
+                .insert(child, write.registration.clone());
+            true
         })
     }
 
-    async fn delete(&self, pipeline: &PipelineId, _owner_stack_id: &str) -> StoreResult<Deleted> {
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
         self.with("registry", |inner| {
+            let pipeline = &stored.registration.pipeline;
+            if inner.versions.get(pipeline).copied().unwrap_or(0) != stored.version {
+                return false;
+            }
             for edges in inner.edges.values_mut() {
                 edges.retain(|e| &e.child != pipeline);
             }
-            match inner.registrations.remove(pipeline) {
-                Some(_) => Deleted::Removed,
-                None => Deleted::NotFound,
-            }
+            inner.versions.remove(pipeline);
+            inner.registrations.remove(pipeline).is_some()
         })
     }
 }
