@@ -110,20 +110,26 @@ impl RunLog for MemoryStore {
     async fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &std::collections::BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
         self.with("runs", |inner| {
-            let mut runs: Vec<Run> = inner
-                .runs
-                .get(pipeline)
-                .into_iter()
-                .flatten()
-                .filter(|r| r.status_time() > after)
-                .cloned()
-                .collect();
+            let mut runs = Vec::new();
+            for status in statuses {
+                let mut of_status: Vec<Run> = inner
+                    .runs
+                    .get(pipeline)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.status == *status && r.status_time() > after)
+                    .cloned()
+                    .collect();
+                of_status.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+                of_status.truncate(limit);
+                runs.extend(of_status);
+            }
             runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
-            runs.truncate(limit);
             runs
         })
     }
