@@ -2,11 +2,13 @@
 
 use std::collections::BTreeSet;
 
+use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{
-    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, StoreError, Upserted,
+    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, Upserted,
 };
+use baton_core::registration::{register, unregister, Refusal};
 use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{evaluate, PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::Central;
@@ -64,7 +66,15 @@ async fn a_repeated_run_write_changes_nothing_and_is_announced_once() {
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
 
-    let runs = log.runs_since(&listings, at(21, 0), 10).await.unwrap();
+    let runs = log
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(21, 0),
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(runs, vec![r.clone()]);
     assert_eq!(log.latest(&r.execution_arn).await.unwrap(), Some(r));
 }
@@ -112,7 +122,15 @@ async fn a_final_status_wins_over_running_whatever_the_arrival_order() {
     );
 
     // Both statuses of both runs stay in the log, newest first, bounded, after a time.
-    let all = log.runs_since(&searches, at(22, 0), 10).await.unwrap();
+    let all = log
+        .runs_since(
+            &searches,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(22, 0),
+            10,
+        )
+        .await
+        .unwrap();
     let seen: Vec<(&str, RunStatus)> = all
         .iter()
         .map(|r| (r.execution_name.as_str(), r.status))
@@ -126,16 +144,30 @@ async fn a_final_status_wins_over_running_whatever_the_arrival_order() {
             ("s-22", RunStatus::Running)
         ]
     );
-    assert_eq!(
-        log.runs_since(&searches, at(22, 0), 2).await.unwrap().len(),
-        2
-    );
+    // At most `limit` of each status, and only the statuses asked for.
+    let running_only = log
+        .runs_since(
+            &searches,
+            &BTreeSet::from([RunStatus::Running]),
+            at(22, 0),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(running_only.len(), 1);
+    assert_eq!(running_only[0].execution_name, "s-23");
+    assert_eq!(running_only[0].status, RunStatus::Running);
     // Strictly later than the bound.
     assert_eq!(
-        log.runs_since(&searches, at(23, 5), 10)
-            .await
-            .unwrap()
-            .len(),
+        log.runs_since(
+            &searches,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(23, 5),
+            10
+        )
+        .await
+        .unwrap()
+        .len(),
         1
     );
 }
@@ -147,7 +179,12 @@ fn registration(p: &PipelineId, stack: &str, yaml: &str) -> Registration {
         definition: PipelineDefinition::from_yaml(yaml).unwrap(),
         bus_arn: None,
         registered_at: at(21, 12),
+        trigger_floor: at(21, 12),
     }
+}
+
+async fn upsert(registry: &DynamoRegistry, r: &Registration) -> Result<Upserted, Refusal> {
+    register(registry, r, 100).await
 }
 
 #[tokio::test]
@@ -162,8 +199,7 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
     let stack = "arn:aws:cloudformation:eu-west-1:333333333333:stack/pipeline-x/1";
     let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCESS]}\n      - {name: searches, account: '222222222222', status: [SUCCEEDED, FAILED]}\n";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, yaml))
+        upsert(&registry, &registration(&x, stack, yaml))
             .await
             .unwrap(),
         Upserted::Created
@@ -171,8 +207,7 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
     // Same meaning, other formatting: no change.
     let reformatted = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: SUCCEEDED}, {name: searches, account: '222222222222', status: [FAILED, SUCCESS]}]}}";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, reformatted))
+        upsert(&registry, &registration(&x, stack, reformatted))
             .await
             .unwrap(),
         Upserted::Unchanged
@@ -188,20 +223,20 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
 
     // Another stack can neither overwrite nor delete it.
     let other = "arn:aws:cloudformation:eu-west-1:333333333333:stack/intruder/2";
+    let ledger = central.ledger();
     assert!(matches!(
-        registry.upsert(&registration(&x, other, yaml)).await,
-        Err(StoreError::NotOwner { .. })
+        upsert(&registry, &registration(&x, other, yaml)).await,
+        Err(Refusal::NotOwner { .. })
     ));
     assert!(matches!(
-        registry.delete(&x, other).await,
-        Err(StoreError::NotOwner { .. })
+        unregister(&registry, &ledger, &x, other).await,
+        Err(Refusal::NotOwner { .. })
     ));
 
     // Dropping a parent removes its edge.
     let only_listings = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: [SUCCESS]}]}}";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, only_listings))
+        upsert(&registry, &registration(&x, stack, only_listings))
             .await
             .unwrap(),
         Upserted::Updated
@@ -213,8 +248,14 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
         at(21, 12)
     );
 
-    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::Removed);
-    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::NotFound);
+    assert_eq!(
+        unregister(&registry, &ledger, &x, stack).await.unwrap(),
+        Deleted::Removed
+    );
+    assert_eq!(
+        unregister(&registry, &ledger, &x, stack).await.unwrap(),
+        Deleted::NotFound
+    );
     assert!(registry.children(&listings).await.unwrap().is_empty());
     assert!(registry.get(&x).await.unwrap().is_none());
 }

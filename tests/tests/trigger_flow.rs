@@ -162,7 +162,12 @@ async fn every_event_delivered_three_times_shuffled_gives_the_same_log_and_one_t
     let listings = pipeline(ACCOUNT_A, "listings");
     let runs = world
         .run_log
-        .runs_since(&listings, Timestamp(0), 10)
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            Timestamp(0),
+            10,
+        )
         .await
         .unwrap();
     let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
@@ -604,7 +609,12 @@ async fn spoofed_or_malformed_events_are_rejected_and_nothing_is_written() {
     assert_eq!(world.run_log.latest(&arn).await.unwrap(), None);
     assert!(world
         .run_log
-        .runs_since(&listings, Timestamp(0), 10)
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            Timestamp(0),
+            10
+        )
         .await
         .unwrap()
         .is_empty());

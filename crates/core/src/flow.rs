@@ -6,7 +6,8 @@
 //! 1. read its registration (none: not registered; no `trigger` block: nothing to decide) and,
 //!    in the same round trip, its cursor state: a pending trigger (claimed, not confirmed sent)
 //!    is handed back for re-sending before anything new is decided;
-//! 2. effective cursor = max(stored cursor, registered_at), so a new child never fires on history;
+//! 2. effective cursor = max(stored cursor, the registration's floor), so a new child, or a
+//!    trigger added or re-parented by an Update, never fires on history;
 //! 3. query each parent's runs later than that cursor (bounded, newest first, all parents at once)
 //!    and evaluate;
 //! 4. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
@@ -26,10 +27,13 @@ use crate::evaluator::{evaluate, Evaluation};
 use crate::events::{PipelineTrigger, RunEvent};
 use crate::pipeline::{partition_of, PipelineId};
 use crate::ports::{
-    ClaimOutcome, CursorState, Ledger, PublishError, Registration, Registry, RunEvents, RunLog,
-    SendLease, StoreError, TriggerBus,
+    ClaimOutcome, CursorState, Lease, Ledger, PublishError, Registration, Registry, RunEvents,
+    RunLog, SendLease, StoreError, TriggerBus,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::run::{Run, RunRef};
+use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
 
 /// Bounds and defaults of the flow, from the function's configuration.
@@ -39,8 +43,9 @@ pub struct FlowSettings {
     pub runs_per_parent: usize,
     /// How many times a child is re-read and decided again after losing a claim.
     pub claim_attempts: usize,
-    /// How long a sender holds a pending trigger before another delivery may re-send it.
-    pub send_lease: Span,
+    /// How long after the sending invocation's deadline its send lease still holds (clocks
+    /// between hosts may disagree by this much); see [`Invocation`].
+    pub lease_margin: Span,
     /// The pipeline bus name in a child's account when its registration names no bus.
     pub default_bus_name: String,
     /// At most this many children of one run are decided and delivered at the same time. Each
@@ -55,9 +60,38 @@ impl FlowSettings {
         FlowSettings {
             runs_per_parent: 100,
             claim_attempts: 5,
-            send_lease: Span::minutes(1),
+            lease_margin: Span(10_000),
             default_bus_name: default_bus_name.into(),
             child_concurrency: 16,
+        }
+    }
+}
+
+/// The invocation that decides and sends: its clock reading and its send lease.
+///
+/// The lease ends a margin after the invocation's own deadline, not a fixed time after `now`:
+/// an invocation that read its clock long ago (a large fan-out) still holds a lease that outlasts
+/// it, so two senders never hold it at once, and a sender that died is replaced after its
+/// deadline. `now` only decides whether someone else's lease has ended; a stale `now` only
+/// makes that answer more cautious.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub now: Timestamp,
+    pub lease: Lease,
+}
+
+impl Invocation {
+    /// The invocation `id` (e.g. the Lambda request id), reading its clock at `now`, ending at
+    /// `deadline`.
+    pub fn new(
+        id: impl Into<String>,
+        now: Timestamp,
+        deadline: Timestamp,
+        settings: &FlowSettings,
+    ) -> Invocation {
+        Invocation {
+            now,
+            lease: Lease::until_after(id, deadline, settings.lease_margin),
         }
     }
 }
@@ -171,6 +205,13 @@ where
         };
         let stored = state.as_ref().map(|s| s.cursor);
         if let Some(pending) = state.and_then(|s| s.pending) {
+            if pending.fired_at < registration.registered_at {
+                // Claimed for an earlier registration of this name, deleted since (and its
+                // ledger not forgotten, the deleting function having died): never sent to
+                // this one.
+                ledger.forget(child).await?;
+                continue;
+            }
             return Ok(ChildDecision::Pending {
                 trigger: pending,
                 bus_arn: bus,
@@ -224,8 +265,7 @@ pub async fn deliver<G, B, E>(
     events: &E,
     bus_arn: &str,
     trigger: &PipelineTrigger,
-    now: Timestamp,
-    settings: &FlowSettings,
+    invocation: &Invocation,
 ) -> Result<Delivery, FlowError>
 where
     G: Ledger + SendLease + Sync,
@@ -234,15 +274,16 @@ where
 {
     let child = trigger.target.id();
     let id = &trigger.trigger_id;
+    let lease = &invocation.lease;
     if !ledger
-        .take_send_lease(&child, id, now, now.plus(settings.send_lease))
+        .take_send_lease(&child, id, lease, invocation.now)
         .await?
     {
         return Ok(Delivery::SentElsewhere);
     }
     if let Err(sent) = bus.send(bus_arn, trigger).await {
-        // Best effort: if giving the lease back fails too, it expires on its own.
-        let _ = ledger.release_send_lease(&child, id).await;
+        // Best effort: if giving the lease back fails too, it ends on its own.
+        let _ = ledger.release_send_lease(&child, id, &lease.holder).await;
         return Err(sent.into());
     }
     ledger.mark_sent(&child, id).await?;
@@ -289,7 +330,7 @@ pub struct Ports<'a, L, R, G, B, E> {
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
-    now: Timestamp,
+    invocation: &Invocation,
     settings: &FlowSettings,
 ) -> ChildReport
 where
@@ -311,7 +352,7 @@ where
             ports.run_log,
             ports.ledger,
             child,
-            now,
+            invocation.now,
             settings,
         )
         .await;
@@ -348,8 +389,7 @@ where
             ports.events,
             &bus_arn,
             &trigger,
-            now,
-            settings,
+            invocation,
         )
         .await;
         match delivered {
@@ -382,7 +422,7 @@ where
 pub async fn wake_children<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     run: &RunRef,
-    now: Timestamp,
+    invocation: &Invocation,
     settings: &FlowSettings,
 ) -> Result<Vec<ChildReport>, StoreError>
 where
@@ -395,35 +435,31 @@ where
     let children = children_to_wake(ports.registry, run).await?;
     // Bounded concurrency, reports in the children's order.
     let reports = stream::iter(&children)
-        .map(|child| wake_child(ports, child, now, settings))
+        .map(|child| wake_child(ports, child, invocation, settings))
         .buffered(settings.child_concurrency.max(1))
         .collect()
         .await;
     Ok(reports)
 }
 
-/// The cursor an evaluation uses: the stored one, never earlier than the registration time (a
-/// new child never fires on history).
+/// The cursor an evaluation uses: the stored one, never earlier than the registration's floor (a
+/// new child, or a trigger an Update added or re-parented, never fires on history).
 pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) -> Timestamp {
-    stored.unwrap_or_default().max(registration.registered_at)
+    stored.unwrap_or_default().max(registration.floor())
 }
 
-/// The runs of each parent later than `cursor`, newest first, bounded per parent.
+/// The runs of each parent later than `cursor` with a status some leaf wants, newest first,
+/// bounded per parent and status.
 async fn parent_runs<L: RunLog + Sync>(
     run_log: &L,
-    parents: &std::collections::BTreeMap<
-        PipelineId,
-        std::collections::BTreeSet<crate::status::RunStatus>,
-    >,
+    parents: &BTreeMap<PipelineId, BTreeSet<RunStatus>>,
     cursor: Timestamp,
     settings: &FlowSettings,
 ) -> Result<Vec<RunRef>, StoreError> {
-    // One query per parent, all in flight together; results in the parents' order.
-    let per_parent = try_join_all(
-        parents
-            .keys()
-            .map(|parent| run_log.runs_since(parent, cursor, settings.runs_per_parent)),
-    )
+    // One query per parent and status, all in flight together; results in the parents' order.
+    let per_parent = try_join_all(parents.iter().map(|(parent, statuses)| {
+        run_log.runs_since(parent, statuses, cursor, settings.runs_per_parent)
+    }))
     .await?;
     Ok(per_parent.iter().flatten().map(Run::reference).collect())
 }
@@ -462,7 +498,13 @@ where
     let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
     let evaluation = match registration.definition.trigger.as_ref() {
         Some(trigger) => {
-            let runs = parent_runs(run_log, &registration.parents(), cursor, settings).await?;
+            // Every status, so a waiting leaf's explanation can name the latest run of another.
+            let every_status: BTreeMap<PipelineId, BTreeSet<RunStatus>> = registration
+                .parents()
+                .into_keys()
+                .map(|p| (p, RunStatus::ALL.into_iter().collect()))
+                .collect();
+            let runs = parent_runs(run_log, &every_status, cursor, settings).await?;
             Some(evaluate(child, trigger, cursor, now, &runs))
         }
         None => None,
@@ -488,6 +530,7 @@ mod tests {
             definition: PipelineDefinition::default(),
             bus_arn: None,
             registered_at: Timestamp(0),
+            trigger_floor: Timestamp(0),
         };
         assert_eq!(
             bus_arn(&registration, "baton-pipelines"),

@@ -83,10 +83,13 @@ pub trait RunLog {
     /// The latest state of an execution.
     fn latest(&self, execution_arn: &str) -> impl Future<Output = StoreResult<Option<Run>>> + Send;
 
-    /// Runs of `pipeline` whose status time is later than `after`, newest first, at most `limit`.
+    /// Runs of `pipeline` with one of `statuses` whose status time is later than `after`, newest
+    /// first, at most `limit` of each status. Runs of other statuses are not read, so however
+    /// many of them came later, a wanted run is found.
     fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<Run>>> + Send;
@@ -106,9 +109,19 @@ pub struct Registration {
     pub bus_arn: Option<String>,
     /// When it was first registered: its cursor never starts earlier, so it never fires on history.
     pub registered_at: Timestamp,
+    /// When its trigger last gained a condition or changed its set of parents: runs before this
+    /// never count (DESIGN "Floor"). Never earlier than `registered_at`.
+    #[serde(default)]
+    pub trigger_floor: Timestamp,
 }
 
 impl Registration {
+    /// Runs at or before this never count for it: the later of its registration and its
+    /// trigger floor.
+    pub fn floor(&self) -> Timestamp {
+        self.registered_at.max(self.trigger_floor)
+    }
+
     /// The parents its trigger mentions, with the statuses each can fire on.
     pub fn parents(&self) -> BTreeMap<PipelineId, BTreeSet<RunStatus>> {
         self.definition
@@ -167,20 +180,44 @@ pub trait Registry {
         parent: &PipelineId,
     ) -> impl Future<Output = StoreResult<Vec<ChildEdge>>> + Send;
 
-    /// Creates or replaces a registration and its reverse edges in one transaction. Refused with
-    /// [`StoreError::NotOwner`] when another stack owns the pipeline. A replacement keeps the
-    /// stored `registered_at`.
-    fn upsert(
-        &self,
-        registration: &Registration,
-    ) -> impl Future<Output = StoreResult<Upserted>> + Send;
-
-    /// Removes a registration and its reverse edges if `owner_stack_id` owns it.
-    fn delete(
+    /// The stored registration of `pipeline` with its version, which a write must expect.
+    fn read(
         &self,
         pipeline: &PipelineId,
-        owner_stack_id: &str,
-    ) -> impl Future<Output = StoreResult<Deleted>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Versioned>>> + Send;
+
+    /// The version of the dependency graph: every write that adds an edge moves it, so a
+    /// cycle check made at one version is valid for a write that expects that version.
+    fn graph_version(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Stores `write.registration` and its reverse edges in one conditional write: the stored
+    /// version must be `write.expect` (`None`: nothing stored), and, with `write.graph`, the graph
+    /// version must be that (and moves on). `false`: a condition failed, another registration
+    /// came first; read again and decide again.
+    fn write(&self, write: &RegistryWrite) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Removes the registration at version `version` and its reverse edges in one conditional
+    /// write. `false`: it changed since it was read.
+    fn remove(&self, stored: &Versioned) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// A stored registration and its version (how many times it was written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub registration: Registration,
+    pub version: u64,
+}
+
+/// One conditional write of a registration (see [`Registry::write`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryWrite {
+    pub registration: Registration,
+    /// The version read (`None`: nothing was stored); the write stores `expect + 1`.
+    pub expect: Option<u64>,
+    /// The graph version the cycle check was made at, when the write adds an edge.
+    pub graph: Option<u64>,
+    /// Parents the stored registration had and this one does not: their edges go.
+    pub removed_parents: Vec<PipelineId>,
 }
 
 /// A child's position in the ledger.
@@ -220,12 +257,19 @@ pub trait Ledger {
         cursor_after: Timestamp,
     ) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
 
-    /// Marks a claimed trigger as sent and clears it from pending.
+    /// Marks a pending trigger sent: one conditional write on the cursor item clears it from
+    /// pending (with its send lease) only if it is still the pending one, so no crash point can
+    /// leave a trigger both sent and pending. A trigger no longer pending is left as it is.
     fn mark_sent(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Forgets a child whose registration was deleted: its cursor and any pending trigger go
+    /// (its claims stay, as the record of what was started), so a pipeline registered again
+    /// under the name starts from its own registration and is never sent the old trigger.
+    fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),
@@ -271,26 +315,53 @@ pub trait TriggerBus {
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
-/// Who may send a pending trigger right now. Taking the lease is a conditional write on the
-/// trigger's claim, so of any number of evaluations that find the same pending trigger (the
-/// winner of the claim included) exactly one sends it; the lease expires so that a sender that
-/// died is replaced.
+/// A holder's claim on something only one delivery may do at a time: who holds it and until
+/// when. Leases outlast their holder's invocation ([`Lease::until_after`]), so a live holder is
+/// never overtaken and a dead one's lease ends by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub until: Timestamp,
+}
+
+impl Lease {
+    /// A lease for a holder whose invocation ends at `deadline`, lasting `margin` longer (room
+    /// for clocks that disagree between hosts): it can only end after the holder can no longer
+    /// write.
+    pub fn until_after(
+        holder: impl Into<String>,
+        deadline: Timestamp,
+        margin: crate::time::Span,
+    ) -> Lease {
+        Lease {
+            holder: holder.into(),
+            until: deadline.plus(margin),
+        }
+    }
+}
+
+/// Who may send a pending trigger right now. The lease lives on the child's cursor item, beside
+/// the pending trigger it guards, so of any number of evaluations that find the same pending
+/// trigger (the winner of the claim included) exactly one sends it.
 pub trait SendLease {
-    /// Takes the lease on a pending trigger until `until` if it is free (never taken, released,
-    /// or expired at `now`). `false`: the trigger was sent already or someone else is sending it.
+    /// Takes the send lease of `trigger_id` for `lease.holder` while it is the child's pending
+    /// trigger and no other holder's lease runs at `now` (the holder's own repeated take, e.g. the
+    /// SDK's retry after a lost answer, is granted again). `false`: the trigger is no longer
+    /// pending (sent) or another delivery holds the lease.
     fn take_send_lease(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Gives the lease back after a failed send, so the next delivery re-sends at once.
+    /// Gives `holder`'s lease back after a failed send, so the next delivery re-sends at once.
     fn release_send_lease(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        holder: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 

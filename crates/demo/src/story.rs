@@ -158,8 +158,10 @@ impl World {
         }]});
         let responder = cfn_responder::Responder::new(
             self.central.registry(),
+            self.central.ledger(),
             cfn_responder::Config {
                 registry_table: self.central.tables.registry.clone(),
+                ledger_table: self.central.tables.ledger.clone(),
                 default_pipeline_bus: DEFAULT_BUS.to_owned(),
                 deadline_margin: Duration::from_secs(5),
             },
@@ -315,7 +317,14 @@ impl World {
             bus: &self.bus,
             events: &self.events,
         };
-        let handled = trigger_manager::handle(event, &ports, &self.settings, now).await;
+        // Each delivery is an invocation of its own, with the function's two-minute timeout.
+        let invocation = baton_core::flow::Invocation::new(
+            baton_testbed::unique("request"),
+            now,
+            now.plus(baton_core::Span::minutes(2)),
+            &self.settings,
+        );
+        let handled = trigger_manager::handle(event, &ports, &self.settings, &invocation).await;
         for logged in self.captured.drain() {
             match logged.message.as_str() {
                 "evaluated" => {

@@ -10,11 +10,12 @@ use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
 };
 use baton_core::definition::PipelineDefinition;
-use baton_core::flow::{FlowSettings, Ports};
-use baton_core::ports::{Registration, Registry};
-use baton_core::{PipelineId, RunStatus, Timestamp};
+use baton_core::flow::{FlowSettings, Invocation, Ports};
+use baton_core::ports::Registration;
+use baton_core::{PipelineId, RunStatus, Span, Timestamp};
 use baton_testbed::central::RETENTION;
-use baton_testbed::{lambda_sns_event, unique, Central, RequestCounter, TopicWatch};
+use baton_testbed::fault_proxy::FaultProxy;
+use baton_testbed::{lambda_sns_event, unique, Central, Moto, RequestCounter, TopicWatch};
 use serde_json::Value;
 
 pub const REGION: &str = "eu-west-1";
@@ -134,6 +135,25 @@ impl World {
         }
     }
 
+    /// A world whose trigger-manager reaches DynamoDB through a fault proxy in front of the
+    /// emulator (run-log-writer and the tests' own reads go direct).
+    pub async fn behind_faults(prefix: &str) -> (World, FaultProxy) {
+        let mut world = World::new(prefix).await;
+        let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
+        let config = world
+            .central
+            .config
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build();
+        let dynamo = world.trigger_manager_requests.dynamo_client(&config);
+        let tables = &world.central.tables;
+        world.tm_run_log = DynamoRunLog::new(dynamo.clone(), &tables.runs, RETENTION);
+        world.tm_registry = DynamoRegistry::new(dynamo.clone(), &tables.registry);
+        world.tm_ledger = DynamoLedger::new(dynamo, &tables.ledger);
+        (world, proxy)
+    }
+
     pub async fn register(
         &self,
         p: &PipelineId,
@@ -150,8 +170,11 @@ impl World {
             definition: PipelineDefinition::from_yaml(yaml).unwrap(),
             bus_arn: bus_arn.map(str::to_owned),
             registered_at,
+            trigger_floor: registered_at,
         };
-        self.registry.upsert(&registration).await.unwrap();
+        baton_core::registration::register(&self.registry, &registration, 100)
+            .await
+            .unwrap();
     }
 
     /// Delivers one EventBridge event to run-log-writer.
@@ -188,7 +211,7 @@ impl World {
         now: Timestamp,
     ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
         let event: SnsEvent = serde_json::from_value(lambda_sns_event(notifications)).unwrap();
-        trigger_manager::handle(event, &self.ports(), &self.settings, now).await
+        self.manage_event(event, now).await
     }
 
     /// Delivers a Lambda SNS event to trigger-manager as it is.
@@ -197,7 +220,18 @@ impl World {
         event: SnsEvent,
         now: Timestamp,
     ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
-        trigger_manager::handle(event, &self.ports(), &self.settings, now).await
+        trigger_manager::handle(event, &self.ports(), &self.settings, &self.invocation(now)).await
+    }
+
+    /// A trigger-manager invocation at `now` (its own request id), ending two minutes later as
+    /// the function's timeout allows.
+    pub fn invocation(&self, now: Timestamp) -> Invocation {
+        Invocation::new(
+            unique("request"),
+            now,
+            now.plus(Span::minutes(2)),
+            &self.settings,
+        )
     }
 
     /// Delivers each notification published so far to trigger-manager, one per invocation as SNS

@@ -8,16 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use baton_core::ports::{
-    ChildEdge, ClaimOutcome, CursorState, Deleted, Ledger, PublishError, Recorded, Registration,
-    Registry, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus, Upserted,
+    ChildEdge, ClaimOutcome, CursorState, Lease, Ledger, PublishError, Recorded, Registration,
+    Registry, RegistryWrite, RunEvents, RunLog, SendLease, StoreError, StoreResult, TriggerBus,
+    Versioned,
 };
 use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Timestamp, TriggerId};
-
-#[derive(Default)]
-struct Claim {
-    sent: bool,
-    lease_until: Option<Timestamp>,
-}
 
 #[derive(Default)]
 struct Inner {
@@ -27,7 +22,10 @@ struct Inner {
     registrations: HashMap<PipelineId, Registration>,
     edges: HashMap<PipelineId, Vec<ChildEdge>>,
     cursors: HashMap<PipelineId, CursorState>,
-    claims: HashMap<(PipelineId, TriggerId), Claim>,
+    claims: HashMap<(PipelineId, TriggerId), ()>,
+    leases: HashMap<PipelineId, Lease>,
+    versions: HashMap<PipelineId, u64>,
+    graph_version: u64,
     sent: Vec<(String, PipelineTrigger)>,
 }
 
@@ -112,20 +110,26 @@ impl RunLog for MemoryStore {
     async fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &std::collections::BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
         self.with("runs", |inner| {
-            let mut runs: Vec<Run> = inner
-                .runs
-                .get(pipeline)
-                .into_iter()
-                .flatten()
-                .filter(|r| r.status_time() > after)
-                .cloned()
-                .collect();
+            let mut runs = Vec::new();
+            for status in statuses {
+                let mut of_status: Vec<Run> = inner
+                    .runs
+                    .get(pipeline)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.status == *status && r.status_time() > after)
+                    .cloned()
+                    .collect();
+                of_status.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+                of_status.truncate(limit);
+                runs.extend(of_status);
+            }
             runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
-            runs.truncate(limit);
             runs
         })
     }
@@ -144,37 +148,62 @@ impl Registry for MemoryStore {
         })
     }
 
-    async fn upsert(&self, registration: &Registration) -> StoreResult<Upserted> {
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
         self.with("registry", |inner| {
-            let child = &registration.pipeline;
-            for edges in inner.edges.values_mut() {
-                edges.retain(|e| &e.child != child);
+            inner.registrations.get(pipeline).map(|r| Versioned {
+                registration: r.clone(),
+                version: inner.versions.get(pipeline).copied().unwrap_or(0),
+            })
+        })
+    }
+
+    async fn graph_version(&self) -> StoreResult<u64> {
+        self.with("registry", |inner| inner.graph_version)
+    }
+
+    async fn write(&self, write: &RegistryWrite) -> StoreResult<bool> {
+        self.with("registry", |inner| {
+            let child = write.registration.pipeline.clone();
+            let stored = inner
+                .registrations
+                .contains_key(&child)
+                .then(|| inner.versions.get(&child).copied().unwrap_or(0));
+            if stored != write.expect || write.graph.is_some_and(|g| g != inner.graph_version) {
+                return false;
             }
-            for (parent, statuses) in registration.parents() {
+            for edges in inner.edges.values_mut() {
+                edges.retain(|e| e.child != child);
+            }
+            for (parent, statuses) in write.registration.parents() {
                 inner.edges.entry(parent).or_default().push(ChildEdge {
                     child: child.clone(),
                     statuses,
                 });
             }
-            match inner
-                .registrations
-                .insert(child.clone(), registration.clone())
-            {
-                Some(_) => Upserted::Updated,
-                None => Upserted::Created,
+            if write.graph.is_some() {
+                inner.graph_version += 1;
             }
+            inner
+                .versions
+                .insert(child.clone(), write.expect.map_or(1, |v| v + 1));
+            inner
+                .registrations
+                .insert(child, write.registration.clone());
+            true
         })
     }
 
-    async fn delete(&self, pipeline: &PipelineId, _owner_stack_id: &str) -> StoreResult<Deleted> {
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
         self.with("registry", |inner| {
+            let pipeline = &stored.registration.pipeline;
+            if inner.versions.get(pipeline).copied().unwrap_or(0) != stored.version {
+                return false;
+            }
             for edges in inner.edges.values_mut() {
                 edges.retain(|e| &e.child != pipeline);
             }
-            match inner.registrations.remove(pipeline) {
-                Some(_) => Deleted::Removed,
-                None => Deleted::NotFound,
-            }
+            inner.versions.remove(pipeline);
+            inner.registrations.remove(pipeline).is_some()
         })
     }
 }
@@ -227,17 +256,13 @@ impl Ledger for MemoryStore {
                     pending: Some(trigger.clone()),
                 },
             );
-            inner.claims.insert(key, Claim::default());
+            inner.claims.insert(key, ());
             ClaimOutcome::Claimed
         })
     }
 
     async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
         self.with("ledger", |inner| {
-            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                claim.sent = true;
-                claim.lease_until = None;
-            }
             if let Some(state) = inner.cursors.get_mut(child) {
                 if state
                     .pending
@@ -245,8 +270,16 @@ impl Ledger for MemoryStore {
                     .is_some_and(|p| &p.trigger_id == trigger_id)
                 {
                     state.pending = None;
+                    inner.leases.remove(child);
                 }
             }
+        })
+    }
+
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        self.with("ledger", |inner| {
+            inner.cursors.remove(child);
+            inner.leases.remove(child);
         })
     }
 }
@@ -256,28 +289,35 @@ impl SendLease for MemoryStore {
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> StoreResult<bool> {
         self.with("ledger", |inner| {
-            match inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                Some(claim) if !claim.sent && claim.lease_until.is_none_or(|t| t <= now) => {
-                    claim.lease_until = Some(until);
-                    true
-                }
-                _ => false,
+            let pending = inner
+                .cursors
+                .get(child)
+                .and_then(|s| s.pending.as_ref())
+                .is_some_and(|p| &p.trigger_id == trigger_id);
+            let free = inner
+                .leases
+                .get(child)
+                .is_none_or(|held| held.until < now || held.holder == lease.holder);
+            if pending && free {
+                inner.leases.insert(child.clone(), lease.clone());
             }
+            pending && free
         })
     }
 
     async fn release_send_lease(
         &self,
         child: &PipelineId,
-        trigger_id: &TriggerId,
+        _trigger_id: &TriggerId,
+        holder: &str,
     ) -> StoreResult<()> {
         self.with("ledger", |inner| {
-            if let Some(claim) = inner.claims.get_mut(&(child.clone(), trigger_id.clone())) {
-                claim.lease_until = None;
+            if inner.leases.get(child).is_some_and(|l| l.holder == holder) {
+                inner.leases.remove(child);
             }
         })
     }
