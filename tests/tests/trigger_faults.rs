@@ -386,11 +386,10 @@ async fn racing_registrations_never_close_a_cycle() {
     );
 }
 
-#[tokio::test]
-async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
-    let world = World::new("delete-pending").await;
+/// pipeline-x registered with a bus that does not exist yet, fired on day 22: its trigger stays
+/// pending.
+async fn pending_for_a_missing_bus(world: &World) -> (PipelineId, baton_core::PipelineTrigger) {
     let x = pipeline(ACCOUNT_C, "pipeline-x");
-    // No bus yet: the firing stays pending.
     let missing = format!(
         "arn:aws:events:{REGION}:{ACCOUNT_C}:event-bus/{}",
         baton_testbed::unique("none")
@@ -398,18 +397,21 @@ async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
     world
         .register(&x, BOTH_SUCCEED, Some(&missing), at(21, 12, 0))
         .await;
-    both_succeed(&world, 22).await;
+    both_succeed(world, 22).await;
     for n in &world.published().await {
         let _ = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await;
     }
-    let old = world
-        .ledger
-        .cursor(&x)
-        .await
-        .unwrap()
-        .unwrap()
+    let state = world.ledger.cursor(&x).await.unwrap().unwrap();
+    let pending = state
         .pending
-        .unwrap();
+        .expect("the trigger stays pending while the bus is missing");
+    (x, pending)
+}
+
+#[tokio::test]
+async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
+    let world = World::new("delete-pending").await;
+    let (x, old) = pending_for_a_missing_bus(&world).await;
 
     // The stack is deleted and created again, now with its bus.
     let stack = format!("arn:aws:cloudformation:{REGION}:{ACCOUNT_C}:stack/pipeline-x/1");
@@ -435,26 +437,7 @@ async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
 async fn a_pending_trigger_of_an_earlier_registration_is_dropped_not_sent() {
     // As above, but the deleting function died before forgetting the ledger.
     let world = World::new("stale-pending").await;
-    let x = pipeline(ACCOUNT_C, "pipeline-x");
-    let missing = format!(
-        "arn:aws:events:{REGION}:{ACCOUNT_C}:event-bus/{}",
-        baton_testbed::unique("none")
-    );
-    world
-        .register(&x, BOTH_SUCCEED, Some(&missing), at(21, 12, 0))
-        .await;
-    both_succeed(&world, 22).await;
-    for n in &world.published().await {
-        let _ = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await;
-    }
-    let old = world
-        .ledger
-        .cursor(&x)
-        .await
-        .unwrap()
-        .unwrap()
-        .pending
-        .unwrap();
+    let (x, old) = pending_for_a_missing_bus(&world).await;
     let stored = world.registry.read(&x).await.unwrap().unwrap();
     assert!(world.registry.remove(&stored).await.unwrap());
     let bus = bus_c(&world).await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Router;
 
@@ -230,47 +230,18 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let mut upstream = shared
-        .client
-        .request(parts.method.clone(), format!("{}{path}", shared.upstream))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            upstream = upstream.header(name, value);
-        }
-    }
     let in_flight = InFlight::enter(&shared.busy);
-    let answered = async {
-        let answer = upstream.send().await?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let bytes = answer.bytes().await?;
-        Ok::<_, reqwest::Error>((status, headers, bytes))
-    }
+    let answer = baton_testbed::fault_proxy::pass(
+        &shared.client,
+        &shared.upstream,
+        parts.method.clone(),
+        path,
+        &parts.headers,
+        body,
+    )
     .await;
     drop(in_flight);
-    match answered {
-        Ok((status, headers, bytes)) => {
-            let mut builder = Response::builder().status(status);
-            for (name, value) in &headers {
-                if !hop_by_hop(name) {
-                    builder = builder.header(name, value);
-                }
-            }
-            builder.body(Body::from(bytes)).unwrap_or_default()
-        }
-        Err(e) => Response::builder()
-            .status(StatusCode::BAD_GATEWAY)
-            .body(Body::from(format!("emulator unreachable: {e}")))
-            .unwrap_or_default(),
-    }
-}
-
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-    )
+    answer
 }
 
 #[cfg(test)]

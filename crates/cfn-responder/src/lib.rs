@@ -13,7 +13,7 @@ pub mod response;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use baton_adapters::{ConfigError, Env, TableNames};
 use baton_core::ports::{Deleted, Ledger, Registration, Registry, Upserted};
@@ -345,7 +345,7 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
             owner_stack_id: request.stack_id.clone(),
             definition: resource.definition,
             bus_arn: resource.bus_arn,
-            registered_at: now(),
+            registered_at: Timestamp::now(),
             trigger_floor: Timestamp(0),
         };
         match registration::register(&self.registry, &registration, MAX_CHECKED_DOWNSTREAM).await {
@@ -413,14 +413,6 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
     }
 }
 
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -429,15 +421,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     } else {
         "a panic without a message".to_owned()
     }
-}
-
-/// The instant of a Lambda deadline given in milliseconds since the epoch (`Context::deadline`).
-pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 #[cfg(test)]

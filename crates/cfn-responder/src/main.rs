@@ -2,8 +2,9 @@
 //! invocation to the handler with the invocation's deadline.
 
 use aws_sdk_dynamodb::Client;
+use baton_adapters::deadline::deadline_from_epoch_millis;
 use baton_adapters::{DynamoLedger, DynamoRegistry, Env};
-use cfn_responder::{deadline_from_epoch_millis, Config, Responder};
+use cfn_responder::{Config, Responder};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 

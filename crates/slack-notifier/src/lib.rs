@@ -330,15 +330,6 @@ where
     }
 }
 
-/// The invocation's deadline (epoch milliseconds, from the Lambda context) as an `Instant`.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

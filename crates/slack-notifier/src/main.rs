@@ -1,9 +1,10 @@
 //! slack-notifier's Lambda entry point: wiring only.
 
 use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::deadline::deadline_from_epoch_millis;
 use baton_adapters::{DynamoRegistry, DynamoSlackThreads, Env, SecretsManagerToken, SlackWebApi};
 use lambda_runtime::{service_fn, LambdaEvent};
-use slack_notifier::{deadline_from_epoch_ms, Config, Notifier, NotifyError, Report};
+use slack_notifier::{Config, Notifier, NotifyError, Report};
 
 // One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
 // add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
@@ -25,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
-        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        let deadline = deadline_from_epoch_millis(event.context.deadline);
         let report: Result<Report, NotifyError> = notifier.handle(&event.payload, deadline).await;
         report.map(|_| ())
     }))

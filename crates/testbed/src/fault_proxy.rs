@@ -131,6 +131,11 @@ impl FaultProxy {
         &self.url
     }
 
+    /// `config` with its endpoint moved to this proxy: clients built from it meet its faults.
+    pub fn in_front_of(&self, config: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+        config.to_builder().endpoint_url(&self.url).build()
+    }
+
     /// Installs `rule`; later rules are looked at after earlier ones.
     pub fn inject(&self, rule: Rule) -> RuleId {
         let mut rules = self.lock();
@@ -227,23 +232,33 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let answer = pass(&shared, parts.method, path, &parts.headers, body).await;
+    let answer = pass(
+        &shared.client,
+        &shared.upstream,
+        parts.method,
+        path,
+        &parts.headers,
+        body,
+    )
+    .await;
     if fault == Some(Fault::After) {
         return server_error(aws);
     }
     answer
 }
 
-async fn pass(
-    shared: &Shared,
+/// Forwards a request to `upstream` (`http://host:port`, no trailing slash) and returns its answer
+/// as it came (hop-by-hop headers left out), or HTTP 502 when the upstream cannot be reached.
+pub async fn pass(
+    client: &reqwest::Client,
+    upstream: &str,
     method: Method,
     path: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut upstream = shared
-        .client
-        .request(method, format!("{}{path}", shared.upstream))
+    let mut upstream = client
+        .request(method, format!("{upstream}{path}"))
         .body(body);
     for (name, value) in headers {
         if name != "host" && name != "content-length" {

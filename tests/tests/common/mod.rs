@@ -140,12 +140,7 @@ impl World {
     pub async fn behind_faults(prefix: &str) -> (World, FaultProxy) {
         let mut world = World::new(prefix).await;
         let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
-        let config = world
-            .central
-            .config
-            .to_builder()
-            .endpoint_url(proxy.url())
-            .build();
+        let config = proxy.in_front_of(&world.central.config);
         let dynamo = world.trigger_manager_requests.dynamo_client(&config);
         let tables = &world.central.tables;
         world.tm_run_log = DynamoRunLog::new(dynamo.clone(), &tables.runs, RETENTION);

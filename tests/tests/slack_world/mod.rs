@@ -69,12 +69,7 @@ impl World {
     pub async fn behind_faults(prefix: &str) -> (World, FaultProxy) {
         let mut world = World::new(prefix).await;
         let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
-        let config = world
-            .central
-            .config
-            .to_builder()
-            .endpoint_url(proxy.url())
-            .build();
+        let config = proxy.in_front_of(&world.central.config);
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         world.notifier.threads =
             DynamoSlackThreads::new(dynamo, &world.central.tables.slack_threads, RETENTION);
