@@ -419,8 +419,15 @@ async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
         .await
         .unwrap();
     assert!(
-        world.ledger.cursor(&x).await.unwrap().is_none(),
-        "the ledger forgot it"
+        world
+            .ledger
+            .cursor(&x)
+            .await
+            .unwrap()
+            .unwrap()
+            .pending
+            .is_none(),
+        "the ledger forgot its pending trigger"
     );
     let bus = bus_c(&world).await;
     world

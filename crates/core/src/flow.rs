@@ -250,10 +250,15 @@ where
 /// What delivering a trigger did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// Sent to the bus, marked sent and announced.
-    Sent,
-    /// Another delivery holds the send lease (or already sent it): nothing done here.
+    /// Sent to the bus, marked sent and announced. `decide_again`: while it was pending, another
+    /// delivery found it and asked this sender to decide the child again afterwards.
+    Sent { decide_again: bool },
+    /// Another delivery holds the send lease; it was asked to decide the child again once it has
+    /// sent the trigger.
     SentElsewhere,
+    /// The trigger stopped being pending before this delivery could take its lease (another
+    /// delivery just sent it): this one decides again itself.
+    NoLongerPending,
 }
 
 /// Sends a claimed or pending trigger to `bus_arn` once: take the send lease, put the event,
@@ -279,16 +284,22 @@ where
         .take_send_lease(&child, id, lease, invocation.now)
         .await?
     {
-        return Ok(Delivery::SentElsewhere);
+        // A run this delivery was woken by may have come after the holder read the log: the
+        // holder decides again after sending, or, if it already has, this delivery does.
+        return Ok(if ledger.ask_to_decide_again(&child, id).await? {
+            Delivery::SentElsewhere
+        } else {
+            Delivery::NoLongerPending
+        });
     }
     if let Err(sent) = bus.send(bus_arn, trigger).await {
         // Best effort: if giving the lease back fails too, it ends on its own.
         let _ = ledger.release_send_lease(&child, id, &lease.holder).await;
         return Err(sent.into());
     }
-    ledger.mark_sent(&child, id).await?;
+    let decide_again = ledger.mark_sent(&child, id).await?;
     events.publish(&RunEvent::trigger_notice(trigger)).await?;
-    Ok(Delivery::Sent)
+    Ok(Delivery::Sent { decide_again })
 }
 
 /// One thing that happened while waking a child, in order, for the caller to log.
@@ -345,8 +356,9 @@ where
         steps: Vec::new(),
         error: None,
     };
-    // A pending trigger, then at most one new firing: two rounds suffice; one more for safety.
-    for _ in 0..3 {
+    // A pending trigger, a new firing, a decision asked for while sending: a few rounds. A child
+    // still to decide after them is an error, so the event is delivered again.
+    for _ in 0..WAKE_ROUNDS {
         let decision = decide_child(
             ports.registry,
             ports.run_log,
@@ -404,18 +416,30 @@ where
                     resent,
                     delivery,
                 });
-                // Someone else is sending: the cursor stays held until they finish, and their
-                // evaluation after sending covers anything newer. A fresh firing consumed every
-                // qualifying run this evaluation saw, so deciding again could only repeat "wait";
-                // only a re-sent pending trigger may have held back a newer firing.
-                if delivery == Delivery::SentElsewhere || !resent {
+                // A re-sent pending trigger may have held back a newer firing, and another
+                // delivery may have asked for a new decision while this one sent: decide again.
+                // A fresh firing consumed every qualifying run this evaluation saw, and a holder
+                // elsewhere was asked to decide again after sending.
+                let again = match delivery {
+                    Delivery::Sent { decide_again } => resent || decide_again,
+                    Delivery::SentElsewhere => false,
+                    Delivery::NoLongerPending => true,
+                };
+                if !again {
                     return report;
                 }
             }
         }
     }
+    report.error = Some(FlowError::Contended {
+        child: child.clone(),
+        attempts: WAKE_ROUNDS,
+    });
     report
 }
+
+/// Rounds of decide-and-deliver for one child in one wake-up.
+const WAKE_ROUNDS: usize = 5;
 
 /// Wakes every child `run` can wake. A failure for one child does not stop the others; each
 /// report carries its own error.

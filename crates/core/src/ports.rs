@@ -260,15 +260,18 @@ pub trait Ledger {
     /// Marks a pending trigger sent: one conditional write on the cursor item clears it from
     /// pending (with its send lease) only if it is still the pending one, so no crash point can
     /// leave a trigger both sent and pending. A trigger no longer pending is left as it is.
+    /// `true`: while it was pending, another delivery asked the sender to decide the child again
+    /// ([`SendLease::ask_to_decide_again`]).
     fn mark_sent(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Forgets a child whose registration was deleted: its cursor and any pending trigger go
-    /// (its claims stay, as the record of what was started), so a pipeline registered again
-    /// under the name starts from its own registration and is never sent the old trigger.
+    /// Forgets a child whose registration was deleted: its pending trigger (and lease) go, so a
+    /// pipeline registered again under the name is never sent the old trigger. The cursor value
+    /// stays: an evaluation that read the old registration must not fire again on runs the child
+    /// already consumed, and the new registration's floor is later anyway.
     fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
@@ -354,6 +357,15 @@ pub trait SendLease {
         trigger_id: &TriggerId,
         lease: &Lease,
         now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Asks whoever holds the lease of pending `trigger_id` to decide the child again after it
+    /// has sent it (a run recorded meanwhile may fire the child anew). `false`: the trigger is no
+    /// longer pending, so the asker must decide again itself.
+    fn ask_to_decide_again(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Gives `holder`'s lease back after a failed send, so the next delivery re-sends at once.

@@ -198,7 +198,7 @@ where
         for step in &report.steps {
             if let Step::Delivered {
                 trigger,
-                delivery: Delivery::Sent,
+                delivery: Delivery::Sent { .. },
                 ..
             } = step
             {

@@ -14,7 +14,7 @@
 //! removed, `lastSentTriggerId` set). No crash point can leave a trigger sent and still pending.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
 use baton_core::events::PipelineTrigger;
@@ -145,36 +145,49 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
+    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), "cursor")))
             .update_expression(
-                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil SET lastSentTriggerId = :id",
+                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain SET lastSentTriggerId = :id",
             )
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match cleared {
-            Ok(_) => Ok(()),
+            Ok(out) => Ok(matches!(
+                out.attributes().and_then(|a| a.get("decideAgain")),
+                Some(AttributeValue::Bool(true))
+            )),
             // No longer pending: an earlier delivery marked it (or the child was forgotten).
-            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem (trigger sent)", &self.table, e)),
         }
     }
 
     async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
-        self.client
-            .delete_item()
+        let forgotten = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), "cursor")))
+            .update_expression(
+                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
+            )
+            .condition_expression("attribute_exists(pk)")
             .send()
-            .await
-            .map_err(|e| store_error("DeleteItem (cursor)", &self.table, e))?;
-        Ok(())
+            .await;
+        match forgotten {
+            Ok(_) => Ok(()),
+            // Never fired: nothing to forget.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem (forget pending)", &self.table, e)),
+        }
     }
 }
 
@@ -207,6 +220,29 @@ impl baton_core::ports::SendLease for DynamoLedger {
             // Sent already, or another delivery holds a lease that has not ended.
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem (take send lease)", &self.table, e)),
+        }
+    }
+
+    async fn ask_to_decide_again(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
+        let asked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .update_expression("SET decideAgain = :yes")
+            .condition_expression("pendingTriggerId = :id")
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match asked {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem (decide again)", &self.table, e)),
         }
     }
 

@@ -24,6 +24,7 @@ struct Inner {
     cursors: HashMap<PipelineId, CursorState>,
     claims: HashMap<(PipelineId, TriggerId), ()>,
     leases: HashMap<PipelineId, Lease>,
+    decide_again: std::collections::HashSet<PipelineId>,
     versions: HashMap<PipelineId, u64>,
     graph_version: u64,
     sent: Vec<(String, PipelineTrigger)>,
@@ -261,25 +262,31 @@ impl Ledger for MemoryStore {
         })
     }
 
-    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
+    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
         self.with("ledger", |inner| {
-            if let Some(state) = inner.cursors.get_mut(child) {
-                if state
-                    .pending
-                    .as_ref()
-                    .is_some_and(|p| &p.trigger_id == trigger_id)
-                {
-                    state.pending = None;
-                    inner.leases.remove(child);
-                }
+            let Some(state) = inner.cursors.get_mut(child) else {
+                return false;
+            };
+            if !state
+                .pending
+                .as_ref()
+                .is_some_and(|p| &p.trigger_id == trigger_id)
+            {
+                return false;
             }
+            state.pending = None;
+            inner.leases.remove(child);
+            inner.decide_again.remove(child)
         })
     }
 
     async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
         self.with("ledger", |inner| {
-            inner.cursors.remove(child);
+            if let Some(state) = inner.cursors.get_mut(child) {
+                state.pending = None;
+            }
             inner.leases.remove(child);
+            inner.decide_again.remove(child);
         })
     }
 }
@@ -306,6 +313,24 @@ impl SendLease for MemoryStore {
                 inner.leases.insert(child.clone(), lease.clone());
             }
             pending && free
+        })
+    }
+
+    async fn ask_to_decide_again(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
+        self.with("ledger", |inner| {
+            let pending = inner
+                .cursors
+                .get(child)
+                .and_then(|s| s.pending.as_ref())
+                .is_some_and(|p| &p.trigger_id == trigger_id);
+            if pending {
+                inner.decide_again.insert(child.clone());
+            }
+            pending
         })
     }
 
