@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use baton_core::definition::PipelineDefinition;
+use baton_core::flow::Invocation;
 use baton_core::ports::{
     ChildEdge, Lease, Ledger, Registration, Registry, RegistryWrite, RunLog, SendLease,
     StoreResult, Versioned,
@@ -484,8 +485,7 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
     };
     ledger.claim(&trigger, None, at(22, 4, 0)).await.unwrap();
     // An invocation that read its clock at 05:00 and may run until 05:02 takes the lease...
-    let long =
-        baton_core::flow::Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
+    let long = Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
     assert!(ledger
         .take_send_lease(&x, &trigger.trigger_id, &long.lease, long.now)
         .await
@@ -505,4 +505,61 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
         .take_send_lease(&x, &trigger.trigger_id, &other, at(22, 5, 3))
         .await
         .unwrap());
+}
+
+#[tokio::test]
+async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it_ended() {
+    let world = World::new("lease-clock").await;
+    let bus = bus_c(&world).await;
+    let x = pipeline(ACCOUNT_C, "pipeline-x");
+    world
+        .register(&x, BOTH_SUCCEED, Some(&bus.bus_arn), at(21, 12, 0))
+        .await;
+    let trigger = baton_core::PipelineTrigger {
+        trigger_id: TriggerId("t-dead-sender".into()),
+        target: baton_core::events::PipelineRef::from(&x),
+        consumed: Vec::new(),
+        reason: "test".into(),
+        fired_at: at(22, 5, 0),
+    };
+    world
+        .ledger
+        .claim(&trigger, None, at(22, 4, 0))
+        .await
+        .unwrap();
+    // A sender took the lease and died: its lease ends 10 s after its 05:02 deadline.
+    let dead = Invocation::new("dead", at(22, 5, 0), at(22, 5, 2), &world.settings);
+    assert!(world
+        .ledger
+        .take_send_lease(&x, &trigger.trigger_id, &dead.lease, dead.now)
+        .await
+        .unwrap());
+    // An invocation that started at 05:01 reaches the trigger late in its run, at 05:02:30:
+    // the dead sender's lease has ended by then, so it sends.
+    let late_in_the_run = Timestamp(at(22, 5, 2).0 + 30_000);
+    let late = Invocation::new("late", at(22, 5, 1), at(22, 5, 3), &world.settings)
+        .with_clock(move || late_in_the_run);
+    let delivery = baton_core::flow::deliver(
+        &world.ledger,
+        &world.bus,
+        &world.events,
+        &bus.bus_arn,
+        &trigger,
+        &late,
+    )
+    .await
+    .unwrap();
+    assert_eq!(delivery, baton_core::flow::Delivery::Sent);
+    assert_eq!(
+        trigger_ids(&bus.received().await.unwrap()),
+        vec!["t-dead-sender".to_owned()]
+    );
+    assert!(world
+        .ledger
+        .cursor(&x)
+        .await
+        .unwrap()
+        .unwrap()
+        .pending
+        .is_none());
 }
