@@ -196,6 +196,43 @@ async fn a_claim_cancelled_for_another_reason_than_a_condition_says_so() {
 }
 
 #[tokio::test]
+async fn a_claim_cancelled_as_invalid_is_an_error_that_retrying_cannot_fix() {
+    let (world, proxy) = World::behind_faults("fault-cancel-invalid").await;
+    let bus = bus_c(&world).await;
+    let x = pipeline(ACCOUNT_C, "pipeline-x");
+    world
+        .register(&x, BOTH_SUCCEED, Some(&bus.bus_arn), at(21, 12, 0))
+        .await;
+    let rule = proxy.inject(Rule::new(
+        "dynamodb:TransactWriteItems",
+        &["pendingTriggerId"],
+        Fault::Answer {
+            status: 400,
+            body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ValidationError, None]","CancellationReasons":[{"Code":"ValidationError","Message":"Item size has exceeded the maximum allowed size"},{"Code":"None"}]}"#,
+        },
+        Times::UntilCleared,
+    ));
+    both_succeed(&world, 22).await;
+    let mut failures = Vec::new();
+    for n in &world.published().await {
+        if let Err(e) = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await {
+            failures.extend(e.failures);
+        }
+    }
+    assert!(proxy.fired(rule) > 0, "the injected fault never fired");
+    assert!(!failures.is_empty());
+    for f in &failures {
+        let message = f.to_string();
+        assert!(
+            message.contains("ValidationError: Item size has exceeded"),
+            "{message}"
+        );
+        assert!(!f.is_retryable(), "retrying cannot fix it: {message}");
+    }
+    assert!(triggers(&bus.received().await.unwrap()).is_empty());
+}
+
+#[tokio::test]
 async fn a_qualifying_run_is_seen_behind_any_number_of_later_failures() {
     let world = World::new("behind-failures").await;
     let bus = bus_c(&world).await;

@@ -158,21 +158,7 @@ impl DynamoRegistry {
             .set_transact_items(Some(items))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match super::ledger::cancellation(&e) {
-                Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => Ok(false),
-                Some(reasons) => Err(StoreError::Unavailable {
-                    operation,
-                    table: self.table.clone(),
-                    message: format!(
-                        "the transaction was cancelled ({}); nothing was written",
-                        reasons.join(", ")
-                    ),
-                }),
-                None => Err(store_error(operation, &self.table, e)),
-            },
-        }
+        super::transacted(result, operation, &self.table)
     }
 }
 
