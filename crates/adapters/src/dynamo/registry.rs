@@ -208,6 +208,11 @@ impl Registry for DynamoRegistry {
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(format!("children#{}", parent.key())))
                 .set_exclusive_start_key(start)
+                // Strongly consistent: the cycle check must see every edge written up to the
+                // graph version it read, and an eventually consistent Query can miss one
+                // written a moment ago (DynamoDB's default), letting two registrations close a
+                // cycle one after the other.
+                .consistent_read(true)
                 .send()
                 .await
                 .map_err(|e| store_error("Query (children of a parent)", &self.table, e))?;
