@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use baton_core::definition::PipelineDefinition;
+use baton_core::flow::Invocation;
 use baton_core::ports::{
     ChildEdge, Lease, Ledger, Registration, Registry, RegistryWrite, RunLog, SendLease,
     StoreResult, Versioned,
@@ -192,6 +193,43 @@ async fn a_claim_cancelled_for_another_reason_than_a_condition_says_so() {
             .unwrap();
     }
     assert_eq!(trigger_ids(&bus.received().await.unwrap()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_cancelled_as_invalid_is_an_error_that_retrying_cannot_fix() {
+    let (world, proxy) = World::behind_faults("fault-cancel-invalid").await;
+    let bus = bus_c(&world).await;
+    let x = pipeline(ACCOUNT_C, "pipeline-x");
+    world
+        .register(&x, BOTH_SUCCEED, Some(&bus.bus_arn), at(21, 12, 0))
+        .await;
+    let rule = proxy.inject(Rule::new(
+        "dynamodb:TransactWriteItems",
+        &["pendingTriggerId"],
+        Fault::Answer {
+            status: 400,
+            body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ValidationError, None]","CancellationReasons":[{"Code":"ValidationError","Message":"Item size has exceeded the maximum allowed size"},{"Code":"None"}]}"#,
+        },
+        Times::UntilCleared,
+    ));
+    both_succeed(&world, 22).await;
+    let mut failures = Vec::new();
+    for n in &world.published().await {
+        if let Err(e) = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await {
+            failures.extend(e.failures);
+        }
+    }
+    assert!(proxy.fired(rule) > 0, "the injected fault never fired");
+    assert!(!failures.is_empty());
+    for f in &failures {
+        let message = f.to_string();
+        assert!(
+            message.contains("ValidationError: Item size has exceeded"),
+            "{message}"
+        );
+        assert!(!f.is_retryable(), "retrying cannot fix it: {message}");
+    }
+    assert!(triggers(&bus.received().await.unwrap()).is_empty());
 }
 
 #[tokio::test]
@@ -474,8 +512,7 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
     };
     ledger.claim(&trigger, None, at(22, 4, 0)).await.unwrap();
     // An invocation that read its clock at 05:00 and may run until 05:02 takes the lease...
-    let long =
-        baton_core::flow::Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
+    let long = Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
     assert!(ledger
         .take_send_lease(&x, &trigger.trigger_id, &long.lease, long.now)
         .await
@@ -495,4 +532,61 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
         .take_send_lease(&x, &trigger.trigger_id, &other, at(22, 5, 3))
         .await
         .unwrap());
+}
+
+#[tokio::test]
+async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it_ended() {
+    let world = World::new("lease-clock").await;
+    let bus = bus_c(&world).await;
+    let x = pipeline(ACCOUNT_C, "pipeline-x");
+    world
+        .register(&x, BOTH_SUCCEED, Some(&bus.bus_arn), at(21, 12, 0))
+        .await;
+    let trigger = baton_core::PipelineTrigger {
+        trigger_id: TriggerId("t-dead-sender".into()),
+        target: baton_core::events::PipelineRef::from(&x),
+        consumed: Vec::new(),
+        reason: "test".into(),
+        fired_at: at(22, 5, 0),
+    };
+    world
+        .ledger
+        .claim(&trigger, None, at(22, 4, 0))
+        .await
+        .unwrap();
+    // A sender took the lease and died: its lease ends 10 s after its 05:02 deadline.
+    let dead = Invocation::new("dead", at(22, 5, 0), at(22, 5, 2), &world.settings);
+    assert!(world
+        .ledger
+        .take_send_lease(&x, &trigger.trigger_id, &dead.lease, dead.now)
+        .await
+        .unwrap());
+    // An invocation that started at 05:01 reaches the trigger late in its run, at 05:02:30:
+    // the dead sender's lease has ended by then, so it sends.
+    let late_in_the_run = Timestamp(at(22, 5, 2).0 + 30_000);
+    let late = Invocation::new("late", at(22, 5, 1), at(22, 5, 3), &world.settings)
+        .with_clock(move || late_in_the_run);
+    let delivery = baton_core::flow::deliver(
+        &world.ledger,
+        &world.bus,
+        &world.events,
+        &bus.bus_arn,
+        &trigger,
+        &late,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(delivery, baton_core::flow::Delivery::Sent { .. }));
+    assert_eq!(
+        trigger_ids(&bus.received().await.unwrap()),
+        vec!["t-dead-sender".to_owned()]
+    );
+    assert!(world
+        .ledger
+        .cursor(&x)
+        .await
+        .unwrap()
+        .unwrap()
+        .pending
+        .is_none());
 }

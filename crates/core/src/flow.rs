@@ -31,6 +31,7 @@ use crate::ports::{
     RunLog, SendLease, StoreError, TriggerBus,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::run::{Run, RunRef};
 use crate::status::RunStatus;
@@ -67,22 +68,29 @@ impl FlowSettings {
     }
 }
 
-/// The invocation that decides and sends: its clock reading and its send lease.
+/// Reads the time now: the function passes the wall clock, tests and the simulation their own.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The invocation that decides and sends: when it started, its clock and its send lease.
 ///
 /// The lease ends a margin after the invocation's own deadline, not a fixed time after `now`:
-/// an invocation that read its clock long ago (a large fan-out) still holds a lease that outlasts
-/// it, so two senders never hold it at once, and a sender that died is replaced after its
-/// deadline. `now` only decides whether someone else's lease has ended; a stale `now` only
-/// makes that answer more cautious.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// an invocation that started long ago (a large fan-out) still holds a lease that outlasts it,
+/// so two senders never hold it at once, and a sender that died is replaced after its deadline.
+/// Each decision and each lease check reads the clock afresh ([`Invocation::read_clock`]), so a
+/// dead sender's lease is seen to have ended as soon as it has, however long this invocation
+/// has been running, and `within` is judged at the time of the decision.
+#[derive(Clone)]
 pub struct Invocation {
+    /// When the invocation started.
     pub now: Timestamp,
     pub lease: Lease,
+    /// `None`: time stands still at `now` (a test or tool that decides at one instant).
+    clock: Option<Clock>,
 }
 
 impl Invocation {
-    /// The invocation `id` (e.g. the Lambda request id), reading its clock at `now`, ending at
-    /// `deadline`.
+    /// The invocation `id` (e.g. the Lambda request id), started at `now`, ending at
+    /// `deadline`. Its clock stands still at `now` unless one is given ([`Invocation::with_clock`]).
     pub fn new(
         id: impl Into<String>,
         now: Timestamp,
@@ -92,7 +100,33 @@ impl Invocation {
         Invocation {
             now,
             lease: Lease::until_after(id, deadline, settings.lease_margin),
+            clock: None,
         }
+    }
+
+    /// The same invocation, reading the time from `clock`.
+    pub fn with_clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Invocation {
+        Invocation {
+            clock: Some(Arc::new(clock)),
+            ..self
+        }
+    }
+
+    /// The time now, read afresh; never earlier than the invocation's start.
+    pub fn read_clock(&self) -> Timestamp {
+        self.clock
+            .as_ref()
+            .map_or(self.now, |clock| clock().max(self.now))
+    }
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("now", &self.now)
+            .field("lease", &self.lease)
+            .field("clock", &self.clock.as_ref().map(|_| "fresh"))
+            .finish()
     }
 }
 
@@ -280,8 +314,9 @@ where
     let child = trigger.target.id();
     let id = &trigger.trigger_id;
     let lease = &invocation.lease;
+    // A fresh reading: another holder's lease may have ended since the invocation started.
     if !ledger
-        .take_send_lease(&child, id, lease, invocation.now)
+        .take_send_lease(&child, id, lease, invocation.read_clock())
         .await?
     {
         // A run this delivery was woken by may have come after the holder read the log: the
@@ -364,7 +399,7 @@ where
             ports.run_log,
             ports.ledger,
             child,
-            invocation.now,
+            invocation.read_clock(),
             settings,
         )
         .await;

@@ -32,14 +32,17 @@ async fn main() -> Result<(), Error> {
     };
     let (ports, settings) = (&ports, &config.flow);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
-        // The deadline (epoch ms) bounds this invocation's send leases.
+        // The deadline (epoch ms) bounds this invocation's send leases; every decision and lease
+        // check reads the wall clock afresh.
         let deadline = Timestamp(i64::try_from(event.context.deadline).unwrap_or(i64::MAX));
-        let invocation = Invocation::new(event.context.request_id, now(), deadline, settings);
+        let invocation = Invocation::new(
+            event.context.request_id,
+            Timestamp::now(),
+            deadline,
+            settings,
+        )
+        .with_clock(Timestamp::now);
         handle(event.payload, ports, settings, &invocation).await
     }))
     .await
-}
-
-fn now() -> Timestamp {
-    Timestamp(chrono::Utc::now().timestamp_millis())
 }

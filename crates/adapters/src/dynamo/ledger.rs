@@ -13,7 +13,6 @@
 //! it is pending: its send lease (`leaseHolder`, `leaseUntil`) and its being sent (pending
 //! removed, `lastSentTriggerId` set). No crash point can leave a trigger sent and still pending.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
@@ -21,7 +20,7 @@ use baton_core::events::PipelineTrigger;
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
 use baton_core::{PipelineId, Timestamp};
 
-use super::{is_condition_failed, key, n, s, store_error, Reader};
+use super::{is_condition_failed, key, n, s, store_error, transacted, Reader};
 
 /// [`Ledger`] over the ledger table.
 #[derive(Clone, Debug)]
@@ -123,26 +122,13 @@ impl Ledger for DynamoLedger {
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
-            Err(e) => match cancellation(&e) {
-                // A condition failed: another evaluation claimed first or moved the cursor.
-                Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => {
-                    Ok(ClaimOutcome::Lost)
-                }
-                // Cancelled for another reason (a conflicting transaction, throttling,
-                // validation): an error that says which.
-                Some(reasons) => Err(StoreError::Unavailable {
-                    operation: "TransactWriteItems (claim)",
-                    table: self.table.clone(),
-                    message: format!(
-                        "the transaction was cancelled ({}); nothing was claimed",
-                        reasons.join(", ")
-                    ),
-                }),
-                None => Err(store_error("TransactWriteItems (claim)", &self.table, e)),
-            },
-        }
+        let claimed = transacted(result, "TransactWriteItems (claim)", &self.table)?;
+        Ok(if claimed {
+            ClaimOutcome::Claimed
+        } else {
+            // A condition failed: another evaluation claimed first or moved the cursor.
+            ClaimOutcome::Lost
+        })
     }
 
     async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
@@ -272,22 +258,5 @@ impl baton_core::ports::SendLease for DynamoLedger {
                 e,
             )),
         }
-    }
-}
-
-/// The cancellation reasons of a cancelled transaction (`None` for any other error).
-pub(crate) fn cancellation<R>(
-    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<String>> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
-            c.cancellation_reasons()
-                .iter()
-                .filter_map(|r| r.code())
-                .filter(|code| *code != "None")
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => None,
     }
 }

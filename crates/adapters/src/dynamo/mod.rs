@@ -11,8 +11,9 @@ mod slack_threads;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use baton_core::ports::StoreError;
+use baton_core::ports::{StoreError, StoreResult};
 
 use crate::config::{ConfigError, Env};
 
@@ -111,6 +112,84 @@ where
     E: ProvideErrorMetadata,
 {
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// Cancellation reasons after which the same transaction can succeed later.
+const RETRYABLE_CANCELLATIONS: &[&str] = &[
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+    "InternalServerError",
+];
+
+/// What a TransactWriteItems came to: `true` written; `false` cancelled because a condition
+/// failed (another writer came first: a lost race, to be re-read and decided again). Cancelled
+/// for any other reason (a conflicting transaction, throttling, validation, an item collection
+/// too large) is an error naming the reasons, retryable only when every reason is.
+pub(crate) fn transacted<T, R>(
+    result: Result<T, SdkError<TransactWriteItemsError, R>>,
+    operation: &'static str,
+    table: &str,
+) -> StoreResult<bool>
+where
+    R: std::fmt::Debug,
+{
+    let err = match result {
+        Ok(_) => return Ok(true),
+        Err(err) => err,
+    };
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Err(store_error(operation, table, err));
+    };
+    // One reason per item; `None` for the items that were not the cause.
+    let reasons: Vec<(&str, &str)> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .filter_map(|r| r.code().map(|code| (code, r.message().unwrap_or(""))))
+        .filter(|(code, _)| *code != "None")
+        .collect();
+    if reasons
+        .iter()
+        .any(|(code, _)| *code == "ConditionalCheckFailed")
+    {
+        return Ok(false);
+    }
+    let described: Vec<String> = reasons
+        .iter()
+        .map(|(code, message)| match message {
+            &"" => (*code).to_owned(),
+            message => format!("{code}: {message}"),
+        })
+        .collect();
+    let message = format!(
+        "the transaction was cancelled ({}); nothing was written",
+        if described.is_empty() {
+            "no reason given".to_owned()
+        } else {
+            described.join("; ")
+        }
+    );
+    // No reason given: nothing says retrying cannot help.
+    let retryable = reasons
+        .iter()
+        .all(|(code, _)| RETRYABLE_CANCELLATIONS.contains(code));
+    let table = table.to_owned();
+    Err(if retryable {
+        StoreError::Unavailable {
+            operation,
+            table,
+            message,
+        }
+    } else {
+        StoreError::Rejected {
+            operation,
+            table,
+            message,
+        }
+    })
 }
 
 /// What [`create_or_read`] found.

@@ -158,21 +158,7 @@ impl DynamoRegistry {
             .set_transact_items(Some(items))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match super::ledger::cancellation(&e) {
-                Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => Ok(false),
-                Some(reasons) => Err(StoreError::Unavailable {
-                    operation,
-                    table: self.table.clone(),
-                    message: format!(
-                        "the transaction was cancelled ({}); nothing was written",
-                        reasons.join(", ")
-                    ),
-                }),
-                None => Err(store_error(operation, &self.table, e)),
-            },
-        }
+        super::transacted(result, operation, &self.table)
     }
 }
 
@@ -222,6 +208,11 @@ impl Registry for DynamoRegistry {
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(format!("children#{}", parent.key())))
                 .set_exclusive_start_key(start)
+                // Strongly consistent: the cycle check must see every edge written up to the
+                // graph version it read, and an eventually consistent Query can miss one
+                // written a moment ago (DynamoDB's default), letting two registrations close a
+                // cycle one after the other.
+                .consistent_read(true)
                 .send()
                 .await
                 .map_err(|e| store_error("Query (children of a parent)", &self.table, e))?;
