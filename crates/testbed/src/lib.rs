@@ -7,11 +7,11 @@
 //! with `endpoint_url` pointing at loopback.
 
 pub mod central;
+pub mod cfn_capture;
 pub mod memory;
+pub mod moto;
 pub mod oracle;
 pub mod rng;
-pub mod cfn_capture;
-pub mod moto;
 pub mod slack_standin;
 
 pub use central::Central;

@@ -17,9 +17,9 @@ use baton_core::flow::{self, FlowSettings, Ports, Step};
 use baton_core::ports::{Recorded, RunLog};
 use baton_core::{DependencyGraph, PipelineId, Run, RunStatus, Timestamp};
 
-use org::{Organisation, Rng};
 use baton_testbed::memory::Memory;
 use baton_testbed::oracle;
+use org::{Organisation, Rng};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -316,7 +316,8 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         }
         // trigger-manager: wake each child, timing each decision.
         let parent = run.reference();
-        let children = futures::executor::block_on(flow::children_to_wake(&store.registry, &parent))?;
+        let children =
+            futures::executor::block_on(flow::children_to_wake(&store.registry, &parent))?;
         for child in &children {
             let started = Instant::now();
             let child_report =

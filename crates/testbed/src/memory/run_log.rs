@@ -102,17 +102,19 @@ impl MemoryRunLog {
     async fn put_run(&self, run: &Run) -> StoreResult<bool> {
         let key = (run_pk(&run.pipeline), run_sk(run));
         self.requests
-            .request(Op::PutRun(run), || match lock(&self.tables, TABLE, "PutItem (run)") {
-                Ok(mut t) if !t.runs.contains_key(&key) => {
-                    let item = RunItem {
-                        run: run.clone(),
-                        announced: false,
-                    };
-                    t.runs.insert(key, item);
-                    (Ok(true), Effect::Written)
+            .request(Op::PutRun(run), || {
+                match lock(&self.tables, TABLE, "PutItem (run)") {
+                    Ok(mut t) if !t.runs.contains_key(&key) => {
+                        let item = RunItem {
+                            run: run.clone(),
+                            announced: false,
+                        };
+                        t.runs.insert(key, item);
+                        (Ok(true), Effect::Written)
+                    }
+                    Ok(_) => (Ok(false), Effect::ConditionFailed),
+                    Err(e) => (Err(e), Effect::Read),
                 }
-                Ok(_) => (Ok(false), Effect::ConditionFailed),
-                Err(e) => (Err(e), Effect::Read),
             })
             .await
             .map_err(|f| unavailable("PutItem (run)", TABLE, f))?

@@ -1,0 +1,235 @@
+//! A small generated organisation for one schedule: a few pipelines over a few accounts, trigger
+//! conditions in every shape a definition takes (allOf, anyOf, nesting, operator OR, a fallback
+//! on FAILED, `within`), registrations and Updates during the day, and the roots' runs.
+
+use baton_core::ports::Registration;
+use baton_core::{PipelineDefinition, PipelineId, Timestamp};
+use baton_testbed::rng::Rng;
+use serde_json::{json, Value};
+
+/// Midnight UTC, 2026-11-22: the simulated day starts here.
+pub const DAY0: i64 = 1_795_305_600_000;
+pub const SECOND: i64 = 1_000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const REGION: &str = "eu-west-1";
+
+/// A registration request: the stack's Create or Update of `Custom::BatonPipeline`.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub at: i64,
+    pub registration: Registration,
+}
+
+/// What a root runs: when, and whether it fails (and how loudly).
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    pub pipeline: PipelineId,
+    pub start: i64,
+    pub fails: bool,
+    /// Bytes of `cause` on a failure (Step Functions allows 32 KB).
+    pub cause_bytes: usize,
+}
+
+/// One schedule's organisation.
+#[derive(Clone, Debug)]
+pub struct Organisation {
+    pub pipelines: Vec<PipelineId>,
+    /// Registered the day before.
+    pub initial: Vec<Registration>,
+    /// Creates and Updates during the day, some racing each other.
+    pub changes: Vec<Change>,
+    pub roots: Vec<PlannedRun>,
+}
+
+fn account(a: u64) -> String {
+    format!("{:012}", 100_000_000_000_u64 + a)
+}
+
+fn stack(p: &PipelineId, n: usize) -> String {
+    format!(
+        "arn:aws:cloudformation:{REGION}:{}:stack/{}-{n}/x",
+        p.account, p.name
+    )
+}
+
+fn leaf(p: &PipelineId, statuses: &[&str]) -> Value {
+    json!({"name": p.name, "account": p.account, "status": statuses})
+}
+
+/// A trigger over `parents` in one of the shapes definitions take.
+fn trigger(parents: &[&PipelineId], rng: &mut Rng) -> Value {
+    let ok = ["SUCCEEDED"];
+    let leaves: Vec<Value> = parents.iter().map(|p| leaf(p, &ok)).collect();
+    let k = leaves.len();
+    let roll = rng.below(100);
+    let executions = if k == 1 || roll < 40 {
+        match rng.below(10) {
+            // A fallback: runs when its parent failed.
+            0 => json!({"allOf": [leaf(parents[0], &["FAILED"])]}),
+            1 => json!({"allOf": [leaf(parents[0], &["SUCCEEDED", "FAILED"])]}),
+            _ => json!({"allOf": leaves}),
+        }
+    } else if roll < 60 {
+        json!({"anyOf": leaves})
+    } else if roll < 80 && k >= 3 {
+        json!({"allOf": [leaves[0], {"anyOf": leaves[1..]}]})
+    } else {
+        json!({"allOf": [leaves[0]], "anyOf": leaves[1..], "operator": "OR"})
+    };
+    let mut block = json!({"executions": executions});
+    if rng.chance(0.3) {
+        block["within"] = json!(format!("{}h", 1 + rng.below(4)));
+    }
+    block
+}
+
+fn definition(trigger: Option<Value>) -> anyhow::Result<PipelineDefinition> {
+    let mut doc = json!({
+        "notifications": {"type": "FAILURES", "targets": [{"channel": "SLACK", "addresses": ["data-alerts"]}]}
+    });
+    if let Some(t) = trigger {
+        doc["trigger"] = t;
+    }
+    PipelineDefinition::from_document(&doc)
+        .map_err(|e| anyhow::anyhow!("generated definition: {e}"))
+}
+
+fn registration(
+    pipeline: &PipelineId,
+    trigger: Option<Value>,
+    at: i64,
+) -> anyhow::Result<Registration> {
+    Ok(Registration {
+        pipeline: pipeline.clone(),
+        owner_stack_id: stack(pipeline, 0),
+        definition: definition(trigger)?,
+        bus_arn: None,
+        registered_at: Timestamp(at),
+    })
+}
+
+/// Draws an organisation: `2..4` roots, `3..8` children over them (parents always earlier, so
+/// the intended graph has no cycle), some registered during the day, some gaining a trigger or a
+/// parent by an Update, now and then two Creates racing to close a cycle, and the roots' runs.
+pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
+    let accounts = 1 + rng.below(3);
+    let roots = 2 + rng.below(3) as usize;
+    let total = roots + 3 + rng.below(6) as usize;
+    let mut pipelines = Vec::with_capacity(total + 2);
+    for i in 0..total {
+        let id = PipelineId::new(&account(rng.below(accounts)), REGION, &format!("p{i}"))
+            .map_err(|e| anyhow::anyhow!("generated pipeline {i}: {e}"))?;
+        pipelines.push(id);
+    }
+    let mut org = Organisation {
+        pipelines: pipelines.clone(),
+        initial: Vec::new(),
+        changes: Vec::new(),
+        roots: Vec::new(),
+    };
+    let before = DAY0 - 24 * HOUR;
+    for (i, child) in pipelines.iter().enumerate().skip(roots) {
+        let k = 1 + rng.below(3.min(i as u64)) as usize;
+        let mut parents: Vec<&PipelineId> = Vec::new();
+        while parents.len() < k {
+            let p = &pipelines[rng.below(i as u64) as usize];
+            if !parents.contains(&p) {
+                parents.push(p);
+            }
+        }
+        let block = trigger(&parents, rng);
+        match rng.below(10) {
+            // Registered during the day.
+            0 | 1 => org.changes.push(Change {
+                at: DAY0 + rng.between(0, 90 * MINUTE),
+                registration: registration(child, Some(block), 0)?,
+            }),
+            // Registered for notifications only; an Update adds the trigger.
+            2 => {
+                org.initial.push(registration(child, None, before)?);
+                org.changes.push(Change {
+                    at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
+                    registration: registration(child, Some(block), 0)?,
+                });
+            }
+            // An Update gives it one more parent.
+            3 if parents.len() >= 2 => {
+                let first: Vec<&PipelineId> = parents[..parents.len() - 1].to_vec();
+                org.initial
+                    .push(registration(child, Some(trigger(&first, rng)), before)?);
+                org.changes.push(Change {
+                    at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
+                    registration: registration(child, Some(block), 0)?,
+                });
+            }
+            _ => org.initial.push(registration(child, Some(block), before)?),
+        }
+    }
+    if rng.chance(0.15) {
+        racing_cycle(&mut org, rng)?;
+    }
+    plan_roots(&mut org, roots, rng);
+    Ok(org)
+}
+
+/// Two new pipelines, each naming the other as a parent, registered at the same moment: each
+/// cycle check alone passes against a registry without the other.
+fn racing_cycle(org: &mut Organisation, rng: &mut Rng) -> anyhow::Result<()> {
+    let root = org.pipelines[0].clone();
+    let x = PipelineId::new(&root.account, REGION, "cycle-x")
+        .map_err(|e| anyhow::anyhow!("generated pipeline: {e}"))?;
+    let y = PipelineId::new(&root.account, REGION, "cycle-y")
+        .map_err(|e| anyhow::anyhow!("generated pipeline: {e}"))?;
+    let at = DAY0 + rng.between(0, 30 * MINUTE);
+    let ok = ["SUCCEEDED"];
+    let x_trigger = json!({"executions": {"anyOf": [leaf(&root, &ok), leaf(&y, &ok)]}});
+    let y_trigger = json!({"executions": {"anyOf": [leaf(&x, &ok)]}});
+    org.changes.push(Change {
+        at,
+        registration: registration(&x, Some(x_trigger), 0)?,
+    });
+    org.changes.push(Change {
+        at: at + rng.between(0, 200),
+        registration: registration(&y, Some(y_trigger), 0)?,
+    });
+    org.pipelines.extend([x, y]);
+    Ok(())
+}
+
+/// Each root runs one to three times over two hours; some runs fail. Now and then a root
+/// succeeds once and then fails many times with long causes (a parent's history that fills a
+/// Query page).
+fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
+    for i in 0..roots {
+        let pipeline = org.pipelines[i].clone();
+        for _ in 0..1 + rng.below(3) {
+            org.roots.push(PlannedRun {
+                pipeline: pipeline.clone(),
+                start: DAY0 + rng.between(0, 2 * HOUR),
+                fails: rng.chance(0.2),
+                cause_bytes: 200,
+            });
+        }
+    }
+    if rng.chance(0.05) {
+        let pipeline = org.pipelines[rng.below(roots as u64) as usize].clone();
+        let mut start = DAY0 + rng.between(0, 10 * MINUTE);
+        org.roots.push(PlannedRun {
+            pipeline: pipeline.clone(),
+            start,
+            fails: false,
+            cause_bytes: 0,
+        });
+        let cause_bytes = if rng.chance(0.5) { 32 * 1024 } else { 200 };
+        for _ in 0..30 + rng.below(40) {
+            start += rng.between(20 * SECOND, 60 * SECOND);
+            org.roots.push(PlannedRun {
+                pipeline: pipeline.clone(),
+                start,
+                fails: true,
+                cause_bytes,
+            });
+        }
+    }
+}
