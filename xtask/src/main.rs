@@ -7,20 +7,24 @@
 //! - `cargo xtask sam-build`: `sam build` of the central stack (cargo-lambda, arm64).
 //! - `cargo xtask setup`: only the Python tools.
 //! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
+//! - `cargo xtask sim [--seed S] [--schedules N]`: the deterministic simulation of the trigger
+//!   path under faults (see docs/reliability.md); part of `test` with 2,000 schedules.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench>
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
   sam-build  build the Lambda functions for deployment with `sam build` (arm64, cargo-lambda)
   setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools
   bench      build the release functions and arm64 zips, then measure cold start, warm cost,
              memory, zip size and a 100k-pipeline day; prints one table
-             (`bench --no-zip` skips the arm64 build; other options go to baton-bench)";
+             (`bench --no-zip` skips the arm64 build; other options go to baton-bench)
+  sim        the deterministic simulation of the trigger path under faults:
+             `sim --schedules N` (default 2,000), `sim --seed S` replays one schedule with its trace";
 
 /// Templates checked by cfn-lint.
 const TEMPLATES: &[&str] = &[
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         "sam-build" => sam_build(),
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         "bench" => bench(env::args().skip(2).collect()),
+        "sim" => sim(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -155,7 +160,17 @@ fn test() -> Result<(), String> {
         &["test", "--workspace"],
         &[("BATON_PYTHON", &python)],
     )?;
+    sim(&[])?;
     lint_templates()
+}
+
+/// `cargo xtask sim`: the simulation in a debug build (its dependencies are the tests' own, so
+/// nothing new is compiled), with `args` passed on. Without `--schedules` it runs 2,000
+/// schedules (baton-sim's default), as `cargo xtask test` does.
+fn sim(args: &[String]) -> Result<(), String> {
+    let mut command = vec!["run", "--quiet", "--package", "baton-sim", "--"];
+    command.extend(args.iter().map(String::as_str));
+    run(&cargo(), &command, &[])
 }
 
 /// cfn-lint on every template, and `sam validate --lint` on the central one. Neither needs AWS
