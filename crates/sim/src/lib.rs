@@ -93,3 +93,29 @@ pub fn run_schedule(seed: u64, trace: bool) -> Outcome {
         trace: shared.trace.take().unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_replays_exactly_with_the_same_trace_and_findings() {
+        for i in 0..20 {
+            let seed = schedule_seed(7, i);
+            let first = run_schedule(seed, true);
+            let again = run_schedule(seed, true);
+            let untraced = run_schedule(seed, false);
+            assert!(
+                first.trace.len() > 10,
+                "seed {seed}: {} lines",
+                first.trace.len()
+            );
+            assert_eq!(first.trace, again.trace, "seed {seed}");
+            let found = |o: &Outcome| -> Vec<String> {
+                o.violations.iter().map(|v| v.detail.clone()).collect()
+            };
+            assert_eq!(found(&first), found(&untraced), "seed {seed}");
+            assert_eq!(first.requests, untraced.requests, "seed {seed}");
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub struct PlannedRun {
     pub fails: bool,
     /// Bytes of `cause` on a failure (Step Functions allows 32 KB).
     pub cause_bytes: usize,
+    /// Whether its owners may re-run it when it fails.
+    pub may_rerun: bool,
 }
 
 /// One schedule's organisation.
@@ -154,14 +156,22 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
                 });
             }
             // An Update gives it one more parent.
+            // (Only when the parents really change: an Update that changes statuses alone keeps
+            // the floor, and no run event wakes the child for runs that now qualify.)
             3 if parents.len() >= 2 => {
                 let first: Vec<&PipelineId> = parents[..parents.len() - 1].to_vec();
-                org.initial
-                    .push(registration(child, Some(trigger(&first, rng)), before)?);
-                org.changes.push(Change {
-                    at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
-                    registration: registration(child, Some(block), 0)?,
-                });
+                let old = registration(child, Some(trigger(&first, rng)), before)?;
+                let mut new = registration(child, Some(block), 0)?;
+                if old.parents().keys().eq(new.parents().keys()) {
+                    new.registered_at = Timestamp(before);
+                    org.initial.push(new);
+                } else {
+                    org.initial.push(old);
+                    org.changes.push(Change {
+                        at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
+                        registration: new,
+                    });
+                }
             }
             _ => org.initial.push(registration(child, Some(block), before)?),
         }
@@ -209,26 +219,29 @@ fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
                 start: DAY0 + rng.between(0, 2 * HOUR),
                 fails: rng.chance(0.2),
                 cause_bytes: 200,
+                may_rerun: true,
             });
         }
     }
-    if rng.chance(0.05) {
+    if rng.chance(0.1) {
         let pipeline = org.pipelines[rng.below(roots as u64) as usize].clone();
-        let mut start = DAY0 + rng.between(0, 10 * MINUTE);
+        let mut start = DAY0 + rng.between(0, 5 * MINUTE);
         org.roots.push(PlannedRun {
             pipeline: pipeline.clone(),
             start,
             fails: false,
             cause_bytes: 0,
+            may_rerun: false,
         });
         let cause_bytes = if rng.chance(0.5) { 32 * 1024 } else { 200 };
-        for _ in 0..30 + rng.below(40) {
-            start += rng.between(20 * SECOND, 60 * SECOND);
+        for _ in 0..40 + rng.below(30) {
+            start += rng.between(20 * SECOND, 40 * SECOND);
             org.roots.push(PlannedRun {
                 pipeline: pipeline.clone(),
                 start,
                 fails: true,
                 cause_bytes,
+                may_rerun: false,
             });
         }
     }

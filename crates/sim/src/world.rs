@@ -84,6 +84,8 @@ pub struct World<'m> {
     pub truth: Truth,
     pub steps: u64,
     pub invocations: u64,
+    /// Set once the schedule settles: no fault comes back.
+    calm: bool,
 }
 
 impl<'m> World<'m> {
@@ -105,6 +107,7 @@ impl<'m> World<'m> {
             truth: Truth::default(),
             steps: 0,
             invocations: 0,
+            calm: false,
         };
         for registration in &org.initial {
             world
@@ -166,7 +169,7 @@ impl<'m> World<'m> {
             }
             self.steps += 1;
             let now = self.sim.lock().now;
-            self.sim.lock().faults_on = now < FAULT_END;
+            self.sim.lock().faults_on = now < FAULT_END && !self.calm;
             let ready: Vec<usize> = (0..self.tasks.len())
                 .filter(|&i| self.tasks[i].is_ready())
                 .collect();
@@ -206,6 +209,7 @@ impl<'m> World<'m> {
 
     /// After the faults: redrive the DLQ, sweep pending triggers. `false` when nothing is left.
     fn settle(&mut self) -> bool {
+        self.calm = true;
         let now = {
             let mut s = self.sim.lock();
             s.faults_on = false;
@@ -415,6 +419,7 @@ impl<'m> World<'m> {
             start,
             fails,
             cause_bytes: 200,
+            may_rerun: true,
         };
         self.execute(&run, Some(trigger));
     }
@@ -441,7 +446,7 @@ impl<'m> World<'m> {
                 s.rng.between(100, 2 * SECOND),
                 s.rng.between(100, 2 * SECOND),
             );
-            let rerun = planned.fails && s.rng.chance(0.4);
+            let rerun = planned.fails && planned.may_rerun && s.rng.chance(0.4);
             (
                 stop,
                 late,
@@ -497,6 +502,7 @@ impl<'m> World<'m> {
                 start: at,
                 fails: false,
                 cause_bytes: 0,
+                may_rerun: false,
             };
             self.execute(&again, None);
         }

@@ -1,0 +1,139 @@
+//! The in-memory ports keep the DynamoDB adapters' conditions and request counts.
+
+use baton_core::ports::{ClaimOutcome, Ledger, RunLog, SendLease};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunStatus, Timestamp, TriggerId};
+use futures::executor::block_on;
+
+use super::{Memory, PAGE_BYTES};
+
+fn child() -> PipelineId {
+    PipelineId::new("333333333333", "eu-west-1", "pipeline-x").unwrap()
+}
+
+fn trigger(id: &str) -> PipelineTrigger {
+    serde_json::from_value(serde_json::json!({
+        "batonTriggerId": id,
+        "target": {"account": "333333333333", "region": "eu-west-1", "name": "pipeline-x",
+                   "stateMachineArn": "arn:aws:states:eu-west-1:333333333333:stateMachine:pipeline-x"},
+        "consumed": [], "reason": "test", "firedAt": 1000
+    }))
+    .unwrap()
+}
+
+fn failed_run(i: i64, cause_bytes: usize) -> Run {
+    let p = PipelineId::new("111111111111", "eu-west-1", "listings").unwrap();
+    Run {
+        execution_arn: format!("arn:aws:states:eu-west-1:111111111111:execution:listings:r{i}"),
+        execution_name: format!("r{i}"),
+        pipeline: p,
+        status: RunStatus::Failed,
+        started_at: Timestamp(1_000 + i * 10),
+        stopped_at: Some(Timestamp(1_005 + i * 10)),
+        error: Some("States.TaskFailed".into()),
+        cause: Some("x".repeat(cause_bytes)),
+        trigger_id: None,
+    }
+}
+
+#[test]
+fn a_claim_moves_the_cursor_only_from_the_value_read_and_only_once() {
+    let mem = Memory::new(None);
+    let first = trigger("t1");
+    let claimed = block_on(mem.ledger.claim(&first, None, Timestamp(50))).unwrap();
+    assert_eq!(claimed, ClaimOutcome::Claimed);
+    // The same firing again, or another from a stale cursor, or while t1 is pending: lost.
+    assert_eq!(
+        block_on(mem.ledger.claim(&first, Some(Timestamp(50)), Timestamp(60))).unwrap(),
+        ClaimOutcome::Lost
+    );
+    assert_eq!(
+        block_on(mem.ledger.claim(&trigger("t2"), None, Timestamp(60))).unwrap(),
+        ClaimOutcome::Lost
+    );
+    assert_eq!(
+        block_on(
+            mem.ledger
+                .claim(&trigger("t2"), Some(Timestamp(50)), Timestamp(60))
+        )
+        .unwrap(),
+        ClaimOutcome::Lost
+    );
+    let state = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    assert_eq!(state.cursor, Timestamp(50));
+    assert_eq!(
+        state.pending.map(|p| p.trigger_id),
+        Some(TriggerId("t1".into()))
+    );
+    assert_eq!(mem.requests.count(), 5);
+}
+
+#[test]
+fn the_send_lease_is_held_until_it_expires_and_never_after_sent() {
+    let mem = Memory::new(None);
+    let t = trigger("t1");
+    let id = &t.trigger_id;
+    block_on(mem.ledger.claim(&t, None, Timestamp(50))).unwrap();
+    let lease = |now: i64| {
+        block_on(
+            mem.ledger
+                .take_send_lease(&child(), id, Timestamp(now), Timestamp(now + 60)),
+        )
+        .unwrap()
+    };
+    assert!(lease(100));
+    assert!(!lease(159), "held until 160");
+    assert!(lease(160), "expired at 160");
+    block_on(mem.ledger.release_send_lease(&child(), id)).unwrap();
+    assert!(lease(161), "given back");
+    block_on(mem.ledger.mark_sent(&child(), id)).unwrap();
+    assert!(!lease(10_000), "sent: never again");
+    assert!(block_on(mem.ledger.cursor(&child()))
+        .unwrap()
+        .unwrap()
+        .pending
+        .is_none());
+}
+
+#[test]
+fn a_query_page_stops_at_its_limit_or_at_one_megabyte_newest_first() {
+    let mem = Memory::new(None);
+    for i in 0..60 {
+        block_on(mem.run_log.record(&failed_run(i, 32 * 1024))).unwrap();
+    }
+    let p = failed_run(0, 0).pipeline;
+    let page = block_on(mem.run_log.runs_since(&p, Timestamp(0), 100)).unwrap();
+    let bytes: usize = page
+        .iter()
+        .map(|r| r.cause.as_ref().map_or(0, String::len))
+        .sum();
+    assert!(
+        page.len() < 60 && bytes <= PAGE_BYTES,
+        "{} runs, {bytes} bytes",
+        page.len()
+    );
+    assert_eq!(page[0].execution_name, "r59");
+    let small = block_on(mem.run_log.runs_since(&p, Timestamp(0), 10)).unwrap();
+    assert_eq!(small.len(), 10);
+    // Later than `after` only.
+    let later = block_on(mem.run_log.runs_since(&p, Timestamp(1_005 + 58 * 10), 100)).unwrap();
+    assert_eq!(later.len(), 1);
+}
+
+#[test]
+fn recording_a_run_twice_reports_what_was_announced() {
+    use baton_core::ports::Recorded;
+    let mem = Memory::new(None);
+    let run = failed_run(1, 10);
+    assert_eq!(block_on(mem.run_log.record(&run)).unwrap(), Recorded::New);
+    assert_eq!(
+        block_on(mem.run_log.record(&run)).unwrap(),
+        Recorded::Unannounced
+    );
+    block_on(mem.run_log.mark_announced(&run)).unwrap();
+    assert_eq!(
+        block_on(mem.run_log.record(&run)).unwrap(),
+        Recorded::AlreadyAnnounced
+    );
+    // PutItem run + PutItem latest, then each repeat adds a GetItem; one UpdateItem.
+    assert_eq!(mem.requests.count(), 2 + 3 + 1 + 3);
+}
