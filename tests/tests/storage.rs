@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{
-    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RootClaim, RunLog,
-    SlackThreads, StoreError, Upserted,
+    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, StoreError, Upserted,
 };
+use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{evaluate, PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::Central;
 
@@ -332,56 +332,118 @@ async fn a_stale_cursor_write_is_refused() {
     );
 }
 
+fn lease(holder: &str, until: Timestamp) -> Lease {
+    Lease {
+        holder: holder.to_owned(),
+        until,
+    }
+}
+
 #[tokio::test]
-async fn one_thread_root_per_run_and_channel_and_one_post_per_status() {
+async fn a_slack_post_slot_has_one_holder_until_done_or_its_lease_ends() {
     let central = Central::shared("threads").await;
     let threads = central.slack_threads();
     let exec = "arn:aws:states:eu-west-1:111111111111:execution:listings:l-22";
-    let claims = futures::future::join_all((0..6).map(|_| {
+    let root = PostSlot::Root {
+        execution_arn: exec.to_owned(),
+        channel: "data-alerts".to_owned(),
+    };
+    let now = at(22, 3);
+    let claims = futures::future::join_all((0..6).map(|i| {
         let threads = central.slack_threads();
-        async move { threads.claim_root(exec, "data-alerts").await.unwrap() }
+        let root = root.clone();
+        async move {
+            threads
+                .claim(&root, &lease(&format!("d{i}"), at(22, 4)), now)
+                .await
+                .unwrap()
+        }
     }))
     .await;
+    let won: Vec<usize> = (0..6)
+        .filter(|i| matches!(claims[*i], SlotClaim::Won(_)))
+        .collect();
+    assert_eq!(won.len(), 1, "{claims:?}");
+    let winner = format!("d{}", won[0]);
+    assert!(claims
+        .iter()
+        .all(|c| matches!(c, SlotClaim::Won(_)) || *c == SlotClaim::Held { until: at(22, 4) }));
+
+    // Only the holder records; the recorded ts and status come back with the next claim.
+    let record = SlotRecord {
+        ts: Some("C1 1700000000.000100".into()),
+        shows: Some(RunStatus::Running),
+        done: false,
+    };
+    assert!(!threads.record(&root, "intruder", &record).await.unwrap());
+    assert!(threads.record(&root, &winner, &record).await.unwrap());
+    // Its lease still runs: refused. After it ends: taken over, with what was recorded.
     assert_eq!(
-        claims.iter().filter(|c| **c == RootClaim::Won).count(),
-        1,
-        "{claims:?}"
+        threads
+            .claim(&root, &lease("late", at(22, 5)), at(22, 3))
+            .await
+            .unwrap(),
+        SlotClaim::Held { until: at(22, 4) }
     );
-    threads
-        .set_root_ts(exec, "data-alerts", "1700000000.000100")
+    let state = SlotState {
+        ts: Some("C1 1700000000.000100".into()),
+        shows: Some(RunStatus::Running),
+    };
+    assert_eq!(
+        threads
+            .claim(&root, &lease("late", at(22, 6)), at(22, 5))
+            .await
+            .unwrap(),
+        SlotClaim::Won(state.clone())
+    );
+    // The old holder can no longer record; the new one completes the slot.
+    assert!(!threads
+        .record(&root, &winner, &SlotRecord::done())
         .await
-        .unwrap();
+        .unwrap());
+    assert!(threads
+        .record(&root, "late", &SlotRecord::done())
+        .await
+        .unwrap());
     assert_eq!(
-        threads.claim_root(exec, "data-alerts").await.unwrap(),
-        RootClaim::Taken {
-            ts: Some("1700000000.000100".into())
-        }
-    );
-    // Another channel has its own root.
-    assert_eq!(
-        threads.claim_root(exec, "other").await.unwrap(),
-        RootClaim::Won
-    );
-    threads.release_root(exec, "other").await.unwrap();
-    assert_eq!(
-        threads.claim_root(exec, "other").await.unwrap(),
-        RootClaim::Won
+        threads
+            .claim(&root, &lease("later", at(23, 9)), at(23, 8))
+            .await
+            .unwrap(),
+        SlotClaim::Done(state)
     );
 
-    assert!(!threads
-        .delivered(exec, "RUNNING", "data-alerts")
-        .await
-        .unwrap());
+    // A released slot is free at once; a done slot cannot be released.
+    let status = PostSlot::Status {
+        execution_arn: exec.to_owned(),
+        status: RunStatus::Failed,
+        channel: "other".to_owned(),
+    };
+    assert!(matches!(
+        threads
+            .claim(&status, &lease("a", at(22, 4)), now)
+            .await
+            .unwrap(),
+        SlotClaim::Won(_)
+    ));
+    threads.release(&status, "a").await.unwrap();
+    assert_eq!(
+        threads
+            .claim(&status, &lease("b", at(22, 4)), now)
+            .await
+            .unwrap(),
+        SlotClaim::Won(SlotState::default())
+    );
     assert!(threads
-        .mark_delivered(exec, "RUNNING", "data-alerts")
+        .record(&status, "b", &SlotRecord::done())
         .await
         .unwrap());
-    assert!(!threads
-        .mark_delivered(exec, "RUNNING", "data-alerts")
-        .await
-        .unwrap());
-    assert!(threads
-        .delivered(exec, "RUNNING", "data-alerts")
-        .await
-        .unwrap());
+    threads.release(&status, "b").await.unwrap();
+    assert!(matches!(
+        threads
+            .claim(&status, &lease("c", at(22, 4)), at(24, 0))
+            .await
+            .unwrap(),
+        SlotClaim::Done(_)
+    ));
 }

@@ -9,13 +9,16 @@
 //! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
 //! - `cargo xtask sim [--seed S] [--schedules N]`: the deterministic simulation of the trigger
 //!   path under faults (see docs/reliability.md); part of `test` with 2,000 schedules.
+//! - `cargo xtask stress`: the concurrency tests 200 times under CPU load (docs/reliability.md).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim>
+mod stress;
+
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim|stress>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
   sam-build  build the Lambda functions for deployment with `sam build` (arm64, cargo-lambda)
@@ -24,7 +27,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim>
              memory, zip size and a 100k-pipeline day; prints one table
              (`bench --no-zip` skips the arm64 build; other options go to baton-bench)
   sim        the deterministic simulation of the trigger path under faults:
-             `sim --schedules N` (default 2,000), `sim --seed S` replays one schedule with its trace";
+             `sim --schedules N` (default 2,000), `sim --seed S` replays one schedule with its trace
+  stress     run the concurrency tests again and again under CPU load
+             (`--iterations N`, default 200; `--filter WORD`, default concurrent; `--no-load`)";
 
 /// Templates checked by cfn-lint.
 const TEMPLATES: &[&str] = &[
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         "bench" => bench(env::args().skip(2).collect()),
         "sim" => sim(&env::args().skip(2).collect::<Vec<_>>()),
+        "stress" => stress::stress(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod registration;
 pub mod run;
+pub mod slack_thread;
 pub mod status;
 pub mod time;
 

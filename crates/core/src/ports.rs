@@ -228,55 +228,6 @@ pub trait Ledger {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
-/// Claim of a run's thread root in one channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RootClaim {
-    /// This delivery owns the root: post it, then record its `ts`.
-    Won,
-    /// Another delivery owns it; `ts` once it has been posted.
-    Taken { ts: Option<String> },
-}
-
-/// Slack threads: one root message per (execution, channel), one post per (execution, status, channel).
-pub trait SlackThreads {
-    fn claim_root(
-        &self,
-        execution_arn: &str,
-        channel: &str,
-    ) -> impl Future<Output = StoreResult<RootClaim>> + Send;
-
-    /// Records the posted root's `ts`.
-    fn set_root_ts(
-        &self,
-        execution_arn: &str,
-        channel: &str,
-        ts: &str,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Gives up a won claim whose post failed, so a redelivery can post the root.
-    fn release_root(
-        &self,
-        execution_arn: &str,
-        channel: &str,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-
-    /// Whether (execution, status, channel) was already posted.
-    fn delivered(
-        &self,
-        execution_arn: &str,
-        status: &str,
-        channel: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-
-    /// Marks (execution, status, channel) posted; `false` if it already was.
-    fn mark_delivered(
-        &self,
-        execution_arn: &str,
-        status: &str,
-        channel: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
-}
-
 /// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),
 /// naming where it was going.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

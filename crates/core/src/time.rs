@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The current instant, by this machine's clock.
+    pub fn now() -> Timestamp {
+        Timestamp(chrono::Utc::now().timestamp_millis())
+    }
+
     /// The instant as milliseconds since the epoch.
     pub fn millis(self) -> i64 {
         self.0

@@ -1,14 +1,10 @@
 //! slack-notifier: tells a pipeline's owners, in the Slack channels they registered, what its runs
 //! do, one thread per (run, channel), each (execution, status, channel) posted once.
 //!
-//! For a status event, per channel:
-//! 1. already delivered (`SlackThreads::delivered`)? nothing to do;
-//! 2. claim the thread root (a conditional write): the winner posts the root, records the status
-//!    as delivered, then records the root's `ts`, in that order, so anyone who sees the `ts` also
-//!    sees that the root's status needs no reply;
-//! 3. otherwise the status becomes a reply in the thread, itself claimed with the same kind of
-//!    conditional write (key `<channel>#<STATUS>`), so concurrent redeliveries reply once; a final
-//!    status then edits the root (idempotent) and is marked delivered.
+//! Each post that must happen once (a run's thread root in a channel, a status's reply in that
+//! thread, a trigger notice) is a slot of the thread ledger (`baton_core::slack_thread`), claimed
+//! under a lease that outlasts the invocation before anything is posted; `delivery.rs` holds the
+//! protocol and says why a crash between any two steps neither loses nor repeats a status.
 //!
 //! A failed post gives its claim back, so a redelivery can post it. Slack errors are sorted:
 //! retryable ones are retried until shortly before the Lambda deadline; channel-level refusals
@@ -17,6 +13,9 @@
 //! retry it and the DLQ finally keeps it.
 
 pub mod config;
+mod delivery;
+
+use delivery::Delivery;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -24,13 +23,12 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_core::definition::Notifications;
-use baton_core::events::{PipelineTrigger, RunEvent, RunEventKind};
+use baton_core::events::{RunEvent, RunEventKind};
 use baton_core::graph::{load_downstream, DependencyGraph};
-use baton_core::message::{self, FailureContext, SlackMessage};
-use baton_core::ports::{
-    ChildEdge, Registry, RootClaim, SlackApi, SlackError, SlackThreads, StoreError,
-};
-use baton_core::{PipelineId, Run, RunStatus};
+use baton_core::message::FailureContext;
+use baton_core::ports::{ChildEdge, Registry, SlackApi, SlackError, StoreError};
+use baton_core::slack_thread::SlackThreads;
+use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 use thiserror::Error;
 
 pub use config::Config;
@@ -39,8 +37,6 @@ pub use config::Config;
 pub const DOWNSTREAM_LIMIT: usize = 200;
 /// Time kept free before the Lambda deadline for the bookkeeping after a post.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
-/// How long to wait for another delivery that holds a claim to finish posting.
-const CLAIM_WAIT: Duration = Duration::from_secs(5);
 
 /// What the function needs, built once.
 pub struct Notifier<R, T, S> {
@@ -93,8 +89,8 @@ enum DeliveryError {
     Slack(#[from] SlackError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("another delivery holds the claim on `{key}` and has not finished posting")]
-    Busy { key: String },
+    #[error("another delivery holds the {slot} until {until} and has not finished posting")]
+    Busy { slot: String, until: Timestamp },
 }
 
 /// A summary of an invocation, for logs and tests.
@@ -103,33 +99,6 @@ pub struct Report {
     pub posted: usize,
     pub already_delivered: usize,
     pub refused: usize,
-}
-
-/// The thread root as stored: the channel's id (which `chat.update` needs) and the root's `ts`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct ThreadRoot {
-    channel_id: String,
-    ts: String,
-}
-
-impl ThreadRoot {
-    fn encode(&self) -> String {
-        format!("{} {}", self.channel_id, self.ts)
-    }
-
-    /// Reads a stored root; a bare `ts` (no channel id) is taken to be in `channel`.
-    fn decode(stored: &str, channel: &str) -> ThreadRoot {
-        match stored.split_once(' ') {
-            Some((id, ts)) => ThreadRoot {
-                channel_id: id.to_owned(),
-                ts: ts.to_owned(),
-            },
-            None => ThreadRoot {
-                channel_id: channel.to_owned(),
-                ts: stored.to_owned(),
-            },
-        }
-    }
 }
 
 /// The pipelines that will not start because `pipeline` reached the failure `status`: the
@@ -174,6 +143,7 @@ where
         let mut retry: Vec<String> = Vec::new();
         let mut total = 0;
         let mut unreadable = None;
+        let delivery = Delivery::new(deadline);
         for record in &event.records {
             let message_id = record.sns.message_id.clone();
             let run_event: RunEvent = match serde_json::from_str(&record.sns.message) {
@@ -187,7 +157,7 @@ where
                     continue;
                 }
             };
-            let results = self.deliver_event(&run_event, deadline).await;
+            let results = self.deliver_event(&run_event, &delivery).await;
             for result in results {
                 total += 1;
                 match result {
@@ -212,10 +182,10 @@ where
     }
 
     /// Delivers one event to each of its channels; an error is a message for the retry summary.
-    pub async fn deliver_event(
+    async fn deliver_event(
         &self,
         event: &RunEvent,
-        deadline: Instant,
+        delivery: &Delivery,
     ) -> Vec<Result<Outcome, String>> {
         let pipeline = event.pipeline.id();
         let notifications = match self.registry.get(&pipeline).await {
@@ -242,7 +212,7 @@ where
                     tracing::error!(pipeline = %pipeline.key(), "status event without execution; ignored");
                     return Vec::new();
                 };
-                self.deliver_status(&run, &notifications, &channels, deadline)
+                self.deliver_status(&run, &notifications, &channels, delivery)
                     .await
             }
             RunEventKind::Trigger => {
@@ -256,7 +226,7 @@ where
                 }
                 let mut out = Vec::new();
                 for channel in &channels {
-                    let result = self.deliver_trigger(trigger, channel, deadline).await;
+                    let result = self.deliver_trigger(trigger, channel, delivery).await;
                     out.push(self.settle(&pipeline, None, channel, result));
                 }
                 out
@@ -269,7 +239,7 @@ where
         run: &Run,
         notifications: &Notifications,
         channels: &[&str],
-        deadline: Instant,
+        delivery: &Delivery,
     ) -> Vec<Result<Outcome, String>> {
         if !notifications.kind.announces(run.status) {
             tracing::debug!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, status = %run.status, "status not announced by the pipeline's notification type");
@@ -282,7 +252,7 @@ where
                 failure = Some(self.failure_context(run, notifications).await);
             }
             let result = self
-                .deliver_status_to(run, failure.as_ref(), channel, deadline)
+                .deliver_status_to(run, failure.as_ref(), channel, delivery)
                 .await;
             out.push(self.settle(&run.pipeline, Some(run), channel, result));
         }
@@ -333,184 +303,6 @@ where
             }
         }
         context
-    }
-
-    async fn deliver_status_to(
-        &self,
-        run: &Run,
-        failure: Option<&FailureContext>,
-        channel: &str,
-        deadline: Instant,
-    ) -> Result<Outcome, DeliveryError> {
-        let execution = run.execution_arn.as_str();
-        let status = run.status.as_str();
-        if self.threads.delivered(execution, status, channel).await? {
-            return Ok(Outcome::AlreadyDelivered);
-        }
-        let root = match self.threads.claim_root(execution, channel).await? {
-            RootClaim::Won => {
-                let posted = self
-                    .post(channel, None, &message::root(run, failure), deadline)
-                    .await;
-                let posted = match posted {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.threads.release_root(execution, channel).await?;
-                        return Err(e.into());
-                    }
-                };
-                // Delivered before the ts is visible: whoever waits for the ts then sees that
-                // this status needs no reply.
-                self.threads
-                    .mark_delivered(execution, status, channel)
-                    .await?;
-                let root = ThreadRoot {
-                    channel_id: posted.channel_id,
-                    ts: posted.ts,
-                };
-                self.threads
-                    .set_root_ts(execution, channel, &root.encode())
-                    .await?;
-                return Ok(Outcome::Posted);
-            }
-            RootClaim::Taken { ts: Some(ts) } => ThreadRoot::decode(&ts, channel),
-            RootClaim::Taken { ts: None } => {
-                let ts = self.wait_for_claim(execution, channel, deadline).await?;
-                if self.threads.delivered(execution, status, channel).await? {
-                    return Ok(Outcome::AlreadyDelivered);
-                }
-                ThreadRoot::decode(&ts, channel)
-            }
-        };
-
-        // The reply, claimed under `<channel>#<STATUS>` so concurrent redeliveries reply once.
-        let reply_key = format!("{channel}#{status}");
-        let mut outcome = Outcome::AlreadyDelivered;
-        match self.threads.claim_root(execution, &reply_key).await? {
-            RootClaim::Won => {
-                let posted = self
-                    .post(
-                        channel,
-                        Some(&root.ts),
-                        &message::reply(run, failure),
-                        deadline,
-                    )
-                    .await;
-                match posted {
-                    Ok(p) => {
-                        self.threads
-                            .set_root_ts(execution, &reply_key, &p.ts)
-                            .await?;
-                        outcome = Outcome::Posted;
-                    }
-                    Err(e) => {
-                        self.threads.release_root(execution, &reply_key).await?;
-                        return Err(e.into());
-                    }
-                }
-            }
-            RootClaim::Taken { ts: Some(_) } => {}
-            RootClaim::Taken { ts: None } => {
-                self.wait_for_claim(execution, &reply_key, deadline).await?;
-            }
-        }
-        if run.status.is_final() {
-            // The root shows the final status and duration (an edit is idempotent).
-            let edited = message::root(run, None);
-            retrying(deadline, || {
-                self.slack.update(&root.channel_id, &root.ts, &edited)
-            })
-            .await?;
-            outcome = Outcome::Posted;
-        }
-        self.threads
-            .mark_delivered(execution, status, channel)
-            .await?;
-        Ok(outcome)
-    }
-
-    async fn deliver_trigger(
-        &self,
-        trigger: &PipelineTrigger,
-        channel: &str,
-        deadline: Instant,
-    ) -> Result<Outcome, DeliveryError> {
-        // Keyed like a thread root, under the trigger id: one notice per (trigger, channel).
-        let key = format!("trigger#{}", trigger.trigger_id.0);
-        match self.threads.claim_root(&key, channel).await? {
-            RootClaim::Won => {
-                match self
-                    .post(channel, None, &message::trigger_notice(trigger), deadline)
-                    .await
-                {
-                    Ok(p) => {
-                        self.threads.set_root_ts(&key, channel, &p.ts).await?;
-                        Ok(Outcome::Posted)
-                    }
-                    Err(e) => {
-                        self.threads.release_root(&key, channel).await?;
-                        Err(e.into())
-                    }
-                }
-            }
-            RootClaim::Taken { ts: Some(_) } => Ok(Outcome::AlreadyDelivered),
-            RootClaim::Taken { ts: None } => {
-                self.wait_for_claim(&key, channel, deadline).await?;
-                Ok(Outcome::AlreadyDelivered)
-            }
-        }
-    }
-
-    /// Posts with retries; a message whose blocks Slack refuses is posted again as plain text.
-    async fn post(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        message: &SlackMessage,
-        deadline: Instant,
-    ) -> Result<baton_core::ports::Posted, SlackError> {
-        match retrying(deadline, || self.slack.post(channel, thread_ts, message)).await {
-            Err(SlackError::Rejected { code, .. })
-                if matches!(
-                    code.as_str(),
-                    "invalid_blocks" | "invalid_blocks_format" | "msg_too_long"
-                ) =>
-            {
-                tracing::warn!(channel, error = %code, "Slack refused the blocks; posting the plain text");
-                let plain = message.text_only();
-                retrying(deadline, || self.slack.post(channel, thread_ts, &plain)).await
-            }
-            other => other,
-        }
-    }
-
-    /// Waits for another delivery's claim to get its `ts`.
-    async fn wait_for_claim(
-        &self,
-        key: &str,
-        channel: &str,
-        deadline: Instant,
-    ) -> Result<String, DeliveryError> {
-        let until = (Instant::now() + CLAIM_WAIT)
-            .min(deadline.checked_sub(DEADLINE_RESERVE).unwrap_or(deadline));
-        let busy = || DeliveryError::Busy {
-            key: format!("{key} / {channel}"),
-        };
-        loop {
-            match self.threads.claim_root(key, channel).await? {
-                RootClaim::Taken { ts: Some(ts) } => return Ok(ts),
-                RootClaim::Won => {
-                    // The other delivery gave its claim back (its post failed): give this one
-                    // back too, and let the retry of this event post it.
-                    self.threads.release_root(key, channel).await?;
-                    return Err(busy());
-                }
-                RootClaim::Taken { ts: None } if Instant::now() >= until => return Err(busy()),
-                RootClaim::Taken { ts: None } => {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
     }
 }
 
@@ -576,16 +368,6 @@ mod tests {
             blocked_by(&a, RunStatus::Failed, &direct, &graph),
             vec![b, d]
         );
-    }
-
-    #[test]
-    fn a_stored_root_keeps_the_channel_id_for_edits() {
-        let root = ThreadRoot {
-            channel_id: "C123".into(),
-            ts: "1700000000.000100".into(),
-        };
-        assert_eq!(ThreadRoot::decode(&root.encode(), "alerts"), root);
-        assert_eq!(ThreadRoot::decode("1.2", "C9").channel_id, "C9".to_owned());
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 
 pub mod central;
 pub mod cfn_capture;
+pub mod fault_proxy;
 pub mod memory;
 pub mod moto;
 pub mod oracle;

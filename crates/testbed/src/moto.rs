@@ -27,9 +27,10 @@ impl std::error::Error for MotoError {}
 /// A running moto server. Dropping it (or the process exiting) stops it: the server exits when its
 /// standard input closes.
 pub struct Moto {
-    child: Mutex<Child>,
+    /// `None` when attached to a server someone else runs (`BATON_MOTO_ENDPOINT`).
+    child: Mutex<Option<Child>>,
     // Held open for the server's lifetime; closing it is the stop signal.
-    _stdin: Mutex<ChildStdin>,
+    _stdin: Mutex<Option<ChildStdin>>,
     endpoint: String,
 }
 
@@ -93,19 +94,33 @@ impl Moto {
                 ))
             })?;
         Ok(Moto {
-            child: Mutex::new(child),
-            _stdin: Mutex::new(stdin),
+            child: Mutex::new(Some(child)),
+            _stdin: Mutex::new(Some(stdin)),
             endpoint: format!("http://127.0.0.1:{port}"),
         })
     }
 
-    /// One server shared by every test of this process, started on first use.
+    /// One server shared by every test of this process, started on first use; or, when
+    /// `BATON_MOTO_ENDPOINT` names one (`cargo xtask stress` runs one for many test processes),
+    /// that server. Tests name their resources uniquely, so processes can share it.
     pub fn shared() -> &'static Moto {
         static SHARED: OnceLock<Moto> = OnceLock::new();
-        SHARED.get_or_init(|| match Moto::start() {
-            Ok(m) => m,
-            Err(e) => panic!("{e}"),
+        SHARED.get_or_init(|| match std::env::var("BATON_MOTO_ENDPOINT") {
+            Ok(endpoint) => Moto::attach(&endpoint),
+            Err(_) => match Moto::start() {
+                Ok(m) => m,
+                Err(e) => panic!("{e}"),
+            },
         })
+    }
+
+    /// A server that is already running at `endpoint`; it is not stopped by this process.
+    pub fn attach(endpoint: &str) -> Moto {
+        Moto {
+            child: Mutex::new(None),
+            _stdin: Mutex::new(None),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+        }
     }
 
     /// `http://127.0.0.1:<port>`
@@ -133,9 +148,11 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Ok(mut guard) = self.child.lock() {
+            if let Some(child) = guard.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }

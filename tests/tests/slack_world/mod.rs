@@ -10,6 +10,8 @@ use baton_core::definition::PipelineDefinition;
 use baton_core::events::RunEvent;
 use baton_core::ports::{Registration, Registry};
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
+use baton_testbed::central::RETENTION;
+use baton_testbed::fault_proxy::FaultProxy;
 use baton_testbed::slack_standin::{Message, SlackStandIn};
 use baton_testbed::{unique, Central, Moto};
 use serde_json::Value;
@@ -63,6 +65,22 @@ impl World {
         }
     }
 
+    /// A world whose thread ledger is reached through a fault proxy in front of the emulator.
+    pub async fn behind_faults(prefix: &str) -> (World, FaultProxy) {
+        let mut world = World::new(prefix).await;
+        let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
+        let config = world
+            .central
+            .config
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build();
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        world.notifier.threads =
+            DynamoSlackThreads::new(dynamo, &world.central.tables.slack_threads, RETENTION);
+        (world, proxy)
+    }
+
     pub async fn register(&self, pipeline: &PipelineId, yaml: &str) {
         let registration = Registration {
             pipeline: pipeline.clone(),
@@ -79,6 +97,15 @@ impl World {
 
     pub async fn deliver(&self, events: &[RunEvent]) -> Result<Report, NotifyError> {
         self.notifier.handle(&sns(events), deadline()).await
+    }
+
+    /// A delivery whose invocation ends at `deadline`.
+    pub async fn deliver_until(
+        &self,
+        events: &[RunEvent],
+        deadline: Instant,
+    ) -> Result<Report, NotifyError> {
+        self.notifier.handle(&sns(events), deadline).await
     }
 }
 
