@@ -31,6 +31,8 @@ pub struct PlannedRun {
     pub cause_bytes: usize,
     /// Whether its owners may re-run it when it fails.
     pub may_rerun: bool,
+    /// From start to final status.
+    pub duration: i64,
 }
 
 /// One schedule's organisation.
@@ -220,6 +222,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
                 fails: rng.chance(0.2),
                 cause_bytes: 200,
                 may_rerun: true,
+                duration: rng.between(MINUTE, 20 * MINUTE),
             });
         }
     }
@@ -232,6 +235,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
             fails: false,
             cause_bytes: 0,
             may_rerun: false,
+            duration: rng.between(MINUTE, 20 * MINUTE),
         });
         let cause_bytes = if rng.chance(0.5) { 32 * 1024 } else { 200 };
         for _ in 0..40 + rng.below(30) {
@@ -242,6 +246,23 @@ fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
                 fails: true,
                 cause_bytes,
                 may_rerun: false,
+                duration: rng.between(MINUTE, 20 * MINUTE),
+            });
+        }
+    }
+    // Now and then every root finishes within the same two seconds: the children of several
+    // parents are decided by concurrent invocations.
+    if rng.chance(0.3) {
+        let end = DAY0 + rng.between(10 * MINUTE, 2 * HOUR);
+        for i in 0..roots {
+            let duration = rng.between(MINUTE, 20 * MINUTE);
+            org.roots.push(PlannedRun {
+                pipeline: org.pipelines[i].clone(),
+                start: end + rng.between(0, 2 * SECOND) - duration,
+                fails: rng.chance(0.1),
+                cause_bytes: 200,
+                may_rerun: true,
+                duration,
             });
         }
     }

@@ -420,6 +420,7 @@ impl<'m> World<'m> {
             fails,
             cause_bytes: 200,
             may_rerun: true,
+            duration: self.sim.lock().rng.between(MINUTE, 20 * MINUTE),
         };
         self.execute(&run, Some(trigger));
     }
@@ -437,7 +438,7 @@ impl<'m> World<'m> {
         let p = &planned.pipeline;
         let (stop, running_late, latencies, rerun) = {
             let mut s = self.sim.lock();
-            let stop = planned.start + s.rng.between(MINUTE, 20 * MINUTE);
+            let stop = planned.start + planned.duration;
             let late = s.fault(|p| p.reorder);
             if late {
                 s.injected.reorders += 1;
@@ -446,13 +447,11 @@ impl<'m> World<'m> {
                 s.rng.between(100, 2 * SECOND),
                 s.rng.between(100, 2 * SECOND),
             );
-            let rerun = planned.fails && planned.may_rerun && s.rng.chance(0.4);
-            (
-                stop,
-                late,
-                latencies,
-                rerun.then(|| stop + s.rng.between(5 * MINUTE, 40 * MINUTE)),
-            )
+            let rerun = (planned.fails && planned.may_rerun && s.rng.chance(0.4)).then(|| {
+                let start = stop + s.rng.between(5 * MINUTE, 40 * MINUTE);
+                (start, s.rng.between(MINUTE, 20 * MINUTE))
+            });
+            (stop, late, latencies, rerun)
         };
         let running = Run {
             pipeline: p.clone(),
@@ -496,13 +495,14 @@ impl<'m> World<'m> {
             self.truth.runs.push(run);
             self.deliver(at, Job::Writer(Box::new(event)));
         }
-        if let Some(at) = rerun {
+        if let Some((start, duration)) = rerun {
             let again = PlannedRun {
                 pipeline: p.clone(),
-                start: at,
+                start,
                 fails: false,
                 cause_bytes: 0,
                 may_rerun: false,
+                duration,
             };
             self.execute(&again, None);
         }
