@@ -67,7 +67,7 @@ fn every_claim_reached_its_bus(truth: &mut Truth, mem: &Memory) {
             let child = truth
                 .claims
                 .get(id)
-                .map(|c| c.name.clone())
+                .map(|(c, _)| c.name.clone())
                 .unwrap_or_default();
             truth.violation(
                 "trigger never sent",

@@ -98,6 +98,7 @@ pub enum Seen {
         trigger: PipelineTrigger,
     },
     Registration(PipelineId),
+    Deletion(PipelineId),
 }
 
 /// A write that took effect, by which task, when.
@@ -174,6 +175,7 @@ pub fn describe(op: &Op<'_>) -> String {
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
         Op::QueryChildren(p) => format!("Query children of {}", p.name),
         Op::WriteRegistration(p) => format!("TransactWriteItems registration {}", p.name),
+        Op::DeleteRegistration(p) => format!("TransactWriteItems delete registration {}", p.name),
         Op::GetCursor(p) => format!("GetItem cursor {}", p.name),
         Op::Claim(t) => format!(
             "TransactWriteItems claim {} {}",
@@ -253,6 +255,7 @@ fn observe(op: &Op<'_>) -> Option<Seen> {
             trigger: (*trigger).clone(),
         },
         Op::WriteRegistration(p) => Seen::Registration((*p).clone()),
+        Op::DeleteRegistration(p) => Seen::Deletion((*p).clone()),
         _ => return None,
     })
 }

@@ -14,11 +14,14 @@ pub const MINUTE: i64 = 60 * SECOND;
 pub const HOUR: i64 = 60 * MINUTE;
 pub const REGION: &str = "eu-west-1";
 
-/// A registration request: the stack's Create or Update of `Custom::BatonPipeline`.
+/// A stack's request to `Custom::BatonPipeline`: Create or Update (a registration), or Delete.
 #[derive(Clone, Debug)]
 pub struct Change {
     pub at: i64,
     pub registration: Registration,
+    pub delete: bool,
+    /// After a Delete has succeeded: the stack created again, with this registration.
+    pub then: Option<Registration>,
 }
 
 /// What a root runs: when, and whether it fails (and how loudly).
@@ -148,6 +151,8 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
             0 | 1 => org.changes.push(Change {
                 at: DAY0 + rng.between(0, 90 * MINUTE),
                 registration: registration(child, Some(block), 0)?,
+                delete: false,
+                then: None,
             }),
             // Registered for notifications only; an Update adds the trigger.
             2 => {
@@ -155,6 +160,8 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
                 org.changes.push(Change {
                     at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
                     registration: registration(child, Some(block), 0)?,
+                    delete: false,
+                    then: None,
                 });
             }
             // An Update gives it one more parent.
@@ -172,8 +179,24 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
                     org.changes.push(Change {
                         at: DAY0 + rng.between(20 * MINUTE, 90 * MINUTE),
                         registration: new,
+                        delete: false,
+                        then: None,
                     });
                 }
+            }
+            // Its stack is deleted during the day and created again (a new stack) later.
+            4 => {
+                let first = registration(child, Some(block), before)?;
+                let deleted = DAY0 + rng.between(20 * MINUTE, 100 * MINUTE);
+                let mut again = first.clone();
+                again.owner_stack_id = stack(child, 1);
+                org.changes.push(Change {
+                    at: deleted,
+                    registration: first.clone(),
+                    delete: true,
+                    then: Some(again),
+                });
+                org.initial.push(first);
             }
             _ => org.initial.push(registration(child, Some(block), before)?),
         }
@@ -200,10 +223,14 @@ fn racing_cycle(org: &mut Organisation, rng: &mut Rng) -> anyhow::Result<()> {
     org.changes.push(Change {
         at,
         registration: registration(&x, Some(x_trigger), 0)?,
+        delete: false,
+        then: None,
     });
     org.changes.push(Change {
         at: at + rng.between(0, 200),
         registration: registration(&y, Some(y_trigger), 0)?,
+        delete: false,
+        then: None,
     });
     org.pipelines.extend([x, y]);
     Ok(())

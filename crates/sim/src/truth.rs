@@ -24,8 +24,10 @@ pub struct Truth {
     pub executions: u64,
     /// Trigger ids put on a bus, and how often.
     pub sends: BTreeMap<String, u32>,
-    /// Trigger ids claimed, with the child.
-    pub claims: BTreeMap<String, PipelineId>,
+    /// Trigger ids claimed, with the child and when.
+    pub claims: BTreeMap<String, (PipelineId, i64)>,
+    /// When each pipeline's registration was deleted.
+    pub deletions: BTreeMap<PipelineId, Vec<i64>>,
     /// (child, execution ARN, status) -> the trigger that consumed the run.
     pub consumed: BTreeMap<(PipelineId, String, RunStatus), String>,
     /// trigger id -> (holding task, lease end).
@@ -95,13 +97,17 @@ impl Truth {
     /// Checks a write as it takes effect.
     pub fn check_write(&mut self, o: &Observed) {
         match &o.seen {
-            Seen::Claim(trigger) => self.check_claim(o.task, trigger),
+            Seen::Claim(trigger) => self.check_claim(o.task, o.at, trigger),
             Seen::Lease {
                 trigger_id, until, ..
             } => {
                 self.leases.insert(trigger_id.0.clone(), (o.task, until.0));
             }
             Seen::Put { trigger, .. } => self.check_put(o, trigger),
+            Seen::Deletion(p) => {
+                self.registrations.remove(p);
+                self.deletions.entry(p.clone()).or_default().push(o.at);
+            }
             Seen::Registration(p) => {
                 if let Some(r) = self.registering.get(&o.task).cloned() {
                     if &r.pipeline == p {
@@ -112,11 +118,15 @@ impl Truth {
         }
     }
 
-    fn check_claim(&mut self, task: u64, trigger: &PipelineTrigger) {
+    fn check_claim(&mut self, task: u64, at: i64, trigger: &PipelineTrigger) {
         let child = trigger.target.id();
         let id = trigger.trigger_id.0.clone();
         let focus = vec![child.name.clone(), short(&trigger.trigger_id).to_owned()];
-        if self.claims.insert(id.clone(), child.clone()).is_some() {
+        if self
+            .claims
+            .insert(id.clone(), (child.clone(), at))
+            .is_some()
+        {
             self.violation(
                 "trigger claimed twice",
                 format!("{id} for {child}"),
@@ -157,10 +167,38 @@ impl Truth {
         }
     }
 
+    /// A trigger claimed before its pipeline was deleted is not sent by an invocation that began
+    /// after the deletion (for the pipeline registered again, it is history).
+    fn check_not_after_deletion(&mut self, o: &Observed, trigger: &PipelineTrigger) {
+        let child = trigger.target.id();
+        let Some((_, claimed)) = self.claims.get(&trigger.trigger_id.0) else {
+            return;
+        };
+        let began = self.started_at.get(&o.task).copied().unwrap_or(o.at);
+        let deleted = self
+            .deletions
+            .get(&child)
+            .and_then(|d| d.iter().find(|t| **t > *claimed && **t < began).copied());
+        if let Some(deleted) = deleted {
+            self.violation(
+                "trigger outlived its pipeline",
+                format!(
+                    "trigger {} of {child}, claimed at {}, was sent at {} after the registration was deleted at {}",
+                    short(&trigger.trigger_id),
+                    clock(*claimed),
+                    clock(o.at),
+                    clock(deleted)
+                ),
+                vec![child.name.clone(), short(&trigger.trigger_id).to_owned()],
+            );
+        }
+    }
+
     /// A trigger goes on a bus only from the invocation holding its unexpired send lease: two
     /// senders never hold it at once.
     fn check_put(&mut self, o: &Observed, trigger: &PipelineTrigger) {
         let id = &trigger.trigger_id.0;
+        self.check_not_after_deletion(o, trigger);
         match self.leases.get(id) {
             Some((holder, until)) if *holder == o.task && *until > o.at => {}
             other => {

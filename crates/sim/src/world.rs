@@ -39,6 +39,9 @@ pub enum Job {
     Manager(Box<SnsEvent>),
     /// A stack's Create or Update of its pipeline (cfn-responder's registration path).
     Register(Box<Registration>),
+    /// A stack's Delete of its pipeline (cfn-responder's unregistration path), and the
+    /// registration of the stack created again once it succeeded.
+    Unregister(Box<Registration>, Option<Box<Registration>>),
     /// The pending-trigger sweep for one child, once faults have stopped.
     Sweep(PipelineId),
 }
@@ -46,7 +49,7 @@ pub enum Job {
 impl Job {
     fn timeout(&self) -> i64 {
         match self {
-            Job::Writer(_) | Job::Register(_) => WRITER_TIMEOUT,
+            Job::Writer(_) | Job::Register(_) | Job::Unregister(..) => WRITER_TIMEOUT,
             Job::Manager(_) | Job::Sweep(_) => MANAGER_TIMEOUT,
         }
     }
@@ -66,6 +69,7 @@ impl Job {
                     .unwrap_or("?")
             ),
             Job::Register(r) => format!("register {}", r.pipeline.name),
+            Job::Unregister(r, _) => format!("unregister {}", r.pipeline.name),
             Job::Sweep(p) => format!("sweep {}", p.name),
         }
     }
@@ -295,9 +299,27 @@ impl<'m> World<'m> {
                     Err(registration::Refusal::Cycle { .. }) => return Ok(()),
                     Err(e) => return Err(e.to_string()),
                 }
-                let upserted = mem.registry.upsert(&r).await.map_err(|e| e.to_string())?;
+                let upserted = match mem.registry.upsert(&r).await {
+                    Ok(upserted) => upserted,
+                    // Refused for good: CloudFormation hears FAILED.
+                    Err(e @ baton_core::ports::StoreError::NotOwner { .. }) => {
+                        sim.lock().note(|| format!("refused: {e}"));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 sim.lock()
                     .note(|| format!("{} {upserted:?}", r.pipeline.name));
+                Ok(())
+            }),
+            Job::Unregister(r, _) => Box::pin(async move {
+                let deleted = mem
+                    .registry
+                    .delete(&r.pipeline, &r.owner_stack_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sim.lock()
+                    .note(|| format!("{} {deleted:?}", r.pipeline.name));
                 Ok(())
             }),
             Job::Sweep(child) => Box::pin(async move {
@@ -355,6 +377,10 @@ impl<'m> World<'m> {
             s.now
         };
         if result.is_ok() {
+            if let Job::Unregister(_, Some(again)) = task.job {
+                let at = now + self.sim.lock().rng.between(5 * MINUTE, 30 * MINUTE);
+                self.push(at, Job::Register(again), 1);
+            }
             return;
         }
         if task.attempt < ATTEMPTS {

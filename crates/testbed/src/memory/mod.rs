@@ -49,8 +49,10 @@ pub enum Op<'a> {
     },
     GetRegistration(&'a PipelineId),
     QueryChildren(&'a PipelineId),
-    /// TransactWriteItems of a registration and its edges (upsert or delete).
+    /// TransactWriteItems of a registration and its edges.
     WriteRegistration(&'a PipelineId),
+    /// TransactWriteItems deleting a registration and its edges.
+    DeleteRegistration(&'a PipelineId),
     GetCursor(&'a PipelineId),
     /// TransactWriteItems: the claim item and the cursor move.
     Claim(&'a PipelineTrigger),

@@ -109,7 +109,7 @@ impl MemoryRegistry {
         let pipeline = &old.pipeline;
         let operation = "TransactWriteItems (delete registration)";
         self.requests
-            .request(Op::WriteRegistration(pipeline), || {
+            .request(Op::DeleteRegistration(pipeline), || {
                 let mut t = match lock(&self.tables, TABLE, operation) {
                     Ok(t) => t,
                     Err(e) => return (Err(e), Effect::Read),
