@@ -1,4 +1,5 @@
-//! core's ports in memory: a first-class adapter beside the DynamoDB, SNS and EventBridge ones,
+//! core's ports in memory (run log, registry, ledger, Slack thread ledger, run-events topic,
+//! pipeline buses): a first-class adapter beside the DynamoDB, SNS and EventBridge ones,
 //! shared by the simulation, the benchmarks and tests.
 //!
 //! Faithful by construction: **one port call makes exactly the requests the DynamoDB adapter
@@ -15,6 +16,7 @@ mod ledger;
 mod publish;
 mod registry;
 mod run_log;
+mod slack_threads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +31,7 @@ pub use ledger::{ClaimItem, ClaimState, CursorItem, MemoryLedger};
 pub use publish::{MemoryTopic, MemoryTriggerBus};
 pub use registry::MemoryRegistry;
 pub use run_log::{MemoryRunLog, PAGE_BYTES};
+pub use slack_threads::MemorySlackThreads;
 
 /// The request a port call is making, with what its condition and effect depend on.
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +81,8 @@ pub enum Op<'a> {
     },
     /// SNS Publish to the run-events topic.
     Publish(&'a RunEvent),
+    /// A request on a Slack thread ledger slot (claim, read, record, release).
+    SlackSlot(&'a baton_core::slack_thread::PostSlot),
     /// EventBridge PutEvents of a trigger to a pipeline bus.
     PutTrigger {
         bus_arn: &'a str,
@@ -205,6 +210,7 @@ pub struct Memory {
     pub ledger: MemoryLedger,
     pub topic: MemoryTopic,
     pub buses: MemoryTriggerBus,
+    pub slack_threads: MemorySlackThreads,
 }
 
 impl Memory {
@@ -217,6 +223,7 @@ impl Memory {
             ledger: MemoryLedger::new(requests.clone()),
             topic: MemoryTopic::new(requests.clone()),
             buses: MemoryTriggerBus::new(requests.clone()),
+            slack_threads: MemorySlackThreads::new(requests.clone()),
             requests,
         }
     }

@@ -137,3 +137,42 @@ fn recording_a_run_twice_reports_what_was_announced() {
     // PutItem run + PutItem latest, then each repeat adds a GetItem; one UpdateItem.
     assert_eq!(mem.requests.count(), 2 + 3 + 1 + 3);
 }
+
+#[test]
+fn a_slack_slot_is_held_by_one_delivery_until_its_lease_ends_or_it_is_done() {
+    use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord};
+    let mem = Memory::new(None);
+    let slot = PostSlot::Root {
+        execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:l-1".into(),
+        channel: "data-alerts".into(),
+    };
+    let lease = |holder: &str, until: i64| Lease {
+        holder: holder.into(),
+        until: Timestamp(until),
+    };
+    let claim = |holder: &str, now: i64| {
+        block_on(
+            mem.slack_threads
+                .claim(&slot, &lease(holder, now + 100), Timestamp(now)),
+        )
+        .unwrap()
+    };
+    assert!(matches!(claim("a", 0), SlotClaim::Won(_)));
+    assert_eq!(
+        claim("b", 50),
+        SlotClaim::Held {
+            until: Timestamp(100)
+        }
+    );
+    assert!(
+        matches!(claim("a", 60), SlotClaim::Won(_)),
+        "its own claim again"
+    );
+    assert!(
+        matches!(claim("b", 161), SlotClaim::Won(_)),
+        "a's lease ended"
+    );
+    assert!(!block_on(mem.slack_threads.record(&slot, "a", &SlotRecord::done())).unwrap());
+    assert!(block_on(mem.slack_threads.record(&slot, "b", &SlotRecord::done())).unwrap());
+    assert!(matches!(claim("c", 10_000), SlotClaim::Done(_)));
+}
