@@ -136,6 +136,10 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
         roots: Vec::new(),
     };
     let before = DAY0 - 24 * HOUR;
+    // Now and then every root finishes within the same two seconds, after all its other runs.
+    let together = rng
+        .chance(0.3)
+        .then(|| DAY0 + 150 * MINUTE + rng.between(0, 20 * MINUTE));
     for (i, child) in pipelines.iter().enumerate().skip(roots) {
         let k = 1 + rng.below(3.min(i as u64)) as usize;
         let mut parents: Vec<&PipelineId> = Vec::new();
@@ -184,10 +188,14 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
                     });
                 }
             }
-            // Its stack is deleted during the day and created again (a new stack) later.
+            // Its stack is deleted during the day (when the roots finish together, while their
+            // triggers are in flight) and created again (a new stack) later.
             4 => {
                 let first = registration(child, Some(block), before)?;
-                let deleted = DAY0 + rng.between(20 * MINUTE, 100 * MINUTE);
+                let deleted = match together {
+                    Some(end) => end + rng.between(0, 90 * SECOND),
+                    None => DAY0 + rng.between(20 * MINUTE, 100 * MINUTE),
+                };
                 let mut again = first.clone();
                 again.owner_stack_id = stack(child, 1);
                 org.changes.push(Change {
@@ -204,7 +212,7 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
     if rng.chance(0.15) {
         racing_cycle(&mut org, rng)?;
     }
-    plan_roots(&mut org, roots, rng);
+    plan_roots(&mut org, roots, together, rng);
     Ok(org)
 }
 
@@ -239,7 +247,7 @@ fn racing_cycle(org: &mut Organisation, rng: &mut Rng) -> anyhow::Result<()> {
 /// Each root runs one to three times over two hours; some runs fail. Now and then a root
 /// succeeds once and then fails many times with long causes (a parent's history that fills a
 /// Query page).
-fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
+fn plan_roots(org: &mut Organisation, roots: usize, together: Option<i64>, rng: &mut Rng) {
     for i in 0..roots {
         let pipeline = org.pipelines[i].clone();
         for _ in 0..1 + rng.below(3) {
@@ -277,11 +285,10 @@ fn plan_roots(org: &mut Organisation, roots: usize, rng: &mut Rng) {
             });
         }
     }
-    // Now and then every root finishes within the same two seconds, after all its other runs:
-    // the children of several parents are decided by concurrent invocations, and a firing
-    // missed there is not made good by a later run.
-    if rng.chance(0.3) {
-        let end = DAY0 + 150 * MINUTE + rng.between(0, 20 * MINUTE);
+    // Every root finishing within the same two seconds, after all its other runs: the children
+    // of several parents are decided by concurrent invocations, and a firing missed there is not
+    // made good by a later run.
+    if let Some(end) = together {
         for i in 0..roots {
             let duration = rng.between(MINUTE, 20 * MINUTE);
             org.roots.push(PlannedRun {
