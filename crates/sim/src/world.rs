@@ -28,7 +28,7 @@ const ATTEMPTS: u32 = 3;
 /// Faults stop here; the schedule then runs to quiescence.
 const FAULT_END: i64 = DAY0 + 3 * HOUR;
 /// More executions than this in one schedule means pipelines keep starting each other.
-pub const RUNAWAY: u64 = 400;
+pub const RUNAWAY: u64 = 1_500;
 
 /// What an invocation is for.
 #[derive(Clone, Debug)]
