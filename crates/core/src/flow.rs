@@ -26,8 +26,8 @@ use crate::evaluator::{evaluate, Evaluation};
 use crate::events::{PipelineTrigger, RunEvent};
 use crate::pipeline::{partition_of, PipelineId};
 use crate::ports::{
-    ClaimOutcome, CursorState, Ledger, PublishError, Registration, Registry, RunEvents, RunLog,
-    SendLease, StoreError, TriggerBus,
+    ClaimOutcome, CursorState, Lease, Ledger, PublishError, Registration, Registry, RunEvents,
+    RunLog, SendLease, StoreError, TriggerBus,
 };
 use crate::run::{Run, RunRef};
 use crate::time::{Span, Timestamp};
@@ -39,8 +39,9 @@ pub struct FlowSettings {
     pub runs_per_parent: usize,
     /// How many times a child is re-read and decided again after losing a claim.
     pub claim_attempts: usize,
-    /// How long a sender holds a pending trigger before another delivery may re-send it.
-    pub send_lease: Span,
+    /// How long after the sending invocation's deadline its send lease still holds (clocks
+    /// between hosts may disagree by this much); see [`Invocation`].
+    pub lease_margin: Span,
     /// The pipeline bus name in a child's account when its registration names no bus.
     pub default_bus_name: String,
     /// At most this many children of one run are decided and delivered at the same time. Each
@@ -55,9 +56,38 @@ impl FlowSettings {
         FlowSettings {
             runs_per_parent: 100,
             claim_attempts: 5,
-            send_lease: Span::minutes(1),
+            lease_margin: Span(10_000),
             default_bus_name: default_bus_name.into(),
             child_concurrency: 16,
+        }
+    }
+}
+
+/// The invocation that decides and sends: its clock reading and its send lease.
+///
+/// The lease ends a margin after the invocation's own deadline, not a fixed time after `now`:
+/// an invocation that read its clock long ago (a large fan-out) still holds a lease that outlasts
+/// it, so two senders never hold it at once, and a sender that died is replaced after its
+/// deadline. `now` only decides whether someone else's lease has ended; a stale `now` only
+/// makes that answer more cautious.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub now: Timestamp,
+    pub lease: Lease,
+}
+
+impl Invocation {
+    /// The invocation `id` (e.g. the Lambda request id), reading its clock at `now`, ending at
+    /// `deadline`.
+    pub fn new(
+        id: impl Into<String>,
+        now: Timestamp,
+        deadline: Timestamp,
+        settings: &FlowSettings,
+    ) -> Invocation {
+        Invocation {
+            now,
+            lease: Lease::until_after(id, deadline, settings.lease_margin),
         }
     }
 }
@@ -171,6 +201,13 @@ where
         };
         let stored = state.as_ref().map(|s| s.cursor);
         if let Some(pending) = state.and_then(|s| s.pending) {
+            if pending.fired_at < registration.registered_at {
+                // Claimed for an earlier registration of this name, deleted since (and its
+                // ledger not forgotten, the deleting function having died): never sent to
+                // this one.
+                ledger.forget(child).await?;
+                continue;
+            }
             return Ok(ChildDecision::Pending {
                 trigger: pending,
                 bus_arn: bus,
@@ -223,8 +260,7 @@ pub async fn deliver<G, B, E>(
     events: &E,
     bus_arn: &str,
     trigger: &PipelineTrigger,
-    now: Timestamp,
-    settings: &FlowSettings,
+    invocation: &Invocation,
 ) -> Result<Delivery, FlowError>
 where
     G: Ledger + SendLease + Sync,
@@ -233,15 +269,16 @@ where
 {
     let child = trigger.target.id();
     let id = &trigger.trigger_id;
+    let lease = &invocation.lease;
     if !ledger
-        .take_send_lease(&child, id, now, now.plus(settings.send_lease))
+        .take_send_lease(&child, id, lease, invocation.now)
         .await?
     {
         return Ok(Delivery::SentElsewhere);
     }
     if let Err(sent) = bus.send(bus_arn, trigger).await {
-        // Best effort: if giving the lease back fails too, it expires on its own.
-        let _ = ledger.release_send_lease(&child, id).await;
+        // Best effort: if giving the lease back fails too, it ends on its own.
+        let _ = ledger.release_send_lease(&child, id, &lease.holder).await;
         return Err(sent.into());
     }
     ledger.mark_sent(&child, id).await?;
@@ -288,7 +325,7 @@ pub struct Ports<'a, L, R, G, B, E> {
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
-    now: Timestamp,
+    invocation: &Invocation,
     settings: &FlowSettings,
 ) -> ChildReport
 where
@@ -310,7 +347,7 @@ where
             ports.run_log,
             ports.ledger,
             child,
-            now,
+            invocation.now,
             settings,
         )
         .await;
@@ -347,8 +384,7 @@ where
             ports.events,
             &bus_arn,
             &trigger,
-            now,
-            settings,
+            invocation,
         )
         .await;
         match delivered {
@@ -381,7 +417,7 @@ where
 pub async fn wake_children<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     run: &RunRef,
-    now: Timestamp,
+    invocation: &Invocation,
     settings: &FlowSettings,
 ) -> Result<Vec<ChildReport>, StoreError>
 where
@@ -394,7 +430,7 @@ where
     let children = children_to_wake(ports.registry, run).await?;
     // Bounded concurrency, reports in the children's order.
     let reports = stream::iter(&children)
-        .map(|child| wake_child(ports, child, now, settings))
+        .map(|child| wake_child(ports, child, invocation, settings))
         .buffered(settings.child_concurrency.max(1))
         .collect()
         .await;

@@ -220,12 +220,19 @@ pub trait Ledger {
         cursor_after: Timestamp,
     ) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
 
-    /// Marks a claimed trigger as sent and clears it from pending.
+    /// Marks a pending trigger sent: one conditional write on the cursor item clears it from
+    /// pending (with its send lease) only if it is still the pending one, so no crash point can
+    /// leave a trigger both sent and pending. A trigger no longer pending is left as it is.
     fn mark_sent(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Forgets a child whose registration was deleted: its cursor and any pending trigger go
+    /// (its claims stay, as the record of what was started), so a pipeline registered again
+    /// under the name starts from its own registration and is never sent the old trigger.
+    fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),
@@ -271,26 +278,53 @@ pub trait TriggerBus {
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
-/// Who may send a pending trigger right now. Taking the lease is a conditional write on the
-/// trigger's claim, so of any number of evaluations that find the same pending trigger (the
-/// winner of the claim included) exactly one sends it; the lease expires so that a sender that
-/// died is replaced.
+/// A holder's claim on something only one delivery may do at a time: who holds it and until
+/// when. Leases outlast their holder's invocation ([`Lease::until_after`]), so a live holder is
+/// never overtaken and a dead one's lease ends by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub until: Timestamp,
+}
+
+impl Lease {
+    /// A lease for a holder whose invocation ends at `deadline`, lasting `margin` longer (room
+    /// for clocks that disagree between hosts): it can only end after the holder can no longer
+    /// write.
+    pub fn until_after(
+        holder: impl Into<String>,
+        deadline: Timestamp,
+        margin: crate::time::Span,
+    ) -> Lease {
+        Lease {
+            holder: holder.into(),
+            until: deadline.plus(margin),
+        }
+    }
+}
+
+/// Who may send a pending trigger right now. The lease lives on the child's cursor item, beside
+/// the pending trigger it guards, so of any number of evaluations that find the same pending
+/// trigger (the winner of the claim included) exactly one sends it.
 pub trait SendLease {
-    /// Takes the lease on a pending trigger until `until` if it is free (never taken, released,
-    /// or expired at `now`). `false`: the trigger was sent already or someone else is sending it.
+    /// Takes the send lease of `trigger_id` for `lease.holder` while it is the child's pending
+    /// trigger and no other holder's lease runs at `now` (the holder's own repeated take, e.g. the
+    /// SDK's retry after a lost answer, is granted again). `false`: the trigger is no longer
+    /// pending (sent) or another delivery holds the lease.
     fn take_send_lease(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Gives the lease back after a failed send, so the next delivery re-sends at once.
+    /// Gives `holder`'s lease back after a failed send, so the next delivery re-sends at once.
     fn release_send_lease(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        holder: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 

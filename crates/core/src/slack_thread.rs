@@ -8,13 +8,14 @@
 //! holder's lease has ended: a holder that crashed between its post and its record leaves a slot
 //! that the next delivery can finish, and never one that blocks the run's later statuses.
 //!
-//! The lease outlasts the holder's invocation (see [`Lease::until_after`]), so a live holder is
+//! The lease outlasts the holder's invocation by [`LEASE_MARGIN`] (see [`Lease::until_after`]), so a live holder is
 //! never overtaken: two deliveries never post for one slot at once. Slack has no idempotency key,
 //! so the one case no ordering closes is a post Slack accepted whose answer (or the holder) was
 //! lost before its record: the next holder posts it again, once.
 
 use std::future::Future;
 
+pub use crate::ports::Lease;
 use crate::ports::StoreResult;
 use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
@@ -59,24 +60,6 @@ impl PostSlot {
                 trigger_id,
                 channel,
             } => format!("notice of trigger {trigger_id} in {channel}"),
-        }
-    }
-}
-
-/// A delivery's hold on a slot: who holds it and until when.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
-    pub holder: String,
-    pub until: Timestamp,
-}
-
-impl Lease {
-    /// A lease for a holder whose invocation ends at `deadline`: it lasts [`LEASE_MARGIN`] longer,
-    /// so it can only end after the holder can no longer write.
-    pub fn until_after(holder: impl Into<String>, deadline: Timestamp) -> Lease {
-        Lease {
-            holder: holder.into(),
-            until: deadline.plus(LEASE_MARGIN),
         }
     }
 }

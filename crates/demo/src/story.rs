@@ -308,7 +308,14 @@ impl World {
             bus: &self.bus,
             events: &self.events,
         };
-        let handled = trigger_manager::handle(event, &ports, &self.settings, now).await;
+        // Each delivery is an invocation of its own, with the function's two-minute timeout.
+        let invocation = baton_core::flow::Invocation::new(
+            baton_testbed::unique("request"),
+            now,
+            now.plus(baton_core::Span::minutes(2)),
+            &self.settings,
+        );
+        let handled = trigger_manager::handle(event, &ports, &self.settings, &invocation).await;
         for logged in self.captured.drain() {
             match logged.message.as_str() {
                 "evaluated" => {

@@ -182,23 +182,18 @@ pub fn describe(op: &Op<'_>) -> String {
             t.target.name,
             short(&t.trigger_id)
         ),
-        Op::SetSent { child, trigger_id } => {
+        Op::MarkSent { child, trigger_id } => {
             format!("UpdateItem sent {} {}", child.name, short(trigger_id))
         }
-        Op::ClearPending { child, trigger_id } => {
-            format!(
-                "UpdateItem clear pending {} {}",
-                child.name,
-                short(trigger_id)
-            )
-        }
+        Op::Forget(child) => format!("DeleteItem cursor {}", child.name),
         Op::TakeLease {
             child,
             trigger_id,
+            holder,
             now,
             until,
         } => format!(
-            "UpdateItem take lease {} {} now {} until {}",
+            "UpdateItem take lease {} {} for {holder} now {} until {}",
             child.name,
             short(trigger_id),
             clock(now.0),

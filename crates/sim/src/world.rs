@@ -240,8 +240,9 @@ impl<'m> World<'m> {
             return false;
         }
         self.truth.sweeps += 1;
-        // After every lease taken so far has expired.
-        let at = now + self.settings.send_lease.0 + SECOND;
+        // After every lease taken so far has ended (a lease outlasts its invocation's deadline by
+        // the margin).
+        let at = now + MANAGER_TIMEOUT + self.settings.lease_margin.0 + SECOND;
         for child in pending {
             self.push(at, Job::Sweep(child), 1);
         }
@@ -268,13 +269,19 @@ impl<'m> World<'m> {
             other => other,
         };
         self.truth.started_at.insert(id, now);
-        let future = self.invocation(&job, now);
         let deadline = now + job.timeout();
+        let invocation = flow::Invocation::new(
+            format!("invocation-{id}"),
+            Timestamp(now),
+            Timestamp(deadline),
+            self.settings,
+        );
+        let future = self.invocation(&job, invocation);
         self.tasks
             .push(Task::new(id, job, attempt, now, deadline, future));
     }
 
-    fn invocation(&self, job: &Job, now: i64) -> Invocation<'m> {
+    fn invocation(&self, job: &Job, invocation: flow::Invocation) -> Invocation<'m> {
         let mem = self.mem;
         let settings = self.settings;
         let sim = self.sim.clone();
@@ -287,7 +294,7 @@ impl<'m> World<'m> {
             }),
             Job::Manager(event) => Box::pin(async move {
                 let ports = mem.ports();
-                trigger_manager::handle(*event, &ports, settings, Timestamp(now))
+                trigger_manager::handle(*event, &ports, settings, &invocation)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -324,7 +331,7 @@ impl<'m> World<'m> {
             }),
             Job::Sweep(child) => Box::pin(async move {
                 let ports = mem.ports();
-                let report = flow::wake_child(&ports, &child, Timestamp(now), settings).await;
+                let report = flow::wake_child(&ports, &child, &invocation, settings).await;
                 match report.error {
                     Some(e) => Err(e.to_string()),
                     None => Ok(()),

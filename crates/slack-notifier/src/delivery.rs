@@ -76,7 +76,11 @@ impl Delivery {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         Delivery {
-            lease: Lease::until_after(holder, now.plus(baton_core::Span(left.as_millis() as i64))),
+            lease: Lease::until_after(
+                holder,
+                now.plus(baton_core::Span(left.as_millis() as i64)),
+                baton_core::slack_thread::LEASE_MARGIN,
+            ),
             deadline,
         }
     }

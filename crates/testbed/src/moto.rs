@@ -157,13 +157,21 @@ impl Drop for Moto {
     }
 }
 
-/// A name unique in this process run, for tables, topics and buses created by tests running in
-/// parallel against one emulator.
+/// A name unique in this process run and among the processes that share one emulator (a test
+/// process id can come back in a long `cargo xtask stress` run), for tables, topics and buses
+/// created by tests running in parallel against one emulator.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static PROCESS: OnceLock<String> = OnceLock::new();
+    let process = PROCESS.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() % 1_000_000_000)
+            .unwrap_or(0);
+        format!("{}-{started:x}", std::process::id())
+    });
     format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
+        "{prefix}-{process}-{}",
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -8,9 +8,11 @@
 
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 use baton_adapters::{ConfigError, Env};
-use baton_core::flow::{self, ChildReport, Delivery, FlowError, FlowSettings, Ports, Step};
+use baton_core::flow::{
+    self, ChildReport, Delivery, FlowError, FlowSettings, Invocation, Ports, Step,
+};
 use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
-use baton_core::{RunEvent, RunEventKind, RunRef, Span, Timestamp};
+use baton_core::{RunEvent, RunEventKind, RunRef};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
@@ -27,7 +29,8 @@ pub struct Config {
     /// `BATON_RUN_EVENTS_TOPIC_ARN`: where trigger notices go.
     pub run_events_topic_arn: String,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name), `BATON_RUNS_PER_PARENT` (default 100),
-    /// `BATON_SEND_LEASE_SECONDS` (default 60), `BATON_CHILD_CONCURRENCY` (default 16).
+    /// `BATON_CHILD_CONCURRENCY` (default 16). A send lease lasts until 10 s after the
+    /// invocation's deadline (`FlowSettings::lease_margin`), so it needs no setting.
     pub flow: FlowSettings,
 }
 
@@ -38,12 +41,6 @@ impl Config {
             usize::try_from(env.positive_or("BATON_RUNS_PER_PARENT", 100)?).unwrap_or(usize::MAX);
         flow.child_concurrency =
             usize::try_from(env.positive_or("BATON_CHILD_CONCURRENCY", 16)?).unwrap_or(usize::MAX);
-        let lease = env.positive_or("BATON_SEND_LEASE_SECONDS", 60)?;
-        flow.send_lease = Span(
-            Span::SECOND
-                .0
-                .saturating_mul(i64::try_from(lease).unwrap_or(0)),
-        );
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,
@@ -120,7 +117,7 @@ pub async fn handle<L, R, G, B, E>(
     event: SnsEvent,
     ports: &Ports<'_, L, R, G, B, E>,
     settings: &FlowSettings,
-    now: Timestamp,
+    invocation: &Invocation,
 ) -> Result<Handled, BatchError>
 where
     L: RunLog + Sync,
@@ -135,7 +132,7 @@ where
     };
     let mut failures = Vec::new();
     for record in &event.records {
-        match handle_record(record, ports, settings, now).await {
+        match handle_record(record, ports, settings, invocation).await {
             Ok(sent) => handled.sent.extend(sent),
             Err(errors) => {
                 for e in &errors {
@@ -159,7 +156,7 @@ async fn handle_record<L, R, G, B, E>(
     record: &SnsRecord,
     ports: &Ports<'_, L, R, G, B, E>,
     settings: &FlowSettings,
-    now: Timestamp,
+    invocation: &Invocation,
 ) -> Result<Vec<String>, Vec<RecordError>>
 where
     L: RunLog + Sync,
@@ -185,7 +182,7 @@ where
         .run()
         .ok_or_else(|| malformed("a status event without `execution`".to_owned()))?;
     let parent: RunRef = run.reference();
-    let reports = flow::wake_children(ports, &parent, now, settings)
+    let reports = flow::wake_children(ports, &parent, invocation, settings)
         .await
         .map_err(|source| {
             vec![RecordError::Children {
@@ -289,16 +286,13 @@ mod tests {
             "environment variable BATON_DEFAULT_PIPELINE_BUS is not set"
         );
         vars.push(("BATON_DEFAULT_PIPELINE_BUS", "baton-pipelines"));
-        vars.push(("BATON_SEND_LEASE_SECONDS", "soon"));
+        vars.push(("BATON_CHILD_CONCURRENCY", "many"));
         let err = Config::from_env(&Env::from_pairs(vars.clone())).unwrap_err();
-        assert!(
-            err.to_string().contains("BATON_SEND_LEASE_SECONDS"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("BATON_CHILD_CONCURRENCY"), "{err}");
         vars.pop();
         let config = Config::from_env(&Env::from_pairs(vars)).unwrap();
         assert_eq!(config.flow.default_bus_name, "baton-pipelines");
-        assert_eq!(config.flow.send_lease, Span::minutes(1));
+        assert_eq!(config.flow.lease_margin, baton_core::Span(10_000));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use aws_lambda_events::sns::SnsEvent;
 use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, Env, EventBridgeTriggerBus, SnsRunEvents,
 };
-use baton_core::flow::Ports;
+use baton_core::flow::{Invocation, Ports};
 use baton_core::{Span, Timestamp};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use trigger_manager::{handle, Config};
@@ -32,7 +32,10 @@ async fn main() -> Result<(), Error> {
     };
     let (ports, settings) = (&ports, &config.flow);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
-        handle(event.payload, ports, settings, now()).await
+        // The deadline (epoch ms) bounds this invocation's send leases.
+        let deadline = Timestamp(i64::try_from(event.context.deadline).unwrap_or(i64::MAX));
+        let invocation = Invocation::new(event.context.request_id, now(), deadline, settings);
+        handle(event.payload, ports, settings, &invocation).await
     }))
     .await
 }

@@ -10,9 +10,9 @@ use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
 };
 use baton_core::definition::PipelineDefinition;
-use baton_core::flow::{FlowSettings, Ports};
+use baton_core::flow::{FlowSettings, Invocation, Ports};
 use baton_core::ports::{Registration, Registry};
-use baton_core::{PipelineId, RunStatus, Timestamp};
+use baton_core::{PipelineId, RunStatus, Span, Timestamp};
 use baton_testbed::central::RETENTION;
 use baton_testbed::{lambda_sns_event, unique, Central, RequestCounter, TopicWatch};
 use serde_json::Value;
@@ -188,7 +188,7 @@ impl World {
         now: Timestamp,
     ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
         let event: SnsEvent = serde_json::from_value(lambda_sns_event(notifications)).unwrap();
-        trigger_manager::handle(event, &self.ports(), &self.settings, now).await
+        self.manage_event(event, now).await
     }
 
     /// Delivers a Lambda SNS event to trigger-manager as it is.
@@ -197,7 +197,18 @@ impl World {
         event: SnsEvent,
         now: Timestamp,
     ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
-        trigger_manager::handle(event, &self.ports(), &self.settings, now).await
+        trigger_manager::handle(event, &self.ports(), &self.settings, &self.invocation(now)).await
+    }
+
+    /// A trigger-manager invocation at `now` (its own request id), ending two minutes later as
+    /// the function's timeout allows.
+    pub fn invocation(&self, now: Timestamp) -> Invocation {
+        Invocation::new(
+            unique("request"),
+            now,
+            now.plus(Span::minutes(2)),
+            &self.settings,
+        )
     }
 
     /// Delivers each notification published so far to trigger-manager, one per invocation as SNS

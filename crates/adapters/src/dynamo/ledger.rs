@@ -8,13 +8,17 @@
 //! A firing is committed by one TransactWriteItems: the claim must not exist, and the cursor item
 //! must still hold the value read (and have no pending trigger). Exactly one of any number of
 //! concurrent evaluations can pass both conditions.
+//!
+//! Everything that happens to a claimed trigger afterwards is one write on the cursor item, where
+//! it is pending: its send lease (`leaseHolder`, `leaseUntil`) and its being sent (pending
+//! removed, `lastSentTriggerId` set). No crash point can leave a trigger sent and still pending.
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
 use baton_core::events::PipelineTrigger;
-use baton_core::ports::{ClaimOutcome, CursorState, Ledger, StoreError, StoreResult};
+use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
 use baton_core::{PipelineId, Timestamp};
 
 use super::{is_condition_failed, key, n, s, store_error, Reader};
@@ -85,7 +89,6 @@ impl Ledger for DynamoLedger {
         let child = trigger.target.id();
         let payload = serde_json::to_string(trigger).map_err(|e| self.request_error(e))?;
         let mut claim = key(child_pk(&child), format!("trigger#{}", trigger.trigger_id));
-        claim.insert("state".into(), s("pending"));
         claim.insert("trigger".into(), s(&payload));
         claim.insert("claimedAt".into(), n(trigger.fired_at.0));
         let put = Put::builder()
@@ -122,78 +125,86 @@ impl Ledger for DynamoLedger {
             .await;
         match result {
             Ok(_) => Ok(ClaimOutcome::Claimed),
-            // Cancelled by a condition (someone claimed first) or by a concurrent transaction on
-            // the same items: either way another evaluation is deciding; re-read and decide again.
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("TransactionCanceledException") | Some("TransactionConflictException")
-                ) =>
-            {
-                Ok(ClaimOutcome::Lost)
-            }
-            Err(e) => Err(store_error("TransactWriteItems (claim)", &self.table, e)),
+            Err(e) => match cancellation(&e) {
+                // A condition failed: another evaluation claimed first or moved the cursor.
+                Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => {
+                    Ok(ClaimOutcome::Lost)
+                }
+                // Cancelled for another reason (a conflicting transaction, throttling,
+                // validation): an error that says which.
+                Some(reasons) => Err(StoreError::Unavailable {
+                    operation: "TransactWriteItems (claim)",
+                    table: self.table.clone(),
+                    message: format!(
+                        "the transaction was cancelled ({}); nothing was claimed",
+                        reasons.join(", ")
+                    ),
+                }),
+                None => Err(store_error("TransactWriteItems (claim)", &self.table, e)),
+            },
         }
     }
 
     async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
-            .update_expression("SET #state = :sent")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":sent", s("sent"))
-            .send()
-            .await
-            .map_err(|e| store_error("UpdateItem (trigger sent)", &self.table, e))?;
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), "cursor")))
-            .update_expression("REMOVE pendingTriggerId, pendingTrigger")
+            .update_expression(
+                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil SET lastSentTriggerId = :id",
+            )
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
             .send()
             .await;
         match cleared {
             Ok(_) => Ok(()),
-            // Already cleared by an earlier delivery.
+            // No longer pending: an earlier delivery marked it (or the child was forgotten).
             Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem (clear pending)", &self.table, e)),
+            Err(e) => Err(store_error("UpdateItem (trigger sent)", &self.table, e)),
         }
+    }
+
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .send()
+            .await
+            .map_err(|e| store_error("DeleteItem (cursor)", &self.table, e))?;
+        Ok(())
     }
 }
 
-/// The send lease lives on the claim item (`trigger#<id>`): `leaseUntil`, taken only while the
-/// claim is still `pending`.
+/// The send lease lives on the cursor item, beside the pending trigger it guards.
 impl baton_core::ports::SendLease for DynamoLedger {
     async fn take_send_lease(
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> StoreResult<bool> {
         let taken = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
-            .update_expression("SET leaseUntil = :until")
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .update_expression("SET leaseHolder = :holder, leaseUntil = :until")
             .condition_expression(
-                "#state = :pending AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now)",
+                "pendingTriggerId = :id AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseHolder = :holder)",
             )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .expression_attribute_values(":holder", s(&lease.holder))
+            .expression_attribute_values(":until", n(lease.until.0))
             .expression_attribute_values(":now", n(now.0))
-            .expression_attribute_values(":until", n(until.0))
             .send()
             .await;
         match taken {
             Ok(_) => Ok(true),
-            // Sent already, or someone else holds an unexpired lease.
+            // Sent already, or another delivery holds a lease that has not ended.
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem (take send lease)", &self.table, e)),
         }
@@ -203,16 +214,17 @@ impl baton_core::ports::SendLease for DynamoLedger {
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        holder: &str,
     ) -> StoreResult<()> {
         let released = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), format!("trigger#{trigger_id}"))))
-            .update_expression("REMOVE leaseUntil")
-            .condition_expression("#state = :pending")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s("pending"))
+            .set_key(Some(key(child_pk(child), "cursor")))
+            .update_expression("REMOVE leaseHolder, leaseUntil")
+            .condition_expression("pendingTriggerId = :id AND leaseHolder = :holder")
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
         match released {
@@ -224,5 +236,22 @@ impl baton_core::ports::SendLease for DynamoLedger {
                 e,
             )),
         }
+    }
+}
+
+/// The cancellation reasons of a cancelled transaction (`None` for any other error).
+pub(crate) fn cancellation<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .filter(|code| *code != "None")
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => None,
     }
 }

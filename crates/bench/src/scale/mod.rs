@@ -304,6 +304,13 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         }
         event_no += 1;
         let now = Timestamp(due.at);
+        // One invocation per event, ending a minute after it starts.
+        let invocation = flow::Invocation::new(
+            format!("replay-{event_no}"),
+            now,
+            now.plus(baton_core::Span::MINUTE),
+            &settings,
+        );
         let run = due.run;
         // run-log-writer: record once; only a first sighting is announced.
         let recorded = futures::executor::block_on(store.run_log.record(&run))?;
@@ -320,8 +327,12 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             futures::executor::block_on(flow::children_to_wake(&store.registry, &parent))?;
         for child in &children {
             let started = Instant::now();
-            let child_report =
-                futures::executor::block_on(flow::wake_child(&ports, child, now, &settings));
+            let child_report = futures::executor::block_on(flow::wake_child(
+                &ports,
+                child,
+                &invocation,
+                &settings,
+            ));
             timings.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             day.report.decisions += 1;
             if let Some(e) = &child_report.error {

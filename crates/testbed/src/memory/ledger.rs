@@ -1,11 +1,12 @@
 //! The ledger in memory, item for item as `DynamoLedger` keeps it: per child a cursor item (the
-//! cursor, the last and the pending trigger) and one claim item per trigger id (its state and
-//! send lease), changed by the same requests under the same conditions.
+//! cursor, the last and the pending trigger, the pending trigger's send lease, the last trigger
+//! sent) and one claim item per trigger id, changed by the same requests under the same
+//! conditions.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use baton_core::ports::{ClaimOutcome, CursorState, Ledger, SendLease, StoreResult};
+use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, SendLease, StoreResult};
 use baton_core::{PipelineId, PipelineTrigger, Timestamp, TriggerId};
 
 use super::{lock, unavailable, Effect, Op, Requests};
@@ -13,27 +14,21 @@ use super::{lock, unavailable, Effect, Op, Requests};
 const TABLE: &str = "ledger (memory)";
 
 /// A child's cursor item.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CursorItem {
     pub cursor: Timestamp,
     pub last_trigger_id: Option<TriggerId>,
     pub pending_trigger_id: Option<TriggerId>,
     pub pending_trigger: Option<PipelineTrigger>,
-}
-
-/// The `state` attribute of a claim item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClaimState {
-    Pending,
-    Sent,
-}
-
-/// A claim item. An UpdateItem on a missing key creates it, so attributes may be missing.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClaimItem {
-    pub state: Option<ClaimState>,
-    pub trigger: Option<PipelineTrigger>,
+    pub lease_holder: Option<String>,
     pub lease_until: Option<Timestamp>,
+    pub last_sent_trigger_id: Option<TriggerId>,
+}
+
+/// A claim item: the record of a firing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimItem {
+    pub trigger: PipelineTrigger,
 }
 
 #[derive(Default)]
@@ -72,36 +67,35 @@ impl MemoryLedger {
             .unwrap_or_default()
     }
 
-    /// One UpdateItem of a claim item, applying `change` when `condition` holds on the item as
-    /// stored (`None` when there is none).
-    async fn update_claim<T>(
+    /// One UpdateItem of a child's cursor item, applying `change` when `condition` holds on the
+    /// item as stored (`None` when there is none). A failed condition is `Ok(false)`.
+    async fn update_cursor(
         &self,
         op: Op<'_>,
         operation: &'static str,
-        key: (PipelineId, TriggerId),
-        condition: impl FnOnce(Option<&ClaimItem>) -> bool,
-        change: impl FnOnce(&mut ClaimItem),
-        answer: impl FnOnce(bool) -> T,
-    ) -> StoreResult<T> {
+        child: &PipelineId,
+        condition: impl FnOnce(Option<&CursorItem>) -> bool,
+        change: impl FnOnce(&mut CursorItem),
+    ) -> StoreResult<bool> {
         self.requests
             .request(op, || {
                 let mut t = match lock(&self.tables, TABLE, operation) {
                     Ok(t) => t,
                     Err(e) => return (Err(e), Effect::Read),
                 };
-                if !condition(t.claims.get(&key)) {
-                    return (Ok(answer(false)), Effect::ConditionFailed);
+                if !condition(t.cursors.get(child)) {
+                    return (Ok(false), Effect::ConditionFailed);
                 }
-                change(t.claims.entry(key).or_default());
-                (Ok(answer(true)), Effect::Written)
+                change(t.cursors.entry(child.clone()).or_default());
+                (Ok(true), Effect::Written)
             })
             .await
             .map_err(|f| unavailable(operation, TABLE, f))?
     }
 }
 
-fn pending(item: Option<&ClaimItem>) -> bool {
-    item.is_some_and(|c| c.state == Some(ClaimState::Pending))
+fn pending_is(item: Option<&CursorItem>, trigger_id: &TriggerId) -> bool {
+    item.is_some_and(|c| c.pending_trigger_id.as_ref() == Some(trigger_id))
 }
 
 impl Ledger for MemoryLedger {
@@ -151,20 +145,14 @@ impl Ledger for MemoryLedger {
                 t.claims.insert(
                     key,
                     ClaimItem {
-                        state: Some(ClaimState::Pending),
-                        trigger: Some(trigger.clone()),
-                        lease_until: None,
+                        trigger: trigger.clone(),
                     },
                 );
-                t.cursors.insert(
-                    child.clone(),
-                    CursorItem {
-                        cursor: cursor_after,
-                        last_trigger_id: Some(trigger.trigger_id.clone()),
-                        pending_trigger_id: Some(trigger.trigger_id.clone()),
-                        pending_trigger: Some(trigger.clone()),
-                    },
-                );
+                let item = t.cursors.entry(child.clone()).or_default();
+                item.cursor = cursor_after;
+                item.last_trigger_id = Some(trigger.trigger_id.clone());
+                item.pending_trigger_id = Some(trigger.trigger_id.clone());
+                item.pending_trigger = Some(trigger.clone());
                 (Ok(ClaimOutcome::Claimed), Effect::Written)
             })
             .await
@@ -172,33 +160,36 @@ impl Ledger for MemoryLedger {
     }
 
     async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<()> {
-        // Two UpdateItems, as the adapter makes them: the claim (unconditional), then the
-        // cursor's pending trigger (only if it is still this one).
-        self.update_claim(
-            Op::SetSent { child, trigger_id },
+        // One UpdateItem on the cursor item, only while this trigger is the pending one.
+        self.update_cursor(
+            Op::MarkSent { child, trigger_id },
             "UpdateItem (trigger sent)",
-            (child.clone(), trigger_id.clone()),
-            |_| true,
-            |item| item.state = Some(ClaimState::Sent),
-            |_| (),
+            child,
+            |item| pending_is(item, trigger_id),
+            |item| {
+                item.pending_trigger_id = None;
+                item.pending_trigger = None;
+                item.lease_holder = None;
+                item.lease_until = None;
+                item.last_sent_trigger_id = Some(trigger_id.clone());
+            },
         )
-        .await?;
-        let operation = "UpdateItem (clear pending)";
+        .await
+        .map(|_| ())
+    }
+
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        let operation = "DeleteItem (cursor)";
         self.requests
-            .request(Op::ClearPending { child, trigger_id }, || {
-                let mut t = match lock(&self.tables, TABLE, operation) {
-                    Ok(t) => t,
-                    Err(e) => return (Err(e), Effect::Read),
+            .request(Op::Forget(child), || {
+                let removed = lock(&self.tables, TABLE, operation)
+                    .map(|mut t| t.cursors.remove(child).is_some());
+                let effect = if matches!(removed, Ok(true)) {
+                    Effect::Written
+                } else {
+                    Effect::ConditionFailed
                 };
-                match t.cursors.get_mut(child) {
-                    Some(item) if item.pending_trigger_id.as_ref() == Some(trigger_id) => {
-                        item.pending_trigger_id = None;
-                        item.pending_trigger = None;
-                        (Ok(()), Effect::Written)
-                    }
-                    // Already cleared by an earlier delivery.
-                    _ => (Ok(()), Effect::ConditionFailed),
-                }
+                (removed.map(|_| ()), effect)
             })
             .await
             .map_err(|f| unavailable(operation, TABLE, f))?
@@ -210,21 +201,32 @@ impl SendLease for MemoryLedger {
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        lease: &Lease,
         now: Timestamp,
-        until: Timestamp,
     ) -> StoreResult<bool> {
-        self.update_claim(
+        // `pendingTriggerId = :id AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR
+        // leaseHolder = :holder)`
+        self.update_cursor(
             Op::TakeLease {
                 child,
                 trigger_id,
+                holder: &lease.holder,
                 now,
-                until,
+                until: lease.until,
             },
             "UpdateItem (take send lease)",
-            (child.clone(), trigger_id.clone()),
-            |item| pending(item) && item.is_some_and(|c| c.lease_until.is_none_or(|t| t <= now)),
-            |item| item.lease_until = Some(until),
-            |taken| taken,
+            child,
+            |item| {
+                pending_is(item, trigger_id)
+                    && item.is_some_and(|c| {
+                        c.lease_until.is_none_or(|t| t < now)
+                            || c.lease_holder.as_deref() == Some(lease.holder.as_str())
+                    })
+            },
+            |item| {
+                item.lease_holder = Some(lease.holder.clone());
+                item.lease_until = Some(lease.until);
+            },
         )
         .await
     }
@@ -233,15 +235,22 @@ impl SendLease for MemoryLedger {
         &self,
         child: &PipelineId,
         trigger_id: &TriggerId,
+        holder: &str,
     ) -> StoreResult<()> {
-        self.update_claim(
+        self.update_cursor(
             Op::ReleaseLease { child, trigger_id },
             "UpdateItem (release send lease)",
-            (child.clone(), trigger_id.clone()),
-            pending,
-            |item| item.lease_until = None,
-            |_| (),
+            child,
+            |item| {
+                pending_is(item, trigger_id)
+                    && item.is_some_and(|c| c.lease_holder.as_deref() == Some(holder))
+            },
+            |item| {
+                item.lease_holder = None;
+                item.lease_until = None;
+            },
         )
         .await
+        .map(|_| ())
     }
 }

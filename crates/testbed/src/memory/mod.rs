@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 use baton_core::ports::StoreError;
 use baton_core::{PipelineId, PipelineTrigger, RunEvent, Timestamp, TriggerId};
 
-pub use ledger::{ClaimItem, ClaimState, CursorItem, MemoryLedger};
+pub use ledger::{ClaimItem, CursorItem, MemoryLedger};
 pub use publish::{MemoryTopic, MemoryTriggerBus};
 pub use registry::MemoryRegistry;
 pub use run_log::{MemoryRunLog, PAGE_BYTES};
@@ -59,19 +59,18 @@ pub enum Op<'a> {
     GetCursor(&'a PipelineId),
     /// TransactWriteItems: the claim item and the cursor move.
     Claim(&'a PipelineTrigger),
-    /// UpdateItem of the claim item to `sent`.
-    SetSent {
+    /// UpdateItem of the cursor item: the pending trigger (and its lease) cleared, recorded as
+    /// sent, only while it is the pending one.
+    MarkSent {
         child: &'a PipelineId,
         trigger_id: &'a TriggerId,
     },
-    /// UpdateItem of the cursor item removing the pending trigger.
-    ClearPending {
-        child: &'a PipelineId,
-        trigger_id: &'a TriggerId,
-    },
+    /// DeleteItem of a child's cursor item.
+    Forget(&'a PipelineId),
     TakeLease {
         child: &'a PipelineId,
         trigger_id: &'a TriggerId,
+        holder: &'a str,
         now: Timestamp,
         until: Timestamp,
     },

@@ -68,30 +68,38 @@ fn a_claim_moves_the_cursor_only_from_the_value_read_and_only_once() {
 }
 
 #[test]
-fn the_send_lease_is_held_until_it_expires_and_never_after_sent() {
+fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
+    use baton_core::ports::Lease;
     let mem = Memory::new(None);
     let t = trigger("t1");
     let id = &t.trigger_id;
     block_on(mem.ledger.claim(&t, None, Timestamp(50))).unwrap();
-    let lease = |now: i64| {
+    let take = |holder: &str, now: i64| {
+        let lease = Lease {
+            holder: holder.into(),
+            until: Timestamp(now + 60),
+        };
         block_on(
             mem.ledger
-                .take_send_lease(&child(), id, Timestamp(now), Timestamp(now + 60)),
+                .take_send_lease(&child(), id, &lease, Timestamp(now)),
         )
         .unwrap()
     };
-    assert!(lease(100));
-    assert!(!lease(159), "held until 160");
-    assert!(lease(160), "expired at 160");
-    block_on(mem.ledger.release_send_lease(&child(), id)).unwrap();
-    assert!(lease(161), "given back");
+    assert!(take("a", 100));
+    assert!(!take("b", 160), "a holds it until 160");
+    assert!(take("a", 150), "a's own take again");
+    assert!(take("b", 211), "a's lease ended at 210");
+    block_on(mem.ledger.release_send_lease(&child(), id, "a")).unwrap();
+    assert!(!take("c", 212), "only the holder gives it back");
+    block_on(mem.ledger.release_send_lease(&child(), id, "b")).unwrap();
+    assert!(take("c", 213), "given back");
     block_on(mem.ledger.mark_sent(&child(), id)).unwrap();
-    assert!(!lease(10_000), "sent: never again");
-    assert!(block_on(mem.ledger.cursor(&child()))
-        .unwrap()
-        .unwrap()
-        .pending
-        .is_none());
+    assert!(!take("d", 10_000), "sent: never again");
+    let item = mem.ledger.cursors().remove(&child()).unwrap();
+    assert_eq!(item.pending_trigger_id, None);
+    assert_eq!(item.last_sent_trigger_id.as_ref(), Some(id));
+    block_on(mem.ledger.forget(&child())).unwrap();
+    assert!(block_on(mem.ledger.cursor(&child())).unwrap().is_none());
 }
 
 #[test]
