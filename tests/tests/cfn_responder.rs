@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use baton_adapters::DynamoRegistry;
-use baton_core::ports::{ChildEdge, Deleted, Registration, Registry, StoreResult, Upserted};
+use baton_adapters::{DynamoLedger, DynamoRegistry, TableNames};
+use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
 use baton_core::{PipelineDefinition, PipelineId};
 use baton_testbed::cfn_capture::{CapturedPut, CfnCapture};
 use baton_testbed::Central;
@@ -49,9 +49,10 @@ fn edit_request(event: &mut Value, edit: impl FnOnce(&mut Value)) {
     }
 }
 
-fn config(registry_table: &str, margin: Duration) -> Config {
+fn config(tables: &TableNames, margin: Duration) -> Config {
     Config {
-        registry_table: registry_table.to_owned(),
+        registry_table: tables.registry.clone(),
+        ledger_table: tables.ledger.clone(),
         default_pipeline_bus: "baton-pipelines".to_owned(),
         deadline_margin: margin,
     }
@@ -61,7 +62,7 @@ fn config(registry_table: &str, margin: Duration) -> Config {
 struct Bed<R> {
     central: Central,
     capture: CfnCapture,
-    responder: Responder<R>,
+    responder: Responder<R, DynamoLedger>,
 }
 
 async fn bed(prefix: &str) -> Bed<DynamoRegistry> {
@@ -78,7 +79,8 @@ async fn bed_with<R: Registry + Send + Sync>(
     let capture = CfnCapture::start().await.unwrap();
     let responder = Responder::new(
         registry,
-        config(&central.tables.registry, margin),
+        central.ledger(),
+        config(&central.tables, margin),
         baton_adapters::http::client().unwrap(),
     );
     Bed {
@@ -566,11 +568,17 @@ impl Registry for PanicOnUpsert {
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         self.0.children(parent).await
     }
-    async fn upsert(&self, _: &Registration) -> StoreResult<Upserted> {
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
+        self.0.read(pipeline).await
+    }
+    async fn graph_version(&self) -> StoreResult<u64> {
+        self.0.graph_version().await
+    }
+    async fn write(&self, _: &RegistryWrite) -> StoreResult<bool> {
         panic!("injected failure while upserting")
     }
-    async fn delete(&self, pipeline: &PipelineId, owner: &str) -> StoreResult<Deleted> {
-        self.0.delete(pipeline, owner).await
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
+        self.0.remove(stored).await
     }
 }
 

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeSet;
 
+use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{
-    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, StoreError, Upserted,
+    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, Upserted,
 };
+use baton_core::registration::{register, unregister, Refusal};
 use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{evaluate, PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::Central;
@@ -147,7 +149,12 @@ fn registration(p: &PipelineId, stack: &str, yaml: &str) -> Registration {
         definition: PipelineDefinition::from_yaml(yaml).unwrap(),
         bus_arn: None,
         registered_at: at(21, 12),
+        trigger_floor: at(21, 12),
     }
+}
+
+async fn upsert(registry: &DynamoRegistry, r: &Registration) -> Result<Upserted, Refusal> {
+    register(registry, r, 100).await
 }
 
 #[tokio::test]
@@ -162,8 +169,7 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
     let stack = "arn:aws:cloudformation:eu-west-1:333333333333:stack/pipeline-x/1";
     let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCESS]}\n      - {name: searches, account: '222222222222', status: [SUCCEEDED, FAILED]}\n";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, yaml))
+        upsert(&registry, &registration(&x, stack, yaml))
             .await
             .unwrap(),
         Upserted::Created
@@ -171,8 +177,7 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
     // Same meaning, other formatting: no change.
     let reformatted = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: SUCCEEDED}, {name: searches, account: '222222222222', status: [FAILED, SUCCESS]}]}}";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, reformatted))
+        upsert(&registry, &registration(&x, stack, reformatted))
             .await
             .unwrap(),
         Upserted::Unchanged
@@ -188,20 +193,20 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
 
     // Another stack can neither overwrite nor delete it.
     let other = "arn:aws:cloudformation:eu-west-1:333333333333:stack/intruder/2";
+    let ledger = central.ledger();
     assert!(matches!(
-        registry.upsert(&registration(&x, other, yaml)).await,
-        Err(StoreError::NotOwner { .. })
+        upsert(&registry, &registration(&x, other, yaml)).await,
+        Err(Refusal::NotOwner { .. })
     ));
     assert!(matches!(
-        registry.delete(&x, other).await,
-        Err(StoreError::NotOwner { .. })
+        unregister(&registry, &ledger, &x, other).await,
+        Err(Refusal::NotOwner { .. })
     ));
 
     // Dropping a parent removes its edge.
     let only_listings = "trigger: {executions: {allOf: [{name: listings, account: '111111111111', status: [SUCCESS]}]}}";
     assert_eq!(
-        registry
-            .upsert(&registration(&x, stack, only_listings))
+        upsert(&registry, &registration(&x, stack, only_listings))
             .await
             .unwrap(),
         Upserted::Updated
@@ -213,8 +218,14 @@ async fn the_registry_keeps_reverse_edges_and_owners() {
         at(21, 12)
     );
 
-    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::Removed);
-    assert_eq!(registry.delete(&x, stack).await.unwrap(), Deleted::NotFound);
+    assert_eq!(
+        unregister(&registry, &ledger, &x, stack).await.unwrap(),
+        Deleted::Removed
+    );
+    assert_eq!(
+        unregister(&registry, &ledger, &x, stack).await.unwrap(),
+        Deleted::NotFound
+    );
     assert!(registry.children(&listings).await.unwrap().is_empty());
     assert!(registry.get(&x).await.unwrap().is_none());
 }

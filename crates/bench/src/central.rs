@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use baton_adapters::DynamoRegistry;
-use baton_core::ports::{Registration, Registry, RunLog};
+use baton_core::ports::{Registration, RunLog};
 use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto, REGION};
 use serde_json::{json, Value};
@@ -160,6 +160,7 @@ impl Bench {
             definition,
             bus_arn: Some(self.bus_arn.clone()),
             registered_at: self.registered_at,
+            trigger_floor: self.registered_at,
         })
     }
 
@@ -189,10 +190,13 @@ impl Bench {
         // One at a time: the emulator answers concurrent transactions with errors.
         let registry: DynamoRegistry = self.central.registry();
         for r in &registrations {
-            registry
-                .upsert(r)
-                .await
-                .with_context(|| format!("registering {}", r.pipeline))?;
+            baton_core::registration::register(
+                &registry,
+                r,
+                baton_core::registration::MAX_CHECKED_DOWNSTREAM,
+            )
+            .await
+            .with_context(|| format!("registering {}", r.pipeline))?;
         }
         Ok(())
     }

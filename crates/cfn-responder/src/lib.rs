@@ -16,8 +16,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use baton_adapters::{ConfigError, Env, TableNames};
-use baton_core::ports::{Deleted, Registration, Registry, StoreError, Upserted};
-use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
+use baton_core::ports::{Deleted, Ledger, Registration, Registry, Upserted};
+use baton_core::registration::{self, Refusal, MAX_CHECKED_DOWNSTREAM};
 use baton_core::Timestamp;
 use futures::FutureExt;
 use serde::Serialize;
@@ -34,6 +34,8 @@ use crate::response::{CfnResponse, DeliveryError, ResponseSender, Status};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub registry_table: String,
+    /// Where a deleted pipeline's cursor and pending trigger are forgotten.
+    pub ledger_table: String,
     /// Name of the pipeline bus in each member account, used when a resource gives no
     /// `PipelineBusArn` (`BATON_DEFAULT_PIPELINE_BUS`).
     pub default_pipeline_bus: String,
@@ -47,6 +49,7 @@ impl Config {
         let tables = TableNames::from_env(env)?;
         Ok(Config {
             registry_table: tables.registry,
+            ledger_table: tables.ledger,
             default_pipeline_bus: env.required("BATON_DEFAULT_PIPELINE_BUS")?,
             deadline_margin: Duration::from_millis(
                 env.positive_or("BATON_DEADLINE_MARGIN_MS", 5000)?,
@@ -129,16 +132,19 @@ impl Outcome {
 }
 
 /// The handler with its dependencies, built once per cold start.
-pub struct Responder<R> {
+pub struct Responder<R, L> {
     registry: R,
+    /// Where a deleted pipeline's cursor and pending trigger are forgotten.
+    ledger: L,
     config: Config,
     sender: ResponseSender,
 }
 
-impl<R: Registry + Send + Sync> Responder<R> {
-    pub fn new(registry: R, config: Config, http: reqwest::Client) -> Responder<R> {
+impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
+    pub fn new(registry: R, ledger: L, config: Config, http: reqwest::Client) -> Responder<R, L> {
         Responder {
             registry,
+            ledger,
             config,
             sender: ResponseSender::new(http),
         }
@@ -340,14 +346,9 @@ impl<R: Registry + Send + Sync> Responder<R> {
             definition: resource.definition,
             bus_arn: resource.bus_arn,
             registered_at: now(),
+            trigger_floor: Timestamp(0),
         };
-        if let Err(refusal) =
-            registration::check(&self.registry, &registration, MAX_CHECKED_DOWNSTREAM).await
-        {
-            warn!(pipeline = %pipeline.key(), error = %refusal, "registration refused");
-            return Outcome::failed(fallback_id, refusal.to_string());
-        }
-        match self.registry.upsert(&registration).await {
+        match registration::register(&self.registry, &registration, MAX_CHECKED_DOWNSTREAM).await {
             Ok(upserted) => {
                 let replaced = request.kind == RequestType::Update && new_id != fallback_id;
                 info!(pipeline = %pipeline.key(), ?upserted, replaced, "registered");
@@ -365,9 +366,9 @@ impl<R: Registry + Send + Sync> Responder<R> {
                 ]);
                 outcome
             }
-            Err(e) => {
-                warn!(pipeline = %pipeline.key(), error = %e, "registration not stored");
-                Outcome::failed(fallback_id, e.to_string())
+            Err(refusal) => {
+                warn!(pipeline = %pipeline.key(), error = %refusal, "registration refused");
+                Outcome::failed(fallback_id, refusal.to_string())
             }
         }
     }
@@ -383,7 +384,9 @@ impl<R: Registry + Send + Sync> Responder<R> {
             );
             return Outcome::success(physical.to_owned(), "nothing was registered under this id");
         };
-        match self.registry.delete(&pipeline, &request.stack_id).await {
+        match registration::unregister(&self.registry, &self.ledger, &pipeline, &request.stack_id)
+            .await
+        {
             Ok(Deleted::Removed) => {
                 info!(pipeline = %pipeline.key(), "unregistered");
                 Outcome::success(physical.to_owned(), format!("{pipeline}: unregistered"))
@@ -395,7 +398,7 @@ impl<R: Registry + Send + Sync> Responder<R> {
                     format!("{pipeline}: was not registered"),
                 )
             }
-            Err(StoreError::NotOwner { owner, .. }) => {
+            Err(Refusal::NotOwner { owner, .. }) => {
                 warn!(pipeline = %pipeline.key(), owner = %owner, "registered by another stack; left in place");
                 Outcome::success(
                     physical.to_owned(),

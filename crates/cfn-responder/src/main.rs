@@ -2,7 +2,7 @@
 //! invocation to the handler with the invocation's deadline.
 
 use aws_sdk_dynamodb::Client;
-use baton_adapters::{DynamoRegistry, Env};
+use baton_adapters::{DynamoLedger, DynamoRegistry, Env};
 use cfn_responder::{deadline_from_epoch_millis, Config, Responder};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -21,7 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let aws = aws_config::load_from_env().await;
-    let registry = DynamoRegistry::new(Client::new(&aws), &config.registry_table);
+    let dynamo = Client::new(&aws);
+    let registry = DynamoRegistry::new(dynamo.clone(), &config.registry_table);
+    let ledger = DynamoLedger::new(dynamo, &config.ledger_table);
     let http = match baton_adapters::http::client() {
         Ok(http) => http,
         Err(e) => {
@@ -29,7 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
-    let responder = Responder::new(registry, config, http);
+    let responder = Responder::new(registry, ledger, config, http);
     let responder = &responder;
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

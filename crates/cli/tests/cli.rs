@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use baton_core::ports::{Registration, Registry, RunLog};
+use baton_core::ports::{Registration, RunLog};
 use baton_core::{PipelineDefinition, PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto};
 
@@ -92,8 +92,11 @@ async fn scout24() -> (Central, Timestamp) {
             },
             bus_arn: None,
             registered_at,
+            trigger_floor: registered_at,
         };
-        registry.upsert(&reg).await.unwrap();
+        baton_core::registration::register(&registry, &reg, 100)
+            .await
+            .unwrap();
     }
     let log = central.run_log();
     log.record(&run(

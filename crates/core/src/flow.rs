@@ -6,7 +6,8 @@
 //! 1. read its registration (none: not registered; no `trigger` block: nothing to decide) and,
 //!    in the same round trip, its cursor state: a pending trigger (claimed, not confirmed sent)
 //!    is handed back for re-sending before anything new is decided;
-//! 2. effective cursor = max(stored cursor, registered_at), so a new child never fires on history;
+//! 2. effective cursor = max(stored cursor, the registration's floor), so a new child, or a
+//!    trigger added or re-parented by an Update, never fires on history;
 //! 3. query each parent's runs later than that cursor (bounded, newest first, all parents at once)
 //!    and evaluate;
 //! 4. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
@@ -437,10 +438,10 @@ where
     Ok(reports)
 }
 
-/// The cursor an evaluation uses: the stored one, never earlier than the registration time (a
-/// new child never fires on history).
+/// The cursor an evaluation uses: the stored one, never earlier than the registration's floor (a
+/// new child, or a trigger an Update added or re-parented, never fires on history).
 pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) -> Timestamp {
-    stored.unwrap_or_default().max(registration.registered_at)
+    stored.unwrap_or_default().max(registration.floor())
 }
 
 /// The runs of each parent later than `cursor`, newest first, bounded per parent.
@@ -523,6 +524,7 @@ mod tests {
             definition: PipelineDefinition::default(),
             bus_arn: None,
             registered_at: Timestamp(0),
+            trigger_floor: Timestamp(0),
         };
         assert_eq!(
             bus_arn(&registration, "baton-pipelines"),

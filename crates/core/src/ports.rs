@@ -106,9 +106,19 @@ pub struct Registration {
     pub bus_arn: Option<String>,
     /// When it was first registered: its cursor never starts earlier, so it never fires on history.
     pub registered_at: Timestamp,
+    /// When its trigger last gained a condition or changed its set of parents: runs before this
+    /// never count (DESIGN "Floor"). Never earlier than `registered_at`.
+    #[serde(default)]
+    pub trigger_floor: Timestamp,
 }
 
 impl Registration {
+    /// Runs at or before this never count for it: the later of its registration and its
+    /// trigger floor.
+    pub fn floor(&self) -> Timestamp {
+        self.registered_at.max(self.trigger_floor)
+    }
+
     /// The parents its trigger mentions, with the statuses each can fire on.
     pub fn parents(&self) -> BTreeMap<PipelineId, BTreeSet<RunStatus>> {
         self.definition
@@ -167,20 +177,44 @@ pub trait Registry {
         parent: &PipelineId,
     ) -> impl Future<Output = StoreResult<Vec<ChildEdge>>> + Send;
 
-    /// Creates or replaces a registration and its reverse edges in one transaction. Refused with
-    /// [`StoreError::NotOwner`] when another stack owns the pipeline. A replacement keeps the
-    /// stored `registered_at`.
-    fn upsert(
-        &self,
-        registration: &Registration,
-    ) -> impl Future<Output = StoreResult<Upserted>> + Send;
-
-    /// Removes a registration and its reverse edges if `owner_stack_id` owns it.
-    fn delete(
+    /// The stored registration of `pipeline` with its version, which a write must expect.
+    fn read(
         &self,
         pipeline: &PipelineId,
-        owner_stack_id: &str,
-    ) -> impl Future<Output = StoreResult<Deleted>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Versioned>>> + Send;
+
+    /// The version of the dependency graph: every write that adds an edge moves it, so a
+    /// cycle check made at one version is valid for a write that expects that version.
+    fn graph_version(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Stores `write.registration` and its reverse edges in one conditional write: the stored
+    /// version must be `write.expect` (`None`: nothing stored), and, with `write.graph`, the graph
+    /// version must be that (and moves on). `false`: a condition failed, another registration
+    /// came first; read again and decide again.
+    fn write(&self, write: &RegistryWrite) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Removes the registration at version `version` and its reverse edges in one conditional
+    /// write. `false`: it changed since it was read.
+    fn remove(&self, stored: &Versioned) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// A stored registration and its version (how many times it was written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub registration: Registration,
+    pub version: u64,
+}
+
+/// One conditional write of a registration (see [`Registry::write`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryWrite {
+    pub registration: Registration,
+    /// The version read (`None`: nothing was stored); the write stores `expect + 1`.
+    pub expect: Option<u64>,
+    /// The graph version the cycle check was made at, when the write adds an edge.
+    pub graph: Option<u64>,
+    /// Parents the stored registration had and this one does not: their edges go.
+    pub removed_parents: Vec<PipelineId>,
 }
 
 /// A child's position in the ledger.

@@ -1,6 +1,17 @@
-//! Checking a registration against the registry before it is stored: the rules that need the rest
-//! of the graph (today: no dependency cycle, across accounts). Shared by every way a pipeline can be
-//! registered (the CloudFormation custom resource, tools), so they refuse the same things.
+//! Registering and unregistering a pipeline: the rules, over a registry that only stores.
+//!
+//! - Only the stack that registered a pipeline may change or remove it.
+//! - An Update that changes nothing the registration means (its fingerprint) writes nothing.
+//! - The first registration time is kept; the trigger floor moves to the Update's time when the
+//!   trigger is added or its set of parents changes (DESIGN "Floor"), so no child fires on runs
+//!   from before its condition existed.
+//! - No registration closes a dependency cycle, across accounts, even when two race: a write that
+//!   adds an edge expects the graph version its cycle check was made at, so of two racing
+//!   registrations the second is refused by the store, reads again, and is checked against the
+//!   first.
+//!
+//! Shared by every way a pipeline can be registered (the CloudFormation custom resource, tools,
+//! tests, the simulation), so they all refuse the same things.
 
 use std::collections::BTreeSet;
 
@@ -8,11 +19,14 @@ use thiserror::Error;
 
 use crate::graph::{load_downstream, Cycle};
 use crate::pipeline::PipelineId;
-use crate::ports::{Registration, Registry, StoreError};
+use crate::ports::{Deleted, Ledger, Registration, Registry, RegistryWrite, StoreError, Upserted};
 
 /// How many pipelines downstream of a registering pipeline are loaded to look for a cycle. A
 /// registration whose downstream is larger is refused rather than stored unchecked.
 pub const MAX_CHECKED_DOWNSTREAM: usize = 10_000;
+
+/// How many times a registration reads again after another registration wrote first.
+pub const WRITE_ATTEMPTS: usize = 8;
 
 /// Why a registration cannot be stored.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -21,14 +35,135 @@ pub enum Refusal {
     Cycle { pipeline: PipelineId, cycle: Cycle },
     #[error("{pipeline} has more than {max} pipelines downstream, too many to check for a dependency cycle; split the dependency graph")]
     TooLargeToCheck { pipeline: PipelineId, max: usize },
+    #[error("pipeline {pipeline} is registered by stack `{owner}`; only that stack can change or remove it")]
+    NotOwner { pipeline: PipelineId, owner: String },
+    #[error("{pipeline}: {attempts} registrations in a row were written first by others; retry the stack operation")]
+    Contended {
+        pipeline: PipelineId,
+        attempts: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// What a Create or Update must write, decided from what is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Same meaning as stored: nothing to write.
+    Unchanged,
+    /// Write this registration (registration time and trigger floor settled).
+    Write(Box<Registration>),
+}
+
+/// The rules of a Create or Update of `incoming` at `incoming.registered_at` (the request's
+/// time) over what is `stored`.
+pub fn plan(stored: Option<&Registration>, incoming: &Registration) -> Result<Plan, Refusal> {
+    let now = incoming.registered_at;
+    let Some(old) = stored else {
+        let mut new = incoming.clone();
+        new.trigger_floor = now;
+        return Ok(Plan::Write(Box::new(new)));
+    };
+    if old.owner_stack_id != incoming.owner_stack_id {
+        return Err(Refusal::NotOwner {
+            pipeline: incoming.pipeline.clone(),
+            owner: old.owner_stack_id.clone(),
+        });
+    }
+    if old.fingerprint() == incoming.fingerprint() {
+        return Ok(Plan::Unchanged);
+    }
+    let mut new = incoming.clone();
+    // The cursor's floor never moves back: the first registration time stays.
+    new.registered_at = old.registered_at;
+    let old_parents: BTreeSet<PipelineId> = old.parents().into_keys().collect();
+    let new_parents: BTreeSet<PipelineId> = incoming.parents().into_keys().collect();
+    let trigger_added = old.definition.trigger.is_none() && incoming.definition.trigger.is_some();
+    new.trigger_floor = if trigger_added || old_parents != new_parents {
+        now
+    } else {
+        old.floor()
+    };
+    Ok(Plan::Write(Box::new(new)))
+}
+
+/// Creates or updates a registration under the rules of this module; the store's conditions
+/// make it safe against concurrent registrations (see the module doc).
+pub async fn register<R: Registry>(
+    registry: &R,
+    incoming: &Registration,
+    max_downstream: usize,
+) -> Result<Upserted, Refusal> {
+    for _ in 0..WRITE_ATTEMPTS {
+        // The graph version first: any edge written after the cycle check's reads moves it.
+        let graph = registry.graph_version().await?;
+        let stored = registry.read(&incoming.pipeline).await?;
+        let write = match plan(stored.as_ref().map(|s| &s.registration), incoming)? {
+            Plan::Unchanged => return Ok(Upserted::Unchanged),
+            Plan::Write(registration) => *registration,
+        };
+        let old_parents: BTreeSet<PipelineId> = stored
+            .as_ref()
+            .map(|s| s.registration.parents().into_keys().collect())
+            .unwrap_or_default();
+        let new_parents: BTreeSet<PipelineId> = write.parents().into_keys().collect();
+        let adds_edge = !new_parents.is_subset(&old_parents);
+        if adds_edge {
+            check(registry, &write, max_downstream).await?;
+        }
+        let request = RegistryWrite {
+            expect: stored.as_ref().map(|s| s.version),
+            graph: adds_edge.then_some(graph),
+            removed_parents: old_parents.difference(&new_parents).cloned().collect(),
+            registration: write,
+        };
+        if registry.write(&request).await? {
+            return Ok(if stored.is_some() {
+                Upserted::Updated
+            } else {
+                Upserted::Created
+            });
+        }
+    }
+    Err(Refusal::Contended {
+        pipeline: incoming.pipeline.clone(),
+        attempts: WRITE_ATTEMPTS,
+    })
+}
+
+/// Removes `pipeline` if `owner_stack_id` owns it, then forgets its cursor and pending trigger in
+/// the ledger. Should the function die in between, the flow drops a pending trigger claimed
+/// before a later registration of the name, so nothing of the old pipeline is sent to a new one.
+pub async fn unregister<R: Registry, L: Ledger>(
+    registry: &R,
+    ledger: &L,
+    pipeline: &PipelineId,
+    owner_stack_id: &str,
+) -> Result<Deleted, Refusal> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(stored) = registry.read(pipeline).await? else {
+            return Ok(Deleted::NotFound);
+        };
+        if stored.registration.owner_stack_id != owner_stack_id {
+            return Err(Refusal::NotOwner {
+                pipeline: pipeline.clone(),
+                owner: stored.registration.owner_stack_id,
+            });
+        }
+        if registry.remove(&stored).await? {
+            ledger.forget(pipeline).await?;
+            return Ok(Deleted::Removed);
+        }
+    }
+    Err(Refusal::Contended {
+        pipeline: pipeline.clone(),
+        attempts: WRITE_ATTEMPTS,
+    })
+}
+
 /// Refuses `registration` if giving its pipeline these parents would close a dependency cycle,
 /// naming the cycle. Reads only the pipeline's downstream (one `children` query per pipeline),
-/// never the whole registry. Two concurrent registrations can still close a cycle between them;
-/// the trigger-manager's exactly-once claims keep such a cycle from firing more than once per run.
+/// never the whole registry. [`register`] makes it hold under concurrent registrations.
 pub async fn check<R: Registry>(
     registry: &R,
     registration: &Registration,
@@ -62,7 +197,7 @@ mod tests {
 
     use super::*;
     use crate::definition::PipelineDefinition;
-    use crate::ports::{ChildEdge, Deleted, StoreResult, Upserted};
+    use crate::ports::{ChildEdge, StoreResult, Versioned};
     use crate::time::Timestamp;
 
     /// The registry's reverse edges in memory: enough for the check, which only reads children.
@@ -92,11 +227,17 @@ mod tests {
                 .cloned()
                 .unwrap_or_default())
         }
-        async fn upsert(&self, _: &Registration) -> StoreResult<Upserted> {
-            Ok(Upserted::Created)
+        async fn read(&self, _: &PipelineId) -> StoreResult<Option<Versioned>> {
+            Ok(None)
         }
-        async fn delete(&self, _: &PipelineId, _: &str) -> StoreResult<Deleted> {
-            Ok(Deleted::NotFound)
+        async fn graph_version(&self) -> StoreResult<u64> {
+            Ok(0)
+        }
+        async fn write(&self, _: &RegistryWrite) -> StoreResult<bool> {
+            Ok(true)
+        }
+        async fn remove(&self, _: &Versioned) -> StoreResult<bool> {
+            Ok(true)
         }
     }
 
@@ -114,6 +255,7 @@ mod tests {
             definition: PipelineDefinition::from_yaml(&yaml).unwrap(),
             bus_arn: None,
             registered_at: Timestamp(0),
+            trigger_floor: Timestamp(0),
         }
     }
 
@@ -159,6 +301,69 @@ mod tests {
         assert_eq!(
             block_on(check(&edges, &registration("a", "elsewhere"), 10)),
             Ok(())
+        );
+    }
+
+    fn at(registration: Registration, t: i64) -> Registration {
+        Registration {
+            registered_at: Timestamp(t),
+            ..registration
+        }
+    }
+
+    fn written(plan: Result<Plan, Refusal>) -> Registration {
+        match plan {
+            Ok(Plan::Write(r)) => *r,
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_update_moves_the_floor_only_when_the_trigger_is_added_or_reparented() {
+        let first = written(plan(None, &at(registration("x", "a"), 100)));
+        assert_eq!(
+            (first.registered_at, first.floor()),
+            (Timestamp(100), Timestamp(100))
+        );
+
+        // Same parents, other statuses: the floor stays, the first registration time too.
+        let mut statuses = at(registration("x", "a"), 200);
+        statuses.definition = PipelineDefinition::from_yaml(
+            "trigger: {executions: {allOf: [{name: a, account: '111111111111', status: [SUCCEEDED, FAILED]}]}}",
+        )
+        .unwrap();
+        let same_parents = written(plan(Some(&first), &statuses));
+        assert_eq!(same_parents.registered_at, Timestamp(100));
+        assert_eq!(same_parents.floor(), Timestamp(100));
+
+        // Another parent: runs before the Update never count.
+        let reparented = written(plan(Some(&same_parents), &at(registration("x", "b"), 300)));
+        assert_eq!(reparented.registered_at, Timestamp(100));
+        assert_eq!(reparented.floor(), Timestamp(300));
+
+        // A pipeline registered for notifications only gains a trigger.
+        let mut quiet = at(registration("y", "a"), 100);
+        quiet.definition = PipelineDefinition::default();
+        let quiet = written(plan(None, &quiet));
+        let gained = written(plan(Some(&quiet), &at(registration("y", "a"), 500)));
+        assert_eq!(gained.floor(), Timestamp(500));
+    }
+
+    #[test]
+    fn only_the_owner_changes_a_registration_and_an_unchanged_one_writes_nothing() {
+        let first = written(plan(None, &at(registration("x", "a"), 100)));
+        assert_eq!(
+            plan(Some(&first), &at(registration("x", "a"), 900)),
+            Ok(Plan::Unchanged)
+        );
+        let mut other = at(registration("x", "b"), 900);
+        other.owner_stack_id = "someone-else".into();
+        assert_eq!(
+            plan(Some(&first), &other),
+            Err(Refusal::NotOwner {
+                pipeline: p("x"),
+                owner: "stack".into()
+            })
         );
     }
 }

@@ -153,8 +153,10 @@ impl World {
         }]});
         let responder = cfn_responder::Responder::new(
             self.central.registry(),
+            self.central.ledger(),
             cfn_responder::Config {
                 registry_table: self.central.tables.registry.clone(),
+                ledger_table: self.central.tables.ledger.clone(),
                 default_pipeline_bus: DEFAULT_BUS.to_owned(),
                 deadline_margin: Duration::from_secs(5),
             },

@@ -173,6 +173,7 @@ pub fn describe(op: &Op<'_>) -> String {
             format!("Query runs of {} after {}", pipeline.name, after.0 - DAY0)
         }
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
+        Op::GetGraphVersion => "GetItem graph version".to_owned(),
         Op::QueryChildren(p) => format!("Query children of {}", p.name),
         Op::WriteRegistration(p) => format!("TransactWriteItems registration {}", p.name),
         Op::DeleteRegistration(p) => format!("TransactWriteItems delete registration {}", p.name),

@@ -113,6 +113,7 @@ fn registration(
         definition: definition(trigger)?,
         bus_arn: None,
         registered_at: Timestamp(at),
+        trigger_floor: Timestamp(at),
     })
 }
 
@@ -177,6 +178,7 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
                 let mut new = registration(child, Some(block), 0)?;
                 if old.parents().keys().eq(new.parents().keys()) {
                     new.registered_at = Timestamp(before);
+                    new.trigger_floor = Timestamp(before);
                     org.initial.push(new);
                 } else {
                     org.initial.push(old);

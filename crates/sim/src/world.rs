@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use baton_core::flow::{self, FlowSettings};
-use baton_core::ports::{Registration, Registry};
+use baton_core::ports::Registration;
 use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
 use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunStatus, Timestamp};
 use baton_testbed::memory::Memory;
@@ -300,34 +300,45 @@ impl<'m> World<'m> {
                     .map_err(|e| e.to_string())
             }),
             Job::Register(r) => Box::pin(async move {
-                match registration::check(&mem.registry, &r, MAX_CHECKED_DOWNSTREAM).await {
-                    Ok(()) => {}
-                    // CloudFormation hears FAILED; nothing is stored, nothing to retry.
-                    Err(registration::Refusal::Cycle { .. }) => return Ok(()),
-                    Err(e) => return Err(e.to_string()),
-                }
-                let upserted = match mem.registry.upsert(&r).await {
-                    Ok(upserted) => upserted,
-                    // Refused for good: CloudFormation hears FAILED.
-                    Err(e @ baton_core::ports::StoreError::NotOwner { .. }) => {
-                        sim.lock().note(|| format!("refused: {e}"));
-                        return Ok(());
+                // cfn-responder's Create and Update: core's rules over the registry.
+                match registration::register(&mem.registry, &r, MAX_CHECKED_DOWNSTREAM).await {
+                    Ok(upserted) => {
+                        sim.lock()
+                            .note(|| format!("{} {upserted:?}", r.pipeline.name));
+                        Ok(())
                     }
-                    Err(e) => return Err(e.to_string()),
-                };
-                sim.lock()
-                    .note(|| format!("{} {upserted:?}", r.pipeline.name));
-                Ok(())
+                    // Refused for good: CloudFormation hears FAILED; nothing to retry.
+                    Err(
+                        e @ (registration::Refusal::Cycle { .. }
+                        | registration::Refusal::NotOwner { .. }),
+                    ) => {
+                        sim.lock().note(|| format!("refused: {e}"));
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }),
             Job::Unregister(r, _) => Box::pin(async move {
-                let deleted = mem
-                    .registry
-                    .delete(&r.pipeline, &r.owner_stack_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                sim.lock()
-                    .note(|| format!("{} {deleted:?}", r.pipeline.name));
-                Ok(())
+                // cfn-responder's Delete.
+                match registration::unregister(
+                    &mem.registry,
+                    &mem.ledger,
+                    &r.pipeline,
+                    &r.owner_stack_id,
+                )
+                .await
+                {
+                    Ok(deleted) => {
+                        sim.lock()
+                            .note(|| format!("{} {deleted:?}", r.pipeline.name));
+                        Ok(())
+                    }
+                    Err(e @ registration::Refusal::NotOwner { .. }) => {
+                        sim.lock().note(|| format!("refused: {e}"));
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }),
             Job::Sweep(child) => Box::pin(async move {
                 let ports = mem.ports();

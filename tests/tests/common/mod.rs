@@ -11,7 +11,7 @@ use baton_adapters::{
 };
 use baton_core::definition::PipelineDefinition;
 use baton_core::flow::{FlowSettings, Invocation, Ports};
-use baton_core::ports::{Registration, Registry};
+use baton_core::ports::Registration;
 use baton_core::{PipelineId, RunStatus, Span, Timestamp};
 use baton_testbed::central::RETENTION;
 use baton_testbed::{lambda_sns_event, unique, Central, RequestCounter, TopicWatch};
@@ -150,8 +150,11 @@ impl World {
             definition: PipelineDefinition::from_yaml(yaml).unwrap(),
             bus_arn: bus_arn.map(str::to_owned),
             registered_at,
+            trigger_floor: registered_at,
         };
-        self.registry.upsert(&registration).await.unwrap();
+        baton_core::registration::register(&self.registry, &registration, 100)
+            .await
+            .unwrap();
     }
 
     /// Delivers one EventBridge event to run-log-writer.

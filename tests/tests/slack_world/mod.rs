@@ -8,7 +8,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use baton_adapters::{DynamoRegistry, DynamoSlackThreads, SecretsManagerToken, SlackWebApi};
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::RunEvent;
-use baton_core::ports::{Registration, Registry};
+use baton_core::ports::Registration;
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::central::RETENTION;
 use baton_testbed::fault_proxy::FaultProxy;
@@ -91,8 +91,11 @@ impl World {
             definition: PipelineDefinition::from_yaml(yaml).unwrap(),
             bus_arn: None,
             registered_at: at(0),
+            trigger_floor: at(0),
         };
-        self.central.registry().upsert(&registration).await.unwrap();
+        baton_core::registration::register(&self.central.registry(), &registration, 100)
+            .await
+            .unwrap();
     }
 
     pub async fn deliver(&self, events: &[RunEvent]) -> Result<Report, NotifyError> {

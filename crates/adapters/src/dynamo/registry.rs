@@ -4,19 +4,19 @@
 //! |---|---|---|
 //! | a registration | `pipeline#<account:region:name>` | `registration` |
 //! | a reverse edge (child of a parent) | `children#<parent key>` | `<child key>` |
+//! | the dependency graph's version | `graph` | `version` |
 //!
 //! "Children of a parent" is one Query. A registration and its edges change together in one
-//! transaction, guarded by the owning stack id.
+//! transaction, conditioned on the registration's version (and, when edges are added, the graph's
+//! version). The rules (owner, floor, cycles) are `baton_core::registration`'s; this only stores.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::definition::PipelineDefinition;
 use baton_core::ports::{
-    ChildEdge, Deleted, Registration, Registry, StoreError, StoreResult, Upserted,
+    ChildEdge, Registration, Registry, RegistryWrite, StoreError, StoreResult, Versioned,
 };
 use baton_core::{PipelineId, RunStatus, Timestamp};
 
@@ -72,6 +72,7 @@ impl DynamoRegistry {
             definition,
             bus_arn: r.opt_string("busArn")?,
             registered_at: Timestamp(r.number("registeredAt")?),
+            trigger_floor: Timestamp(r.opt_number("triggerFloor")?.unwrap_or(0)),
         })
     }
 
@@ -83,14 +84,39 @@ impl DynamoRegistry {
             .map_err(|e| self.malformed("(request)", e.to_string()))
     }
 
-    fn put_owned(&self, item: Item, owner: &str) -> StoreResult<Put> {
-        Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR ownerStackId = :owner")
-            .expression_attribute_values(":owner", s(owner))
-            .build()
+    /// A put of the registration item only over the version that was read.
+    fn put_versioned(&self, item: Item, expect: Option<u64>) -> StoreResult<Put> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = match expect {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("#version = :read")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":read", n(v as i64)),
+        };
+        put.build()
             .map_err(|e| self.malformed("(request)", e.to_string()))
+    }
+
+    /// Moves the graph version from `read` to `read + 1`, or fails the transaction.
+    fn bump_graph(&self, read: u64) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key("graph", "version")))
+            .update_expression("SET #version = :next")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":next", n(read as i64 + 1));
+        let update = if read == 0 {
+            update.condition_expression("attribute_not_exists(pk)")
+        } else {
+            update
+                .condition_expression("#version = :read")
+                .expression_attribute_values(":read", n(read as i64))
+        };
+        let update = update
+            .build()
+            .map_err(|e| self.malformed("(request)", e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     fn delete_edge(
@@ -134,21 +160,18 @@ impl DynamoRegistry {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("TransactionCanceledException") => {
-                let conditional = match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")),
-                    _ => false,
-                };
-                if conditional {
-                    Ok(false)
-                } else {
-                    Err(store_error(operation, &self.table, e))
-                }
-            }
-            Err(e) => Err(store_error(operation, &self.table, e)),
+            Err(e) => match super::ledger::cancellation(&e) {
+                Some(reasons) if reasons.iter().any(|r| r == "ConditionalCheckFailed") => Ok(false),
+                Some(reasons) => Err(StoreError::Unavailable {
+                    operation,
+                    table: self.table.clone(),
+                    message: format!(
+                        "the transaction was cancelled ({}); nothing was written",
+                        reasons.join(", ")
+                    ),
+                }),
+                None => Err(store_error(operation, &self.table, e)),
+            },
         }
     }
 }
@@ -185,18 +208,7 @@ impl DynamoRegistry {
 
 impl Registry for DynamoRegistry {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(registration_key(pipeline)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (registration)", &self.table, e))?;
-        got.item()
-            .map(|item| self.read_registration(item))
-            .transpose()
+        Ok(self.read(pipeline).await?.map(|v| v.registration))
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
@@ -236,7 +248,54 @@ impl Registry for DynamoRegistry {
         Ok(edges)
     }
 
-    async fn upsert(&self, registration: &Registration) -> StoreResult<Upserted> {
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(registration_key(pipeline)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem (registration)", &self.table, e))?;
+        let Some(item) = got.item() else {
+            return Ok(None);
+        };
+        let version = Reader {
+            table: &self.table,
+            item,
+        }
+        .opt_number("version")?
+        .unwrap_or(0);
+        Ok(Some(Versioned {
+            registration: self.read_registration(item)?,
+            version: u64::try_from(version).unwrap_or(0),
+        }))
+    }
+
+    async fn graph_version(&self) -> StoreResult<u64> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("graph", "version")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem (graph version)", &self.table, e))?;
+        let version = match got.item() {
+            Some(item) => Reader {
+                table: &self.table,
+                item,
+            }
+            .number("version")?,
+            None => 0,
+        };
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
+
+    async fn write(&self, write: &RegistryWrite) -> StoreResult<bool> {
+        let registration = &write.registration;
         let child = &registration.pipeline;
         let parents = registration.parents();
         if parents.len() > MAX_PARENTS {
@@ -246,26 +305,6 @@ impl Registry for DynamoRegistry {
                 max: MAX_PARENTS,
             });
         }
-        let old = self.get(child).await?;
-        if let Some(old) = &old {
-            if old.owner_stack_id != registration.owner_stack_id {
-                return Err(StoreError::NotOwner {
-                    pipeline: child.clone(),
-                    owner: old.owner_stack_id.clone(),
-                });
-            }
-            if old.fingerprint() == registration.fingerprint() {
-                return Ok(Upserted::Unchanged);
-            }
-        }
-        // A replacement keeps the first registration time: the cursor's floor never moves back.
-        let registered_at = old
-            .as_ref()
-            .map(|o| o.registered_at)
-            .unwrap_or(registration.registered_at);
-        let old_parents: BTreeMap<PipelineId, BTreeSet<RunStatus>> =
-            old.as_ref().map(|o| o.parents()).unwrap_or_default();
-
         let definition = serde_json::to_string(&registration.definition).map_err(|e| {
             self.malformed(&child.key(), format!("definition does not serialize: {e}"))
         })?;
@@ -273,8 +312,13 @@ impl Registry for DynamoRegistry {
         item.insert("pipeline".into(), s(child.key()));
         item.insert("ownerStackId".into(), s(&registration.owner_stack_id));
         item.insert("definition".into(), s(definition));
-        item.insert("registeredAt".into(), n(registered_at.0));
+        item.insert("registeredAt".into(), n(registration.registered_at.0));
+        item.insert("triggerFloor".into(), n(registration.trigger_floor.0));
         item.insert("fingerprint".into(), s(registration.fingerprint()));
+        item.insert(
+            "version".into(),
+            n(write.expect.map_or(1, |v| v as i64 + 1)),
+        );
         item.insert(
             "parents".into(),
             AttributeValue::L(parents.keys().map(|p| s(p.key())).collect()),
@@ -282,7 +326,7 @@ impl Registry for DynamoRegistry {
         if let Some(bus) = &registration.bus_arn {
             item.insert("busArn".into(), s(bus));
         }
-        let put = self.put_owned(item, &registration.owner_stack_id)?;
+        let put = self.put_versioned(item, write.expect)?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         for (parent, statuses) in &parents {
             items.push(
@@ -291,66 +335,31 @@ impl Registry for DynamoRegistry {
                     .build(),
             );
         }
-        for parent in old_parents.keys().filter(|p| !parents.contains_key(*p)) {
+        for parent in &write.removed_parents {
             items.push(self.delete_edge(parent, child)?);
         }
-        if self
-            .transact("TransactWriteItems (upsert registration)", items)
-            .await?
-        {
-            Ok(if old.is_some() {
-                Upserted::Updated
-            } else {
-                Upserted::Created
-            })
-        } else {
-            // Another stack registered the same pipeline between our read and write.
-            let owner = self
-                .get(child)
-                .await?
-                .map(|r| r.owner_stack_id)
-                .unwrap_or_default();
-            Err(StoreError::NotOwner {
-                pipeline: child.clone(),
-                owner,
-            })
+        if let Some(graph) = write.graph {
+            items.push(self.bump_graph(graph)?);
         }
+        self.transact("TransactWriteItems (write registration)", items)
+            .await
     }
 
-    async fn delete(&self, pipeline: &PipelineId, owner_stack_id: &str) -> StoreResult<Deleted> {
-        let Some(old) = self.get(pipeline).await? else {
-            return Ok(Deleted::NotFound);
-        };
-        if old.owner_stack_id != owner_stack_id {
-            return Err(StoreError::NotOwner {
-                pipeline: pipeline.clone(),
-                owner: old.owner_stack_id,
-            });
-        }
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
+        let pipeline = &stored.registration.pipeline;
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(registration_key(pipeline)))
-            .condition_expression("ownerStackId = :owner")
-            .expression_attribute_values(":owner", s(owner_stack_id))
+            .condition_expression("attribute_not_exists(#version) OR #version = :read")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":read", n(stored.version as i64))
             .build()
             .map_err(|e| self.malformed("(request)", e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
-        for parent in old.parents().keys() {
+        for parent in stored.registration.parents().keys() {
             items.push(self.delete_edge(parent, pipeline)?);
         }
-        if self
-            .transact("TransactWriteItems (delete registration)", items)
-            .await?
-        {
-            Ok(Deleted::Removed)
-        } else {
-            match self.get(pipeline).await? {
-                None => Ok(Deleted::NotFound),
-                Some(now) => Err(StoreError::NotOwner {
-                    pipeline: pipeline.clone(),
-                    owner: now.owner_stack_id,
-                }),
-            }
-        }
+        self.transact("TransactWriteItems (remove registration)", items)
+            .await
     }
 }

@@ -79,6 +79,7 @@ pub fn generate(
             definition,
             bus_arn: None,
             registered_at,
+            trigger_floor: registered_at,
         });
         org.parents.push(parents);
     }

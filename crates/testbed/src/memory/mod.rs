@@ -51,6 +51,8 @@ pub enum Op<'a> {
         after: Timestamp,
     },
     GetRegistration(&'a PipelineId),
+    /// GetItem of the dependency graph's version.
+    GetGraphVersion,
     QueryChildren(&'a PipelineId),
     /// TransactWriteItems of a registration and its edges.
     WriteRegistration(&'a PipelineId),

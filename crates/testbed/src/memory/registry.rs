@@ -1,13 +1,13 @@
 //! The registry in memory, as `DynamoRegistry` stores it: registration items keyed by pipeline,
-//! reverse edges keyed by (parent, child), a registration and its edges written together in one
-//! transaction guarded by the owning stack.
+//! each with its version; reverse edges keyed by (parent, child); the dependency graph's version
+//! item. A registration and its edges change in one transaction conditioned on the registration's
+//! version and, when edges are added, on the graph's version. The rules are core's
+//! (`baton_core::registration`): this only stores.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use baton_core::ports::{
-    ChildEdge, Deleted, Registration, Registry, StoreError, StoreResult, Upserted,
-};
+use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
 use baton_core::{PipelineId, RunStatus};
 
 use super::{lock, unavailable, Effect, Op, Requests};
@@ -16,9 +16,11 @@ const TABLE: &str = "registry (memory)";
 
 #[derive(Default)]
 struct Tables {
-    registrations: BTreeMap<PipelineId, Registration>,
+    registrations: BTreeMap<PipelineId, Versioned>,
     /// parent -> child -> statuses.
     edges: BTreeMap<PipelineId, BTreeMap<PipelineId, BTreeSet<RunStatus>>>,
+    /// The graph version item; absent until the first edge-adding write.
+    graph: Option<u64>,
 }
 
 /// [`Registry`] in memory.
@@ -41,8 +43,8 @@ impl MemoryRegistry {
         }
     }
 
-    /// Stores a registration and its edges directly, without requests or rules: for loading a
-    /// generated organisation in bulk.
+    /// Stores a registration (version 1) and its edges directly, without requests or rules: for
+    /// loading a generated organisation in bulk.
     pub fn load(&self, registration: Registration) {
         if let Ok(mut t) = self.tables.lock() {
             for (parent, statuses) in registration.parents() {
@@ -51,8 +53,13 @@ impl MemoryRegistry {
                     .or_default()
                     .insert(registration.pipeline.clone(), statuses);
             }
-            t.registrations
-                .insert(registration.pipeline.clone(), registration);
+            t.registrations.insert(
+                registration.pipeline.clone(),
+                Versioned {
+                    registration,
+                    version: 1,
+                },
+            );
         }
     }
 
@@ -60,88 +67,19 @@ impl MemoryRegistry {
     pub fn all(&self) -> Vec<Registration> {
         self.tables
             .lock()
-            .map(|t| t.registrations.values().cloned().collect())
+            .map(|t| {
+                t.registrations
+                    .values()
+                    .map(|v| v.registration.clone())
+                    .collect()
+            })
             .unwrap_or_default()
-    }
-
-    /// One TransactWriteItems: the registration, `attribute_not_exists(pk) OR ownerStackId =
-    /// :owner`, its edges put, the edges of parents it no longer has deleted. `false`: the
-    /// condition failed.
-    async fn write(
-        &self,
-        registration: &Registration,
-        old_parents: &BTreeSet<PipelineId>,
-    ) -> StoreResult<bool> {
-        let child = &registration.pipeline;
-        let operation = "TransactWriteItems (upsert registration)";
-        self.requests
-            .request(Op::WriteRegistration(child), || {
-                let mut t = match lock(&self.tables, TABLE, operation) {
-                    Ok(t) => t,
-                    Err(e) => return (Err(e), Effect::Read),
-                };
-                let owned = t
-                    .registrations
-                    .get(child)
-                    .is_none_or(|r| r.owner_stack_id == registration.owner_stack_id);
-                if !owned {
-                    return (Ok(false), Effect::ConditionFailed);
-                }
-                let parents = registration.parents();
-                for parent in old_parents.iter().filter(|p| !parents.contains_key(*p)) {
-                    remove_edge(&mut t, parent, child);
-                }
-                for (parent, statuses) in parents {
-                    t.edges
-                        .entry(parent)
-                        .or_default()
-                        .insert(child.clone(), statuses);
-                }
-                t.registrations.insert(child.clone(), registration.clone());
-                (Ok(true), Effect::Written)
-            })
-            .await
-            .map_err(|f| unavailable(operation, TABLE, f))?
-    }
-
-    /// One TransactWriteItems: the registration deleted, `ownerStackId = :owner`, and its edges.
-    async fn remove(&self, old: &Registration, owner_stack_id: &str) -> StoreResult<bool> {
-        let pipeline = &old.pipeline;
-        let operation = "TransactWriteItems (delete registration)";
-        self.requests
-            .request(Op::DeleteRegistration(pipeline), || {
-                let mut t = match lock(&self.tables, TABLE, operation) {
-                    Ok(t) => t,
-                    Err(e) => return (Err(e), Effect::Read),
-                };
-                let owned = t
-                    .registrations
-                    .get(pipeline)
-                    .is_some_and(|r| r.owner_stack_id == owner_stack_id);
-                if !owned {
-                    return (Ok(false), Effect::ConditionFailed);
-                }
-                t.registrations.remove(pipeline);
-                for parent in old.parents().keys() {
-                    remove_edge(&mut t, parent, pipeline);
-                }
-                (Ok(true), Effect::Written)
-            })
-            .await
-            .map_err(|f| unavailable(operation, TABLE, f))?
     }
 }
 
 impl Registry for MemoryRegistry {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
-        self.requests
-            .request(Op::GetRegistration(pipeline), || {
-                let got = lock(&self.tables, TABLE, "GetItem (registration)")
-                    .map(|t| t.registrations.get(pipeline).cloned());
-                (got, Effect::Read)
-            })
-            .await
-            .map_err(|f| unavailable("GetItem (registration)", TABLE, f))?
+        Ok(self.read(pipeline).await?.map(|v| v.registration))
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
@@ -164,65 +102,95 @@ impl Registry for MemoryRegistry {
             .map_err(|f| unavailable("Query (children of a parent)", TABLE, f))?
     }
 
-    async fn upsert(&self, registration: &Registration) -> StoreResult<Upserted> {
-        let child = &registration.pipeline;
-        let old = self.get(child).await?;
-        if let Some(old) = &old {
-            if old.owner_stack_id != registration.owner_stack_id {
-                return Err(StoreError::NotOwner {
-                    pipeline: child.clone(),
-                    owner: old.owner_stack_id.clone(),
-                });
-            }
-            if old.fingerprint() == registration.fingerprint() {
-                return Ok(Upserted::Unchanged);
-            }
-        }
-        let mut stored = registration.clone();
-        if let Some(old) = &old {
-            stored.registered_at = old.registered_at;
-        }
-        let old_parents: BTreeSet<PipelineId> = old
-            .as_ref()
-            .map(|o| o.parents().into_keys().collect())
-            .unwrap_or_default();
-        if self.write(&stored, &old_parents).await? {
-            return Ok(if old.is_some() {
-                Upserted::Updated
-            } else {
-                Upserted::Created
-            });
-        }
-        let owner = self
-            .get(child)
-            .await?
-            .map(|r| r.owner_stack_id)
-            .unwrap_or_default();
-        Err(StoreError::NotOwner {
-            pipeline: child.clone(),
-            owner,
-        })
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
+        self.requests
+            .request(Op::GetRegistration(pipeline), || {
+                let got = lock(&self.tables, TABLE, "GetItem (registration)")
+                    .map(|t| t.registrations.get(pipeline).cloned());
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (registration)", TABLE, f))?
     }
 
-    async fn delete(&self, pipeline: &PipelineId, owner_stack_id: &str) -> StoreResult<Deleted> {
-        let Some(old) = self.get(pipeline).await? else {
-            return Ok(Deleted::NotFound);
-        };
-        if old.owner_stack_id != owner_stack_id {
-            return Err(StoreError::NotOwner {
-                pipeline: pipeline.clone(),
-                owner: old.owner_stack_id,
-            });
-        }
-        if self.remove(&old, owner_stack_id).await? {
-            return Ok(Deleted::Removed);
-        }
-        match self.get(pipeline).await? {
-            None => Ok(Deleted::NotFound),
-            Some(now) => Err(StoreError::NotOwner {
-                pipeline: pipeline.clone(),
-                owner: now.owner_stack_id,
-            }),
-        }
+    async fn graph_version(&self) -> StoreResult<u64> {
+        self.requests
+            .request(Op::GetGraphVersion, || {
+                let got = lock(&self.tables, TABLE, "GetItem (graph version)")
+                    .map(|t| t.graph.unwrap_or(0));
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (graph version)", TABLE, f))?
+    }
+
+    async fn write(&self, write: &RegistryWrite) -> StoreResult<bool> {
+        let child = &write.registration.pipeline;
+        let operation = "TransactWriteItems (write registration)";
+        self.requests
+            .request(Op::WriteRegistration(child), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                // The registration at the version read (absent when none was); with `graph`, the
+                // graph version item at that version (absent when 0).
+                let stored = t.registrations.get(child).map(|v| v.version);
+                let graph_ok = match write.graph {
+                    None => true,
+                    Some(0) => t.graph.is_none(),
+                    Some(g) => t.graph == Some(g),
+                };
+                if stored != write.expect || !graph_ok {
+                    return (Ok(false), Effect::ConditionFailed);
+                }
+                for (parent, statuses) in write.registration.parents() {
+                    t.edges
+                        .entry(parent)
+                        .or_default()
+                        .insert(child.clone(), statuses);
+                }
+                for parent in &write.removed_parents {
+                    remove_edge(&mut t, parent, child);
+                }
+                if let Some(g) = write.graph {
+                    t.graph = Some(g + 1);
+                }
+                let version = write.expect.map_or(1, |v| v + 1);
+                t.registrations.insert(
+                    child.clone(),
+                    Versioned {
+                        registration: write.registration.clone(),
+                        version,
+                    },
+                );
+                (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
+        let pipeline = &stored.registration.pipeline;
+        let operation = "TransactWriteItems (remove registration)";
+        self.requests
+            .request(Op::DeleteRegistration(pipeline), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                // `attribute_not_exists(version) OR version = :read`: a missing item passes.
+                let current = t.registrations.get(pipeline).map(|v| v.version);
+                if current.is_some_and(|v| v != stored.version) {
+                    return (Ok(false), Effect::ConditionFailed);
+                }
+                t.registrations.remove(pipeline);
+                for parent in stored.registration.parents().keys() {
+                    remove_edge(&mut t, parent, pipeline);
+                }
+                (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
     }
 }
