@@ -122,18 +122,25 @@ impl<'m> World<'m> {
             world.truth.registered(registration, i64::MIN);
         }
         for change in &org.changes {
+            let what = if change.delete {
+                "unregisters"
+            } else {
+                "registers"
+            };
             world.sim.lock().note(|| {
                 format!(
-                    "registers at {}: {}",
+                    "{what} at {}: {}",
                     clock(change.at),
                     describe(&change.registration)
                 )
             });
-            world.push(
-                change.at,
-                Job::Register(Box::new(change.registration.clone())),
-                1,
-            );
+            let registration = Box::new(change.registration.clone());
+            let job = if change.delete {
+                Job::Unregister(registration, change.then.clone().map(Box::new))
+            } else {
+                Job::Register(registration)
+            };
+            world.push(change.at, job, 1);
         }
         for run in &org.roots {
             world.execute(run, None);
