@@ -14,14 +14,19 @@ class OneDynamoRequestAtATime:
     """Makes each DynamoDB request atomic, as DynamoDB is. moto's TransactWriteItems snapshots
     whole tables and restores the snapshot when a condition fails, which, with requests served
     on parallel threads, silently undoes other requests' writes. Other services stay parallel
-    (SQS long polls must not block DynamoDB)."""
+    (SQS long polls must not block DynamoDB).
+
+    Step Functions' StartExecution is made atomic the same way: Step Functions keeps an
+    execution name unique per state machine, while moto looks for the name and then appends the
+    execution, so two concurrent starts on parallel threads could both append."""
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_") or target == "AWSStepFunctions.StartExecution":
             with self.lock:
                 # Consume the whole response inside the lock.
                 return list(self.app(environ, start_response))

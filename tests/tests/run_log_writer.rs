@@ -69,6 +69,7 @@ async fn every_status_fixture_is_recorded_and_announced_once_with_filter_attribu
         .run_log
         .runs_since(
             &pipeline(ACCOUNT_A, "listings"),
+            &baton_core::RunStatus::ALL.into_iter().collect(),
             baton_core::Timestamp(0),
             10,
         )

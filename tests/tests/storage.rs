@@ -66,7 +66,15 @@ async fn a_repeated_run_write_changes_nothing_and_is_announced_once() {
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
 
-    let runs = log.runs_since(&listings, at(21, 0), 10).await.unwrap();
+    let runs = log
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(21, 0),
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!(runs, vec![r.clone()]);
     assert_eq!(log.latest(&r.execution_arn).await.unwrap(), Some(r));
 }
@@ -114,7 +122,15 @@ async fn a_final_status_wins_over_running_whatever_the_arrival_order() {
     );
 
     // Both statuses of both runs stay in the log, newest first, bounded, after a time.
-    let all = log.runs_since(&searches, at(22, 0), 10).await.unwrap();
+    let all = log
+        .runs_since(
+            &searches,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(22, 0),
+            10,
+        )
+        .await
+        .unwrap();
     let seen: Vec<(&str, RunStatus)> = all
         .iter()
         .map(|r| (r.execution_name.as_str(), r.status))
@@ -128,16 +144,30 @@ async fn a_final_status_wins_over_running_whatever_the_arrival_order() {
             ("s-22", RunStatus::Running)
         ]
     );
-    assert_eq!(
-        log.runs_since(&searches, at(22, 0), 2).await.unwrap().len(),
-        2
-    );
+    // At most `limit` of each status, and only the statuses asked for.
+    let running_only = log
+        .runs_since(
+            &searches,
+            &BTreeSet::from([RunStatus::Running]),
+            at(22, 0),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(running_only.len(), 1);
+    assert_eq!(running_only[0].execution_name, "s-23");
+    assert_eq!(running_only[0].status, RunStatus::Running);
     // Strictly later than the bound.
     assert_eq!(
-        log.runs_since(&searches, at(23, 5), 10)
-            .await
-            .unwrap()
-            .len(),
+        log.runs_since(
+            &searches,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            at(23, 5),
+            10
+        )
+        .await
+        .unwrap()
+        .len(),
         1
     );
 }

@@ -76,6 +76,11 @@ async fn scout24_pipeline_x_gets_exactly_one_trigger_on_account_c_bus() {
     let trigger = &received[0];
     assert_eq!(trigger["target"]["name"], "pipeline-x");
     assert_eq!(trigger["target"]["account"], ACCOUNT_C);
+    // The registered state machine, which the member account's pipeline-starter starts.
+    assert_eq!(
+        trigger["target"]["stateMachineArn"],
+        "arn:aws:states:eu-west-1:333333333333:stateMachine:pipeline-x"
+    );
     let consumed: BTreeSet<&str> = trigger["consumed"]
         .as_array()
         .unwrap()
@@ -157,7 +162,12 @@ async fn every_event_delivered_three_times_shuffled_gives_the_same_log_and_one_t
     let listings = pipeline(ACCOUNT_A, "listings");
     let runs = world
         .run_log
-        .runs_since(&listings, Timestamp(0), 10)
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            Timestamp(0),
+            10,
+        )
         .await
         .unwrap();
     let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
@@ -599,7 +609,12 @@ async fn spoofed_or_malformed_events_are_rejected_and_nothing_is_written() {
     assert_eq!(world.run_log.latest(&arn).await.unwrap(), None);
     assert!(world
         .run_log
-        .runs_since(&listings, Timestamp(0), 10)
+        .runs_since(
+            &listings,
+            &baton_core::RunStatus::ALL.into_iter().collect(),
+            Timestamp(0),
+            10
+        )
         .await
         .unwrap()
         .is_empty());

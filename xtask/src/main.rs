@@ -4,7 +4,8 @@
 //! - `cargo xtask demo`: the Scout24 story on a local emulated AWS.
 //! - `cargo xtask test`: every check CI runs (fmt, clippy -D warnings, unit, property and
 //!   integration tests).
-//! - `cargo xtask sam-build`: `sam build` of the central stack (cargo-lambda, arm64).
+//! - `cargo xtask sam-build`: `sam build` of the central and member-account stacks (cargo-lambda,
+//!   arm64).
 //! - `cargo xtask setup`: only the Python tools.
 //! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
 //! - `cargo xtask sim [--seed S] [--schedules N]`: the deterministic simulation of the trigger
@@ -21,7 +22,8 @@ mod stress;
 const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim|stress>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
-  sam-build  build the Lambda functions for deployment with `sam build` (arm64, cargo-lambda)
+  sam-build  build the Lambda functions of template.yaml and templates/member-account.yaml for
+             deployment with `sam build` (arm64, cargo-lambda)
   setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools
   bench      build the release functions and arm64 zips, then measure cold start, warm cost,
              memory, zip size and a 100k-pipeline day; prints one table
@@ -30,6 +32,13 @@ const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim|str
              `sim --schedules N` (default 2,000), `sim --seed S` replays one schedule with its trace
   stress     run the concurrency tests again and again under CPU load
              (`--iterations N`, default 200; `--filter WORD`, default concurrent; `--no-load`)";
+
+/// SAM templates: `sam validate --lint` checks them, `sam build` builds their functions into the
+/// build dir given.
+const SAM_TEMPLATES: &[(&str, &str)] = &[
+    ("template.yaml", ".aws-sam/build"),
+    ("templates/member-account.yaml", ".aws-sam/member"),
+];
 
 /// Templates checked by cfn-lint.
 const TEMPLATES: &[&str] = &[
@@ -179,8 +188,9 @@ fn sim(args: &[String]) -> Result<(), String> {
     run(&cargo(), &command, &[])
 }
 
-/// cfn-lint on every template, and `sam validate --lint` on the central one. Neither needs AWS
-/// credentials; a region is set because SAM insists on one.
+/// cfn-lint on every template, and `sam validate --lint` on the SAM ones (the central stack and the
+/// member-account stack with pipeline-starter). Neither needs AWS credentials; a region is set
+/// because SAM insists on one.
 fn lint_templates() -> Result<(), String> {
     let bin = setup_tools()?;
     let tools_env = tools_env(&bin);
@@ -188,14 +198,17 @@ fn lint_templates() -> Result<(), String> {
     let mut args = vec!["--format", "parseable"];
     args.extend_from_slice(TEMPLATES);
     run(&bin.join("cfn-lint").to_string_lossy(), &args, &env)?;
-    run(
-        &bin.join("sam").to_string_lossy(),
-        &["validate", "--lint", "--template", "template.yaml"],
-        &env,
-    )?;
+    for (template, _) in SAM_TEMPLATES {
+        run(
+            &bin.join("sam").to_string_lossy(),
+            &["validate", "--lint", "--template", template],
+            &env,
+        )?;
+    }
     eprintln!(
-        "templates: {} linted with cfn-lint, template.yaml validated with sam",
-        TEMPLATES.len()
+        "templates: {} linted with cfn-lint, {} validated with sam",
+        TEMPLATES.len(),
+        SAM_TEMPLATES.len()
     );
     Ok(())
 }
@@ -218,7 +231,8 @@ fn tools_env(bin: &Path) -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
-/// `sam build` with cargo-lambda for arm64 (provided.al2023), as `template.yaml` declares.
+/// `sam build` with cargo-lambda for arm64 (provided.al2023), as the SAM templates declare: the
+/// central stack into `.aws-sam/build`, the member-account stack into `.aws-sam/member`.
 fn sam_build() -> Result<(), String> {
     let bin = setup_tools()?;
     // The arm64 standard library; rustup fetches it once (a no-op when present).
@@ -229,16 +243,25 @@ fn sam_build() -> Result<(), String> {
     )?;
     let tools_env = tools_env(&bin);
     let env: Vec<(&str, &Path)> = tools_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
-    let started = std::time::Instant::now();
-    run(
-        &bin.join("sam").to_string_lossy(),
-        &["build", "--beta-features"],
-        &env,
-    )?;
-    eprintln!(
-        "sam build finished in {:.0?}; artifacts in .aws-sam/build",
-        started.elapsed()
-    );
+    for (template, build_dir) in SAM_TEMPLATES {
+        let started = std::time::Instant::now();
+        run(
+            &bin.join("sam").to_string_lossy(),
+            &[
+                "build",
+                "--beta-features",
+                "--template",
+                template,
+                "--build-dir",
+                build_dir,
+            ],
+            &env,
+        )?;
+        eprintln!(
+            "sam build of {template} finished in {:.0?}; artifacts in {build_dir}",
+            started.elapsed()
+        );
+    }
     Ok(())
 }
 

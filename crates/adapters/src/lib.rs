@@ -1,8 +1,9 @@
-//! baton's adapters: the one place that talks to AWS (DynamoDB, SNS, EventBridge, Secrets Manager)
+//! baton's adapters: the one place that talks to AWS (DynamoDB, SNS, EventBridge, Step Functions, Secrets Manager)
 //! and to Slack. Each adapter implements a port of `baton_core::ports` over a real client built
 //! once at start-up.
 
 pub mod config;
+pub mod deadline;
 pub mod dynamo;
 pub mod http;
 pub mod logging;
@@ -13,9 +14,11 @@ pub use config::{ConfigError, Env};
 pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
 
 pub mod eventbridge;
+pub mod sfn;
 pub mod sns;
 
 pub use eventbridge::EventBridgeTriggerBus;
+pub use sfn::StepFunctionsStarter;
 pub use sns::SnsRunEvents;
 
 pub use secrets::{SecretError, SecretsManagerToken, SlackToken, TokenSource};

@@ -283,7 +283,7 @@ async fn graph(
     for p in &pipelines {
         let run = stores
             .run_log
-            .runs_since(p, Timestamp(0), 1)
+            .runs_since(p, &every_status(), Timestamp(0), 1)
             .await
             .map_err(Failure::env)?;
         latest.insert(p.clone(), run.into_iter().next());
@@ -493,11 +493,13 @@ async fn runs(
     as_json: bool,
     style: Style,
 ) -> Result<(), Failure> {
-    let runs = stores
+    let mut runs = stores
         .run_log
-        .runs_since(pipeline, Timestamp(0), limit.max(1))
+        .runs_since(pipeline, &every_status(), Timestamp(0), limit.max(1))
         .await
         .map_err(Failure::env)?;
+    // The newest `limit` of all statuses (the run log answers up to `limit` per status).
+    runs.truncate(limit.max(1));
     if as_json {
         println!("{}", json!({"pipeline": pipeline.key(), "runs": runs}));
         return Ok(());
@@ -524,4 +526,9 @@ async fn runs(
         style,
     );
     Ok(())
+}
+
+/// Every status: what the commands that show runs ask the run log for.
+fn every_status() -> std::collections::BTreeSet<baton_core::RunStatus> {
+    baton_core::RunStatus::ALL.into_iter().collect()
 }

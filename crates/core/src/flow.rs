@@ -30,7 +30,10 @@ use crate::ports::{
     ClaimOutcome, CursorState, Lease, Ledger, PublishError, Registration, Registry, RunEvents,
     RunLog, SendLease, StoreError, TriggerBus,
 };
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::run::{Run, RunRef};
+use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
 
 /// Bounds and defaults of the flow, from the function's configuration.
@@ -220,7 +223,8 @@ where
         let Some(firing) = evaluation.firing() else {
             return Ok(ChildDecision::Waiting { evaluation });
         };
-        let pipeline_trigger = PipelineTrigger::new(child, firing, now);
+        // The target is the registered pipeline: its state machine ARN is the one registered.
+        let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
             .await?
@@ -444,22 +448,18 @@ pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) 
     stored.unwrap_or_default().max(registration.floor())
 }
 
-/// The runs of each parent later than `cursor`, newest first, bounded per parent.
+/// The runs of each parent later than `cursor` with a status some leaf wants, newest first,
+/// bounded per parent and status.
 async fn parent_runs<L: RunLog + Sync>(
     run_log: &L,
-    parents: &std::collections::BTreeMap<
-        PipelineId,
-        std::collections::BTreeSet<crate::status::RunStatus>,
-    >,
+    parents: &BTreeMap<PipelineId, BTreeSet<RunStatus>>,
     cursor: Timestamp,
     settings: &FlowSettings,
 ) -> Result<Vec<RunRef>, StoreError> {
-    // One query per parent, all in flight together; results in the parents' order.
-    let per_parent = try_join_all(
-        parents
-            .keys()
-            .map(|parent| run_log.runs_since(parent, cursor, settings.runs_per_parent)),
-    )
+    // One query per parent and status, all in flight together; results in the parents' order.
+    let per_parent = try_join_all(parents.iter().map(|(parent, statuses)| {
+        run_log.runs_since(parent, statuses, cursor, settings.runs_per_parent)
+    }))
     .await?;
     Ok(per_parent.iter().flatten().map(Run::reference).collect())
 }
@@ -498,7 +498,13 @@ where
     let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
     let evaluation = match registration.definition.trigger.as_ref() {
         Some(trigger) => {
-            let runs = parent_runs(run_log, &registration.parents(), cursor, settings).await?;
+            // Every status, so a waiting leaf's explanation can name the latest run of another.
+            let every_status: BTreeMap<PipelineId, BTreeSet<RunStatus>> = registration
+                .parents()
+                .into_keys()
+                .map(|p| (p, RunStatus::ALL.into_iter().collect()))
+                .collect();
+            let runs = parent_runs(run_log, &every_status, cursor, settings).await?;
             Some(evaluate(child, trigger, cursor, now, &runs))
         }
         None => None,

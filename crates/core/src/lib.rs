@@ -14,6 +14,7 @@ pub mod ports;
 pub mod registration;
 pub mod run;
 pub mod slack_thread;
+pub mod start;
 pub mod status;
 pub mod time;
 

@@ -83,10 +83,13 @@ pub trait RunLog {
     /// The latest state of an execution.
     fn latest(&self, execution_arn: &str) -> impl Future<Output = StoreResult<Option<Run>>> + Send;
 
-    /// Runs of `pipeline` whose status time is later than `after`, newest first, at most `limit`.
+    /// Runs of `pipeline` with one of `statuses` whose status time is later than `after`, newest
+    /// first, at most `limit` of each status. Runs of other statuses are not read, so however
+    /// many of them came later, a wanted run is found.
     fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<Run>>> + Send;

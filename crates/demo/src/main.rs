@@ -2,13 +2,15 @@
 //!
 //! A moto server holds the central account's tables, the run-events topic (with the two
 //! subscriptions the template declares, as SQS queues), account C's pipeline bus (a rule on it
-//! feeds a queue, standing in for the rule that starts pipeline-x) and the Slack token secret. The
-//! four real handlers process the flow as the template wires it: cfn-responder registers the three
-//! example pipelines; run-log-writer records status changes from accounts A and B; trigger-manager
-//! decides and sends the Pipeline Trigger; slack-notifier posts to a local Slack stand-in. Every
-//! line printed comes from what a handler did: its answer, its log events, or what reached the
-//! emulator and the stand-in.
+//! feeds a queue, standing in for the rule that invokes pipeline-starter), pipeline-x's state
+//! machine in account C's Step Functions, and the Slack token secret. The five real handlers
+//! process the flow as the templates wire it: cfn-responder registers the three example pipelines;
+//! run-log-writer records status changes from accounts A and B; trigger-manager decides and sends
+//! the Pipeline Trigger; pipeline-starter starts pipeline-x once, however often the trigger is
+//! delivered; slack-notifier posts to a local Slack stand-in. Every line printed comes from what a
+//! handler did: its answer, its log events, or what reached the emulator and the stand-in.
 
+mod account_c;
 mod capture;
 mod story;
 

@@ -6,13 +6,14 @@ use anyhow::Context as _;
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_adapters::{EventBridgeTriggerBus, SecretsManagerToken, SlackWebApi, SnsRunEvents};
 use baton_core::flow::{FlowSettings, Ports};
-use baton_core::Timestamp;
+use baton_core::{PipelineTrigger, Timestamp};
 use baton_testbed::cfn_capture::CfnCapture;
 use baton_testbed::slack_standin::SlackStandIn;
 use baton_testbed::{lambda_sns_event, BusWatch, Central, Moto, TopicWatch, REGION};
 use chrono::{DateTime, Duration as Days, NaiveTime, Utc};
 use serde_json::{json, Value};
 
+use crate::account_c::AccountC;
 use crate::capture::Captured;
 
 const CENTRAL: &str = "123456789012";
@@ -29,6 +30,7 @@ struct World {
     to_trigger_manager: TopicWatch,
     to_slack: TopicWatch,
     bus_c: BusWatch,
+    account_c: AccountC,
     slack: SlackStandIn,
     capture: CfnCapture,
     events: SnsRunEvents,
@@ -85,6 +87,8 @@ impl World {
         // Account C's pipeline bus. The emulator keeps every bus in one account, so it carries
         // C's id in its name; the ARN the code uses names account C as in production.
         let bus_c = BusWatch::on_bus(config, C, &format!("{DEFAULT_BUS}-{C}"), "baton").await?;
+        // Account C's Step Functions, reached with credentials of account C.
+        let account_c = AccountC::create(moto, C).await?;
         let token = "xoxb-demo-bot-token";
         let secrets = aws_sdk_secretsmanager::Client::new(config);
         secrets
@@ -112,6 +116,7 @@ impl World {
             to_trigger_manager,
             to_slack,
             bus_c,
+            account_c,
             slack,
             notifier,
             captured,
@@ -288,6 +293,8 @@ impl World {
                     detail["batonTriggerId"].as_str().unwrap_or("?"),
                     detail["reason"].as_str().unwrap_or(""),
                 );
+                // The rule on C's pipeline bus invokes pipeline-starter.
+                self.account_c.deliver(&arrived).await?;
                 triggers.push(arrived);
             }
             if quiet {
@@ -518,35 +525,53 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     );
     triggers.extend(world.pump(tomorrow_at(7, 32), Some(&again)).await?);
 
-    heading(
-        "4. pipeline-x runs, started by its Pipeline Trigger (the trigger is its execution input)",
-    );
+    heading("4. The Pipeline Trigger reaches pipeline-starter twice more (EventBridge delivers at least once): three deliveries, one execution");
     let trigger = triggers.first().context("pipeline-x was never triggered")?;
-    let x = format!("pipeline-x-{date}");
+    for _ in 0..2 {
+        world.account_c.deliver(trigger).await?;
+    }
+    let executions = world.account_c.executions().await?;
+    println!(
+        "  pipeline-x's executions in account {C} (ListExecutions on {}): {}",
+        world.account_c.pipeline_x_arn,
+        executions.len()
+    );
+    for (name, input) in &executions {
+        println!(
+            "    {name} (input: the Pipeline Trigger {})",
+            PipelineTrigger::id_in_execution_input(input).unwrap_or_else(|| "?".to_owned())
+        );
+    }
+
+    heading("5. pipeline-x runs; its status changes carry the trigger that started it");
+    let (x, input) = executions
+        .first()
+        .context("pipeline-starter started no execution")?;
+    let input: Value = serde_json::from_str(input)?;
     let mut running = change(
         C,
         "pipeline-x",
-        &x,
+        x,
         "RUNNING",
         tomorrow_at(7, 33),
         None,
         None,
     );
-    running.input = trigger["detail"].clone();
+    running.input = input.clone();
     let mut done = change(
         C,
         "pipeline-x",
-        &x,
+        x,
         "SUCCEEDED",
         tomorrow_at(7, 33),
         Some(tomorrow_at(8, 5)),
         None,
     );
-    done.input = trigger["detail"].clone();
+    done.input = input;
     world.status_change(&running).await?;
     world.status_change(&done).await?;
 
-    heading("5. What happened");
+    heading("6. What happened");
     println!(
         "  Pipeline Triggers that reached account {C}'s bus: {}",
         triggers.len()

@@ -169,9 +169,15 @@ pub fn describe(op: &Op<'_>) -> String {
         Op::PutLatest(r) => format!("PutItem latest {} {}", r.execution_name, r.status),
         Op::MarkAnnounced(r) => format!("UpdateItem announced {} {}", r.execution_name, r.status),
         Op::GetLatest(arn) => format!("GetItem latest {arn}"),
-        Op::QueryRuns { pipeline, after } => {
-            format!("Query runs of {} after {}", pipeline.name, after.0 - DAY0)
-        }
+        Op::QueryRuns {
+            pipeline,
+            status,
+            after,
+        } => format!(
+            "Query {status} runs of {} after {}",
+            pipeline.name,
+            clock(after.0)
+        ),
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
         Op::GetGraphVersion => "GetItem graph version".to_owned(),
         Op::QueryChildren(p) => format!("Query children of {}", p.name),
@@ -224,7 +230,7 @@ pub fn short(id: &TriggerId) -> &str {
 
 /// A sim time as `h:mm:ss.mmm` from the start of the day.
 pub fn clock(t: i64) -> String {
-    let t = t - DAY0;
+    let t = t.saturating_sub(DAY0);
     format!(
         "{}:{:02}:{:02}.{:03}",
         t / 3_600_000,

@@ -8,7 +8,8 @@
 //! - [`Fault::Before`]: answered with a server error; the emulator never sees the request;
 //! - [`Fault::After`]: forwarded and applied, then its answer is replaced by a server error (the
 //!   response was lost: the caller cannot know the write happened);
-//! - [`Fault::Throttle`]: answered as throttled (`ThrottlingException`, or HTTP 429 for Slack).
+//! - [`Fault::Throttle`]: answered as throttled (`ThrottlingException`, or HTTP 429 for Slack);
+//! - [`Fault::Answer`]: answered with a chosen error (e.g. a cancelled transaction's reasons).
 //!
 //! A rule fires a given number of times or until cleared, and counts how often it fired, so a test
 //! can check that the fault it is about really happened.
@@ -30,6 +31,9 @@ pub enum Fault {
     After,
     /// Refused as throttled.
     Throttle,
+    /// Answered with this HTTP status and (AWS JSON) body instead of reaching the emulator, e.g.
+    /// a `TransactionCanceledException` with chosen cancellation reasons.
+    Answer { status: u16, body: &'static str },
 }
 
 /// How many times a rule fires.
@@ -209,6 +213,13 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     match fault {
         Some(Fault::Before) => return server_error(aws),
         Some(Fault::Throttle) => return throttled(aws),
+        Some(Fault::Answer { status, body }) => {
+            return Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(Body::from(body))
+                .unwrap_or_default()
+        }
         Some(Fault::After) | None => {}
     }
     let path = parts

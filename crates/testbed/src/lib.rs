@@ -9,6 +9,7 @@
 pub mod central;
 pub mod cfn_capture;
 pub mod fault_proxy;
+pub mod member;
 pub mod memory;
 pub mod moto;
 pub mod oracle;
@@ -16,6 +17,7 @@ pub mod rng;
 pub mod slack_standin;
 
 pub use central::Central;
+pub use member::MemberAccount;
 pub use moto::{unique, Moto, MotoError, REGION};
 
 pub mod observe;

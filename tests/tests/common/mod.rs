@@ -14,7 +14,8 @@ use baton_core::flow::{FlowSettings, Invocation, Ports};
 use baton_core::ports::Registration;
 use baton_core::{PipelineId, RunStatus, Span, Timestamp};
 use baton_testbed::central::RETENTION;
-use baton_testbed::{lambda_sns_event, unique, Central, RequestCounter, TopicWatch};
+use baton_testbed::fault_proxy::FaultProxy;
+use baton_testbed::{lambda_sns_event, unique, Central, Moto, RequestCounter, TopicWatch};
 use serde_json::Value;
 
 pub const REGION: &str = "eu-west-1";
@@ -132,6 +133,25 @@ impl World {
             central,
             topic,
         }
+    }
+
+    /// A world whose trigger-manager reaches DynamoDB through a fault proxy in front of the
+    /// emulator (run-log-writer and the tests' own reads go direct).
+    pub async fn behind_faults(prefix: &str) -> (World, FaultProxy) {
+        let mut world = World::new(prefix).await;
+        let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
+        let config = world
+            .central
+            .config
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build();
+        let dynamo = world.trigger_manager_requests.dynamo_client(&config);
+        let tables = &world.central.tables;
+        world.tm_run_log = DynamoRunLog::new(dynamo.clone(), &tables.runs, RETENTION);
+        world.tm_registry = DynamoRegistry::new(dynamo.clone(), &tables.registry);
+        world.tm_ledger = DynamoLedger::new(dynamo, &tables.ledger);
+        (world, proxy)
     }
 
     pub async fn register(

@@ -2,12 +2,16 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | a run at a status | `run#<account:region:name>` | `<status time, 13 digits>#<execution name>#<STATUS>` |
+//! | a run at a status | `run#<account:region:name>` | `<STATUS>#<status time, 13 digits>#<execution name>` |
 //! | an execution's latest state | `execution#<execution ARN>` | `latest` |
 //!
-//! Status time leads the sort key, so "runs of a pipeline newer than T, newest first" is one
-//! Query. The key is derived from the event alone, so a repeated event maps to the same item and
-//! `attribute_not_exists(pk)` detects the first sighting.
+//! The status leads the sort key and the status time follows, so "runs of a pipeline with status
+//! S newer than T, newest first" is one Query that reads only such runs: however many runs with
+//! other statuses came after it, a qualifying run is in the first page. The key is derived from
+//! the event alone, so a repeated event maps to the same item and `attribute_not_exists(pk)`
+//! detects the first sighting.
+
+use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::Client;
 use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
@@ -37,9 +41,9 @@ fn sort_time(t: Timestamp) -> String {
 fn run_sk(run: &Run) -> String {
     format!(
         "{}#{}#{}",
+        run.status,
         sort_time(run.status_time()),
-        run.execution_name,
-        run.status
+        run.execution_name
     )
 }
 
@@ -205,25 +209,43 @@ impl RunLog for DynamoRunLog {
     async fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
-        // Sort keys start with the 13-digit status time: `>= after+1` is "later than after".
-        let from = sort_time(Timestamp(after.0.saturating_add(1)));
         let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(":pk", s(run_pk(pipeline)))
-            .expression_attribute_values(":from", s(from))
-            .scan_index_forward(false)
-            .limit(limit)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("Query (runs of a pipeline)", &self.table, e))?;
-        out.items().iter().map(|item| self.read_run(item)).collect()
+        // One Query per status, all in flight together: each reads only runs of its status.
+        let per_status = futures::future::try_join_all(statuses.iter().map(|status| {
+            // `<STATUS>#<time>` from just after `after` to the end of that status's runs.
+            let from = format!(
+                "{status}#{}",
+                sort_time(Timestamp(after.0.saturating_add(1)))
+            );
+            let to = format!("{status}#~");
+            async move {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(run_pk(pipeline)))
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to))
+                    .scan_index_forward(false)
+                    .limit(limit)
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("Query (runs of a pipeline)", &self.table, e))?;
+                out.items()
+                    .iter()
+                    .map(|item| self.read_run(item))
+                    .collect::<StoreResult<Vec<Run>>>()
+            }
+        }))
+        .await?;
+        let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+        Ok(runs)
     }
 }

@@ -45,9 +45,10 @@ pub enum Op<'a> {
     /// UpdateItem `announced = true`, `attribute_exists(pk)`.
     MarkAnnounced(&'a baton_core::Run),
     GetLatest(&'a str),
-    /// Query of one pipeline's runs later than `after`, newest first.
+    /// Query of one pipeline's runs with one status later than `after`, newest first.
     QueryRuns {
         pipeline: &'a PipelineId,
+        status: baton_core::RunStatus,
         after: Timestamp,
     },
     GetRegistration(&'a PipelineId),

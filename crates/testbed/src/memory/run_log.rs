@@ -1,13 +1,13 @@
 //! The run log in memory, laid out and queried as `DynamoRunLog` does: run items keyed by
-//! (`run#<pipeline>`, `<status time, 13 digits>#<execution name>#<STATUS>`), an execution's
-//! latest state keyed by its ARN and guarded by its rank, and a Query that stops at `Limit` items
-//! or 1 MB of items, whichever comes first, as DynamoDB's does.
+//! (`run#<pipeline>`, `<STATUS>#<status time, 13 digits>#<execution name>`), an execution's
+//! latest state keyed by its ARN and guarded by its rank, and one Query per wanted status that
+//! stops at `Limit` items or 1 MB of items, whichever comes first, as DynamoDB's does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{Recorded, RunLog, StoreResult};
-use baton_core::{PipelineId, Run, Timestamp};
+use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 
 use super::{lock, unavailable, Effect, Op, Requests};
 
@@ -50,9 +50,9 @@ fn sort_time(t: Timestamp) -> String {
 fn run_sk(run: &Run) -> String {
     format!(
         "{}#{}#{}",
+        run.status,
         sort_time(run.status_time()),
-        run.execution_name,
-        run.status
+        run.execution_name
     )
 }
 
@@ -217,31 +217,64 @@ impl RunLog for MemoryRunLog {
     async fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
-        // One Query page, newest first, as the adapter reads it: `Limit` items or 1 MB.
+        // One Query per status, all in flight together, as the adapter makes them.
+        let per_status = futures::future::try_join_all(
+            statuses
+                .iter()
+                .map(|status| self.query_status(pipeline, *status, after, limit)),
+        )
+        .await?;
+        let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+        Ok(runs)
+    }
+}
+
+impl MemoryRunLog {
+    /// One Query page of `pipeline`'s runs with `status` later than `after`, newest first:
+    /// `Limit` items or 1 MB.
+    async fn query_status(
+        &self,
+        pipeline: &PipelineId,
+        status: RunStatus,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
         let pk = run_pk(pipeline);
-        let from = sort_time(Timestamp(after.0.saturating_add(1)));
+        let from = format!(
+            "{status}#{}",
+            sort_time(Timestamp(after.0.saturating_add(1)))
+        );
+        let to = format!("{status}#~");
         let limit = limit.max(1);
         self.requests
-            .request(Op::QueryRuns { pipeline, after }, || {
-                let page = lock(&self.tables, TABLE, "Query (runs of a pipeline)").map(|t| {
-                    let mut bytes = 0;
-                    let mut page = Vec::new();
-                    // Every sort key of this partition sorts below the next partition key.
-                    let range = (pk.clone(), from.clone())..(format!("{pk}\u{0}"), String::new());
-                    for ((item_pk, sk), item) in t.runs.range(range).rev() {
-                        bytes += item_bytes(item_pk, sk, &item.run);
-                        if page.len() == limit || (bytes > PAGE_BYTES && !page.is_empty()) {
-                            break;
+            .request(
+                Op::QueryRuns {
+                    pipeline,
+                    status,
+                    after,
+                },
+                || {
+                    let page = lock(&self.tables, TABLE, "Query (runs of a pipeline)").map(|t| {
+                        let mut bytes = 0;
+                        let mut page = Vec::new();
+                        let range = (pk.clone(), from.clone())..=(pk.clone(), to.clone());
+                        for ((item_pk, sk), item) in t.runs.range(range).rev() {
+                            bytes += item_bytes(item_pk, sk, &item.run);
+                            if page.len() == limit || (bytes > PAGE_BYTES && !page.is_empty()) {
+                                break;
+                            }
+                            page.push(item.run.clone());
                         }
-                        page.push(item.run.clone());
-                    }
-                    page
-                });
-                (page, Effect::Read)
-            })
+                        page
+                    });
+                    (page, Effect::Read)
+                },
+            )
             .await
             .map_err(|f| unavailable("Query (runs of a pipeline)", TABLE, f))?
     }

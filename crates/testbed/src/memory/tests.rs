@@ -109,7 +109,8 @@ fn a_query_page_stops_at_its_limit_or_at_one_megabyte_newest_first() {
         block_on(mem.run_log.record(&failed_run(i, 32 * 1024))).unwrap();
     }
     let p = failed_run(0, 0).pipeline;
-    let page = block_on(mem.run_log.runs_since(&p, Timestamp(0), 100)).unwrap();
+    let failed = std::collections::BTreeSet::from([RunStatus::Failed]);
+    let page = block_on(mem.run_log.runs_since(&p, &failed, Timestamp(0), 100)).unwrap();
     let bytes: usize = page
         .iter()
         .map(|r| r.cause.as_ref().map_or(0, String::len))
@@ -120,11 +121,23 @@ fn a_query_page_stops_at_its_limit_or_at_one_megabyte_newest_first() {
         page.len()
     );
     assert_eq!(page[0].execution_name, "r59");
-    let small = block_on(mem.run_log.runs_since(&p, Timestamp(0), 10)).unwrap();
+    let small = block_on(mem.run_log.runs_since(&p, &failed, Timestamp(0), 10)).unwrap();
     assert_eq!(small.len(), 10);
     // Later than `after` only.
-    let later = block_on(mem.run_log.runs_since(&p, Timestamp(1_005 + 58 * 10), 100)).unwrap();
+    let later = block_on(
+        mem.run_log
+            .runs_since(&p, &failed, Timestamp(1_005 + 58 * 10), 100),
+    )
+    .unwrap();
     assert_eq!(later.len(), 1);
+    // A success behind all those failures is in the first page of its own status.
+    let mut ok = failed_run(0, 0);
+    ok.status = RunStatus::Succeeded;
+    ok.stopped_at = Some(Timestamp(1_001));
+    block_on(mem.run_log.record(&ok)).unwrap();
+    let wanted = std::collections::BTreeSet::from([RunStatus::Succeeded]);
+    let found = block_on(mem.run_log.runs_since(&p, &wanted, Timestamp(0), 100)).unwrap();
+    assert_eq!(found.len(), 1);
 }
 
 #[test]
