@@ -107,6 +107,13 @@ fn many(args: &Args) -> ExitCode {
                 if i >= args.schedules {
                     return;
                 }
+                if i > 0 && i % 100_000 == 0 {
+                    let found = failures.lock().map(|f| f.len()).unwrap_or(0);
+                    eprintln!(
+                        "{i} schedules started, {found} with a violation so far, {:.0?}",
+                        started.elapsed()
+                    );
+                }
                 let outcome = run_schedule(schedule_seed(args.base, i), false);
                 if let Ok(mut t) = totals.lock() {
                     t.0.add(&outcome.injected);

@@ -122,9 +122,11 @@ impl Truth {
         let child = trigger.target.id();
         let id = trigger.trigger_id.0.clone();
         let focus = vec![child.name.clone(), short(&trigger.trigger_id).to_owned()];
+        // Kept with the time its invocation began: a deletion after that may drop it.
+        let started = self.started_at.get(&task).copied().unwrap_or(at);
         if self
             .claims
-            .insert(id.clone(), (child.clone(), at))
+            .insert(id.clone(), (child.clone(), started))
             .is_some()
         {
             self.violation(
@@ -133,7 +135,6 @@ impl Truth {
                 focus.clone(),
             );
         }
-        let started = self.started_at.get(&task).copied().unwrap_or(i64::MAX);
         let floor = self.floor_at(&child, started);
         for run in &trigger.consumed {
             if run.status_time.0 <= floor {
@@ -183,7 +184,7 @@ impl Truth {
             self.violation(
                 "trigger outlived its pipeline",
                 format!(
-                    "trigger {} of {child}, claimed at {}, was sent at {} after the registration was deleted at {}",
+                    "trigger {} of {child}, claimed by an invocation begun at {}, was sent at {} after the registration was deleted at {}",
                     short(&trigger.trigger_id),
                     clock(*claimed),
                     clock(o.at),
