@@ -107,7 +107,7 @@ fn many(args: &Args) -> ExitCode {
                 if i >= args.schedules {
                     return;
                 }
-                if i > 0 && i % 100_000 == 0 {
+                if i > 0 && i.is_multiple_of(100_000) {
                     let found = failures.lock().map(|f| f.len()).unwrap_or(0);
                     eprintln!(
                         "{i} schedules started, {found} with a violation so far, {:.0?}",
