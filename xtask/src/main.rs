@@ -8,6 +8,8 @@
 //!   arm64).
 //! - `cargo xtask setup`: only the Python tools.
 //! - `cargo xtask bench`: every benchmark, one table (see docs/performance.md).
+//! - `cargo xtask sim [--seed S] [--schedules N]`: the deterministic simulation of the trigger
+//!   path under faults (see docs/reliability.md); part of `test` with 2,000 schedules.
 //! - `cargo xtask stress`: the concurrency tests 200 times under CPU load (docs/reliability.md).
 
 use std::env;
@@ -17,7 +19,7 @@ use std::process::{Command, ExitCode};
 
 mod stress;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|stress>
+const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim|stress>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
   sam-build  build the Lambda functions of template.yaml and templates/member-account.yaml for
@@ -26,6 +28,8 @@ const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|stress>
   bench      build the release functions and arm64 zips, then measure cold start, warm cost,
              memory, zip size and a 100k-pipeline day; prints one table
              (`bench --no-zip` skips the arm64 build; other options go to baton-bench)
+  sim        the deterministic simulation of the trigger path under faults:
+             `sim --schedules N` (default 2,000), `sim --seed S` replays one schedule with its trace
   stress     run the concurrency tests again and again under CPU load
              (`--iterations N`, default 200; `--filter WORD`, default concurrent; `--no-load`)";
 
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         "sam-build" => sam_build(),
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         "bench" => bench(env::args().skip(2).collect()),
+        "sim" => sim(&env::args().skip(2).collect::<Vec<_>>()),
         "stress" => stress::stress(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
@@ -170,7 +175,17 @@ fn test() -> Result<(), String> {
         &["test", "--workspace"],
         &[("BATON_PYTHON", &python)],
     )?;
+    sim(&[])?;
     lint_templates()
+}
+
+/// `cargo xtask sim`: the simulation in a debug build (its dependencies are the tests' own, so
+/// nothing new is compiled), with `args` passed on. Without `--schedules` it runs 2,000
+/// schedules (baton-sim's default), as `cargo xtask test` does.
+fn sim(args: &[String]) -> Result<(), String> {
+    let mut command = vec!["run", "--quiet", "--package", "baton-sim", "--"];
+    command.extend(args.iter().map(String::as_str));
+    run(&cargo(), &command, &[])
 }
 
 /// cfn-lint on every template, and `sam validate --lint` on the SAM ones (the central stack and the

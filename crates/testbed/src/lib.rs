@@ -1,5 +1,7 @@
-//! Local stand-ins for baton's tests and demo: the moto AWS emulator (a real AWS API server from
-//! PyPI, started on 127.0.0.1 on a free port) and helpers to create baton's resources in it.
+//! Local stand-ins for baton's tests, simulation, demo and benchmarks: core's ports in memory
+//! ([`memory`]), an independent brute-force reading of the trigger semantics ([`oracle`]), the
+//! moto AWS emulator (a real AWS API server from PyPI, started on 127.0.0.1 on a free port) and
+//! helpers to create baton's resources in it.
 //!
 //! The emulator is reached through the real AWS SDK clients, configured exactly as in Lambda but
 //! with `endpoint_url` pointing at loopback.
@@ -8,7 +10,10 @@ pub mod central;
 pub mod cfn_capture;
 pub mod fault_proxy;
 pub mod member;
+pub mod memory;
 pub mod moto;
+pub mod oracle;
+pub mod rng;
 pub mod slack_standin;
 
 pub use central::Central;

@@ -4,12 +4,10 @@
 //! in-memory store. Roots run on a schedule; children run when their trigger is sent; some runs
 //! fail and some failures are re-run; a few events arrive twice or out of order.
 //!
-//! Afterwards an independent brute-force evaluation ([`oracle`]) checks a sample of children:
+//! Afterwards an independent brute-force evaluation (`baton_testbed::oracle`) checks a sample of children:
 //! each fired exactly at the points where its condition held, with the runs it should consume.
 
-pub mod oracle;
 pub mod org;
-pub mod store;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -19,8 +17,9 @@ use baton_core::flow::{self, FlowSettings, Ports, Step};
 use baton_core::ports::{Recorded, RunLog};
 use baton_core::{DependencyGraph, PipelineId, Run, RunStatus, Timestamp};
 
+use baton_testbed::memory::Memory;
+use baton_testbed::oracle;
 use org::{Organisation, Rng};
-use store::MemoryStore;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -236,13 +235,13 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             .set_parents(&org.pipelines[i], &set)
             .map_err(|cycle| anyhow::anyhow!("the generated DAG has a cycle: {cycle}"))?;
     }
-    let store = MemoryStore::default();
+    let store = Memory::new(None);
     let mut triggers_of: HashMap<PipelineId, baton_core::Trigger> = HashMap::new();
     for registration in &org.registrations {
         if let Some(trigger) = &registration.definition.trigger {
             triggers_of.insert(registration.pipeline.clone(), trigger.clone());
         }
-        store.load(registration.clone());
+        store.registry.load(registration.clone());
     }
     let report = ScaleReport {
         pipelines: spec.pipelines,
@@ -291,13 +290,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
     }
 
     let settings = FlowSettings::with_default_bus("baton-pipelines");
-    let ports = Ports {
-        run_log: &store,
-        registry: &store,
-        ledger: &store,
-        bus: &store,
-        events: &store,
-    };
+    let ports: Ports<'_, _, _, _, _, _> = store.ports();
     let mut timings: Vec<u64> = Vec::new();
     let replay = Instant::now();
     let mut event_no = 0_u64;
@@ -320,17 +313,18 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         );
         let run = due.run;
         // run-log-writer: record once; only a first sighting is announced.
-        let recorded = futures::executor::block_on(store.record(&run))?;
+        let recorded = futures::executor::block_on(store.run_log.record(&run))?;
         if recorded == Recorded::AlreadyAnnounced {
             continue;
         }
-        futures::executor::block_on(store.mark_announced(&run))?;
+        futures::executor::block_on(store.run_log.mark_announced(&run))?;
         if watched_parents.contains(&run.pipeline) {
             recorded_runs.push((event_no, run.clone()));
         }
         // trigger-manager: wake each child, timing each decision.
         let parent = run.reference();
-        let children = futures::executor::block_on(flow::children_to_wake(&store, &parent))?;
+        let children =
+            futures::executor::block_on(flow::children_to_wake(&store.registry, &parent))?;
         for child in &children {
             let started = Instant::now();
             let child_report = futures::executor::block_on(flow::wake_child(
@@ -364,7 +358,9 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             }
         }
         // The pipeline buses: each trigger starts its child's execution a few seconds later.
-        for (_bus, trigger) in store.take_sent() {
+        // Trigger notices go to Slack, which the replay does not model.
+        store.topic.take_published();
+        for (_bus, trigger) in store.buses.take_sent() {
             day.report.triggers += 1;
             let start = due.at + day.rng.between(500, 5_000);
             day.start(
@@ -377,7 +373,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
     let mut report = day.report;
     report.replay = replay.elapsed();
     report.events = event_no;
-    report.store_requests_per_event = store.requests() as f64 / event_no.max(1) as f64;
+    report.store_requests_per_event = store.requests.count() as f64 / event_no.max(1) as f64;
     timings.sort_unstable();
     report.decision_p50 = percentile(&timings, 0.50);
     report.decision_p99 = percentile(&timings, 0.99);

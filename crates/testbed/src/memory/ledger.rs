@@ -1,0 +1,279 @@
+//! The ledger in memory, item for item as `DynamoLedger` keeps it: per child a cursor item (the
+//! cursor, the last and the pending trigger, the pending trigger's send lease, the last trigger
+//! sent) and one claim item per trigger id, changed by the same requests under the same
+//! conditions.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, SendLease, StoreResult};
+use baton_core::{PipelineId, PipelineTrigger, Timestamp, TriggerId};
+
+use super::{lock, unavailable, Effect, Op, Requests};
+
+const TABLE: &str = "ledger (memory)";
+
+/// A child's cursor item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CursorItem {
+    pub cursor: Timestamp,
+    pub last_trigger_id: Option<TriggerId>,
+    pub pending_trigger_id: Option<TriggerId>,
+    pub pending_trigger: Option<PipelineTrigger>,
+    pub lease_holder: Option<String>,
+    pub lease_until: Option<Timestamp>,
+    pub last_sent_trigger_id: Option<TriggerId>,
+    /// Another delivery asked the lease holder to decide the child again after sending.
+    pub decide_again: bool,
+}
+
+/// A claim item: the record of a firing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimItem {
+    pub trigger: PipelineTrigger,
+}
+
+#[derive(Default)]
+struct Tables {
+    cursors: BTreeMap<PipelineId, CursorItem>,
+    claims: BTreeMap<(PipelineId, TriggerId), ClaimItem>,
+}
+
+/// [`Ledger`] and [`SendLease`] in memory.
+pub struct MemoryLedger {
+    requests: Arc<Requests>,
+    tables: Mutex<Tables>,
+}
+
+impl MemoryLedger {
+    pub fn new(requests: Arc<Requests>) -> MemoryLedger {
+        MemoryLedger {
+            requests,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    /// Every cursor item: for checks over the whole ledger.
+    pub fn cursors(&self) -> BTreeMap<PipelineId, CursorItem> {
+        self.tables
+            .lock()
+            .map(|t| t.cursors.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every claim item: for checks over the whole ledger.
+    pub fn claims(&self) -> BTreeMap<(PipelineId, TriggerId), ClaimItem> {
+        self.tables
+            .lock()
+            .map(|t| t.claims.clone())
+            .unwrap_or_default()
+    }
+
+    /// One UpdateItem of a child's cursor item, applying `change` when `condition` holds on the
+    /// item as stored (`None` when there is none). A failed condition is `Ok(false)`.
+    async fn update_cursor(
+        &self,
+        op: Op<'_>,
+        operation: &'static str,
+        child: &PipelineId,
+        condition: impl FnOnce(Option<&CursorItem>) -> bool,
+        change: impl FnOnce(&mut CursorItem),
+    ) -> StoreResult<bool> {
+        self.requests
+            .request(op, || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                if !condition(t.cursors.get(child)) {
+                    return (Ok(false), Effect::ConditionFailed);
+                }
+                change(t.cursors.entry(child.clone()).or_default());
+                (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+}
+
+fn pending_is(item: Option<&CursorItem>, trigger_id: &TriggerId) -> bool {
+    item.is_some_and(|c| c.pending_trigger_id.as_ref() == Some(trigger_id))
+}
+
+impl Ledger for MemoryLedger {
+    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+        self.requests
+            .request(Op::GetCursor(child), || {
+                let got = lock(&self.tables, TABLE, "GetItem (cursor)").map(|t| {
+                    t.cursors.get(child).map(|item| CursorState {
+                        cursor: item.cursor,
+                        last_trigger_id: item.last_trigger_id.clone(),
+                        pending: item.pending_trigger.clone(),
+                    })
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (cursor)", TABLE, f))?
+    }
+
+    async fn claim(
+        &self,
+        trigger: &PipelineTrigger,
+        cursor_read: Option<Timestamp>,
+        cursor_after: Timestamp,
+    ) -> StoreResult<ClaimOutcome> {
+        let child = trigger.target.id();
+        let operation = "TransactWriteItems (claim)";
+        self.requests
+            .request(Op::Claim(trigger), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                let key = (child.clone(), trigger.trigger_id.clone());
+                // The claim must not exist; the cursor moves only from the value read and
+                // only while no trigger is pending.
+                let cursor_ok = match (t.cursors.get(&child), cursor_read) {
+                    (None, None) => true,
+                    (Some(item), Some(read)) => {
+                        item.cursor == read && item.pending_trigger_id.is_none()
+                    }
+                    _ => false,
+                };
+                if t.claims.contains_key(&key) || !cursor_ok {
+                    return (Ok(ClaimOutcome::Lost), Effect::ConditionFailed);
+                }
+                t.claims.insert(
+                    key,
+                    ClaimItem {
+                        trigger: trigger.clone(),
+                    },
+                );
+                let item = t.cursors.entry(child.clone()).or_default();
+                item.cursor = cursor_after;
+                item.last_trigger_id = Some(trigger.trigger_id.clone());
+                item.pending_trigger_id = Some(trigger.trigger_id.clone());
+                item.pending_trigger = Some(trigger.clone());
+                (Ok(ClaimOutcome::Claimed), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+
+    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
+        // One UpdateItem on the cursor item, only while this trigger is the pending one,
+        // returning the old item (its `decideAgain`).
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        self.update_cursor(
+            Op::MarkSent { child, trigger_id },
+            "UpdateItem (trigger sent)",
+            child,
+            |item| pending_is(item, trigger_id),
+            |item| {
+                asked.store(item.decide_again, std::sync::atomic::Ordering::Relaxed);
+                item.pending_trigger_id = None;
+                item.pending_trigger = None;
+                item.lease_holder = None;
+                item.lease_until = None;
+                item.decide_again = false;
+                item.last_sent_trigger_id = Some(trigger_id.clone());
+            },
+        )
+        .await?;
+        Ok(asked.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        // `attribute_exists(pk)`: the cursor value stays, the pending trigger goes.
+        self.update_cursor(
+            Op::Forget(child),
+            "UpdateItem (forget pending)",
+            child,
+            |item| item.is_some(),
+            |item| {
+                item.pending_trigger_id = None;
+                item.pending_trigger = None;
+                item.lease_holder = None;
+                item.lease_until = None;
+                item.decide_again = false;
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+impl SendLease for MemoryLedger {
+    async fn take_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // `pendingTriggerId = :id AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR
+        // leaseHolder = :holder)`
+        self.update_cursor(
+            Op::TakeLease {
+                child,
+                trigger_id,
+                holder: &lease.holder,
+                now,
+                until: lease.until,
+            },
+            "UpdateItem (take send lease)",
+            child,
+            |item| {
+                pending_is(item, trigger_id)
+                    && item.is_some_and(|c| {
+                        c.lease_until.is_none_or(|t| t < now)
+                            || c.lease_holder.as_deref() == Some(lease.holder.as_str())
+                    })
+            },
+            |item| {
+                item.lease_holder = Some(lease.holder.clone());
+                item.lease_until = Some(lease.until);
+            },
+        )
+        .await
+    }
+
+    async fn ask_to_decide_again(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
+        self.update_cursor(
+            Op::AskDecideAgain { child, trigger_id },
+            "UpdateItem (decide again)",
+            child,
+            |item| pending_is(item, trigger_id),
+            |item| item.decide_again = true,
+        )
+        .await
+    }
+
+    async fn release_send_lease(
+        &self,
+        child: &PipelineId,
+        trigger_id: &TriggerId,
+        holder: &str,
+    ) -> StoreResult<()> {
+        self.update_cursor(
+            Op::ReleaseLease { child, trigger_id },
+            "UpdateItem (release send lease)",
+            child,
+            |item| {
+                pending_is(item, trigger_id)
+                    && item.is_some_and(|c| c.lease_holder.as_deref() == Some(holder))
+            },
+            |item| {
+                item.lease_holder = None;
+                item.lease_until = None;
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}

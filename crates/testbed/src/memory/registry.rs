@@ -1,0 +1,196 @@
+//! The registry in memory, as `DynamoRegistry` stores it: registration items keyed by pipeline,
+//! each with its version; reverse edges keyed by (parent, child); the dependency graph's version
+//! item. A registration and its edges change in one transaction conditioned on the registration's
+//! version and, when edges are added, on the graph's version. The rules are core's
+//! (`baton_core::registration`): this only stores.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::{PipelineId, RunStatus};
+
+use super::{lock, unavailable, Effect, Op, Requests};
+
+const TABLE: &str = "registry (memory)";
+
+#[derive(Default)]
+struct Tables {
+    registrations: BTreeMap<PipelineId, Versioned>,
+    /// parent -> child -> statuses.
+    edges: BTreeMap<PipelineId, BTreeMap<PipelineId, BTreeSet<RunStatus>>>,
+    /// The graph version item; absent until the first edge-adding write.
+    graph: Option<u64>,
+}
+
+/// [`Registry`] in memory.
+pub struct MemoryRegistry {
+    requests: Arc<Requests>,
+    tables: Mutex<Tables>,
+}
+
+fn remove_edge(t: &mut Tables, parent: &PipelineId, child: &PipelineId) {
+    if let Some(children) = t.edges.get_mut(parent) {
+        children.remove(child);
+    }
+}
+
+impl MemoryRegistry {
+    pub fn new(requests: Arc<Requests>) -> MemoryRegistry {
+        MemoryRegistry {
+            requests,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    /// Stores a registration (version 1) and its edges directly, without requests or rules: for
+    /// loading a generated organisation in bulk.
+    pub fn load(&self, registration: Registration) {
+        if let Ok(mut t) = self.tables.lock() {
+            for (parent, statuses) in registration.parents() {
+                t.edges
+                    .entry(parent)
+                    .or_default()
+                    .insert(registration.pipeline.clone(), statuses);
+            }
+            t.registrations.insert(
+                registration.pipeline.clone(),
+                Versioned {
+                    registration,
+                    version: 1,
+                },
+            );
+        }
+    }
+
+    /// Every registration, in pipeline order: for checks over the whole registry.
+    pub fn all(&self) -> Vec<Registration> {
+        self.tables
+            .lock()
+            .map(|t| {
+                t.registrations
+                    .values()
+                    .map(|v| v.registration.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Registry for MemoryRegistry {
+    async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
+        Ok(self.read(pipeline).await?.map(|v| v.registration))
+    }
+
+    async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
+        self.requests
+            .request(Op::QueryChildren(parent), || {
+                let got = lock(&self.tables, TABLE, "Query (children of a parent)").map(|t| {
+                    t.edges
+                        .get(parent)
+                        .into_iter()
+                        .flatten()
+                        .map(|(child, statuses)| ChildEdge {
+                            child: child.clone(),
+                            statuses: statuses.clone(),
+                        })
+                        .collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("Query (children of a parent)", TABLE, f))?
+    }
+
+    async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
+        self.requests
+            .request(Op::GetRegistration(pipeline), || {
+                let got = lock(&self.tables, TABLE, "GetItem (registration)")
+                    .map(|t| t.registrations.get(pipeline).cloned());
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (registration)", TABLE, f))?
+    }
+
+    async fn graph_version(&self) -> StoreResult<u64> {
+        self.requests
+            .request(Op::GetGraphVersion, || {
+                let got = lock(&self.tables, TABLE, "GetItem (graph version)")
+                    .map(|t| t.graph.unwrap_or(0));
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (graph version)", TABLE, f))?
+    }
+
+    async fn write(&self, write: &RegistryWrite) -> StoreResult<bool> {
+        let child = &write.registration.pipeline;
+        let operation = "TransactWriteItems (write registration)";
+        self.requests
+            .request(Op::WriteRegistration(child), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                // The registration at the version read (absent when none was); with `graph`, the
+                // graph version item at that version (absent when 0).
+                let stored = t.registrations.get(child).map(|v| v.version);
+                let graph_ok = match write.graph {
+                    None => true,
+                    Some(0) => t.graph.is_none(),
+                    Some(g) => t.graph == Some(g),
+                };
+                if stored != write.expect || !graph_ok {
+                    return (Ok(false), Effect::ConditionFailed);
+                }
+                for (parent, statuses) in write.registration.parents() {
+                    t.edges
+                        .entry(parent)
+                        .or_default()
+                        .insert(child.clone(), statuses);
+                }
+                for parent in &write.removed_parents {
+                    remove_edge(&mut t, parent, child);
+                }
+                if let Some(g) = write.graph {
+                    t.graph = Some(g + 1);
+                }
+                let version = write.expect.map_or(1, |v| v + 1);
+                t.registrations.insert(
+                    child.clone(),
+                    Versioned {
+                        registration: write.registration.clone(),
+                        version,
+                    },
+                );
+                (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+
+    async fn remove(&self, stored: &Versioned) -> StoreResult<bool> {
+        let pipeline = &stored.registration.pipeline;
+        let operation = "TransactWriteItems (remove registration)";
+        self.requests
+            .request(Op::DeleteRegistration(pipeline), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                // `attribute_not_exists(version) OR version = :read`: a missing item passes.
+                let current = t.registrations.get(pipeline).map(|v| v.version);
+                if current.is_some_and(|v| v != stored.version) {
+                    return (Ok(false), Effect::ConditionFailed);
+                }
+                t.registrations.remove(pipeline);
+                for parent in stored.registration.parents().keys() {
+                    remove_edge(&mut t, parent, pipeline);
+                }
+                (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+}

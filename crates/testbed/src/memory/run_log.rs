@@ -1,0 +1,281 @@
+//! The run log in memory, laid out and queried as `DynamoRunLog` does: run items keyed by
+//! (`run#<pipeline>`, `<STATUS>#<status time, 13 digits>#<execution name>`), an execution's
+//! latest state keyed by its ARN and guarded by its rank, and one Query per wanted status that
+//! stops at `Limit` items or 1 MB of items, whichever comes first, as DynamoDB's does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use baton_core::ports::{Recorded, RunLog, StoreResult};
+use baton_core::{PipelineId, Run, RunStatus, Timestamp};
+
+use super::{lock, unavailable, Effect, Op, Requests};
+
+/// DynamoDB stops a Query page after 1 MB of items.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+const TABLE: &str = "runs (memory)";
+
+/// Final statuses outrank non-final ones by this much, as in the DynamoDB adapter.
+const FINAL_RANK: i64 = 1 << 52;
+
+#[derive(Clone, Debug)]
+struct RunItem {
+    run: Run,
+    announced: bool,
+}
+
+#[derive(Default)]
+struct Tables {
+    /// (partition key, sort key) -> run item.
+    runs: BTreeMap<(String, String), RunItem>,
+    /// execution ARN -> (rank, latest state).
+    latest: HashMap<String, (i64, Run)>,
+}
+
+/// [`RunLog`] in memory.
+pub struct MemoryRunLog {
+    requests: Arc<Requests>,
+    tables: Mutex<Tables>,
+}
+
+fn run_pk(pipeline: &PipelineId) -> String {
+    format!("run#{}", pipeline.key())
+}
+
+fn sort_time(t: Timestamp) -> String {
+    format!("{:013}", t.0.max(0))
+}
+
+fn run_sk(run: &Run) -> String {
+    format!(
+        "{}#{}#{}",
+        run.status,
+        sort_time(run.status_time()),
+        run.execution_name
+    )
+}
+
+fn rank(run: &Run) -> i64 {
+    let (is_final, time) = run.precedence();
+    time.0.max(0) + if is_final { FINAL_RANK } else { 0 }
+}
+
+/// The size DynamoDB counts for a run item: attribute names and values.
+fn item_bytes(pk: &str, sk: &str, run: &Run) -> usize {
+    let texts = [
+        ("pk", Some(pk)),
+        ("sk", Some(sk)),
+        ("pipeline", Some(pk)),
+        ("executionArn", Some(run.execution_arn.as_str())),
+        ("executionName", Some(run.execution_name.as_str())),
+        ("status", Some(run.status.as_str())),
+        ("error", run.error.as_deref()),
+        ("cause", run.cause.as_deref()),
+        ("triggerId", run.trigger_id.as_deref()),
+    ];
+    let text: usize = texts
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| name.len() + v.len()))
+        .sum();
+    // startedAt, stoppedAt, expiresAt, announced.
+    text + 3 * 21 + 10
+}
+
+impl MemoryRunLog {
+    pub fn new(requests: Arc<Requests>) -> MemoryRunLog {
+        MemoryRunLog {
+            requests,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    /// Every run item, in key order: for checks over the whole log.
+    pub fn all_runs(&self) -> Vec<Run> {
+        self.tables
+            .lock()
+            .map(|t| t.runs.values().map(|item| item.run.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// One PutItem, `attribute_not_exists(pk)`: `true` when the key was free.
+    async fn put_run(&self, run: &Run) -> StoreResult<bool> {
+        let key = (run_pk(&run.pipeline), run_sk(run));
+        self.requests
+            .request(Op::PutRun(run), || {
+                match lock(&self.tables, TABLE, "PutItem (run)") {
+                    Ok(mut t) if !t.runs.contains_key(&key) => {
+                        let item = RunItem {
+                            run: run.clone(),
+                            announced: false,
+                        };
+                        t.runs.insert(key, item);
+                        (Ok(true), Effect::Written)
+                    }
+                    Ok(_) => (Ok(false), Effect::ConditionFailed),
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable("PutItem (run)", TABLE, f))?
+    }
+
+    /// One consistent GetItem of the run item's `announced` (empty if it vanished).
+    async fn announced(&self, run: &Run) -> StoreResult<bool> {
+        let key = (run_pk(&run.pipeline), run_sk(run));
+        self.requests
+            .request(Op::GetRun(run), || {
+                let got = lock(&self.tables, TABLE, "GetItem (run)")
+                    .map(|t| t.runs.get(&key).is_some_and(|item| item.announced));
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (run)", TABLE, f))?
+    }
+
+    /// One PutItem, `attribute_not_exists(pk) OR rank < :rank`; a failed condition is success.
+    async fn update_latest(&self, run: &Run) -> StoreResult<()> {
+        let mine = rank(run);
+        self.requests
+            .request(Op::PutLatest(run), || {
+                match lock(&self.tables, TABLE, "PutItem (latest state)") {
+                    Ok(mut t) => match t.latest.get(&run.execution_arn) {
+                        Some((stored, _)) if *stored >= mine => (Ok(()), Effect::ConditionFailed),
+                        _ => {
+                            t.latest
+                                .insert(run.execution_arn.clone(), (mine, run.clone()));
+                            (Ok(()), Effect::Written)
+                        }
+                    },
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable("PutItem (latest state)", TABLE, f))?
+    }
+}
+
+impl RunLog for MemoryRunLog {
+    async fn record(&self, run: &Run) -> StoreResult<Recorded> {
+        // As the adapter: the run item (put, or read back when taken) and the latest state are
+        // independent requests, in flight together.
+        let run_item = async {
+            if self.put_run(run).await? {
+                return Ok(Recorded::New);
+            }
+            Ok(if self.announced(run).await? {
+                Recorded::AlreadyAnnounced
+            } else {
+                Recorded::Unannounced
+            })
+        };
+        let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
+        Ok(recorded)
+    }
+
+    async fn mark_announced(&self, run: &Run) -> StoreResult<()> {
+        let key = (run_pk(&run.pipeline), run_sk(run));
+        let outcome = self
+            .requests
+            .request(Op::MarkAnnounced(run), || {
+                match lock(&self.tables, TABLE, "UpdateItem (announced)") {
+                    Ok(mut t) => match t.runs.get_mut(&key) {
+                        Some(item) => {
+                            item.announced = true;
+                            (Ok(true), Effect::Written)
+                        }
+                        None => (Ok(false), Effect::ConditionFailed),
+                    },
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable("UpdateItem (announced)", TABLE, f))??;
+        if outcome {
+            Ok(())
+        } else {
+            // The adapter's `attribute_exists(pk)` fails as a refused request.
+            Err(baton_core::ports::StoreError::Rejected {
+                operation: "UpdateItem (announced)",
+                table: TABLE.to_owned(),
+                message: "ConditionalCheckFailedException: the run item does not exist".into(),
+            })
+        }
+    }
+
+    async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
+        self.requests
+            .request(Op::GetLatest(execution_arn), || {
+                let got = lock(&self.tables, TABLE, "GetItem (latest state)")
+                    .map(|t| t.latest.get(execution_arn).map(|(_, run)| run.clone()));
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("GetItem (latest state)", TABLE, f))?
+    }
+
+    async fn runs_since(
+        &self,
+        pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        // One Query per status, all in flight together, as the adapter makes them.
+        let per_status = futures::future::try_join_all(
+            statuses
+                .iter()
+                .map(|status| self.query_status(pipeline, *status, after, limit)),
+        )
+        .await?;
+        let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+        Ok(runs)
+    }
+}
+
+impl MemoryRunLog {
+    /// One Query page of `pipeline`'s runs with `status` later than `after`, newest first:
+    /// `Limit` items or 1 MB.
+    async fn query_status(
+        &self,
+        pipeline: &PipelineId,
+        status: RunStatus,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        let pk = run_pk(pipeline);
+        let from = format!(
+            "{status}#{}",
+            sort_time(Timestamp(after.0.saturating_add(1)))
+        );
+        let to = format!("{status}#~");
+        let limit = limit.max(1);
+        self.requests
+            .request(
+                Op::QueryRuns {
+                    pipeline,
+                    status,
+                    after,
+                },
+                || {
+                    let page = lock(&self.tables, TABLE, "Query (runs of a pipeline)").map(|t| {
+                        let mut bytes = 0;
+                        let mut page = Vec::new();
+                        let range = (pk.clone(), from.clone())..=(pk.clone(), to.clone());
+                        for ((item_pk, sk), item) in t.runs.range(range).rev() {
+                            bytes += item_bytes(item_pk, sk, &item.run);
+                            if page.len() == limit || (bytes > PAGE_BYTES && !page.is_empty()) {
+                                break;
+                            }
+                            page.push(item.run.clone());
+                        }
+                        page
+                    });
+                    (page, Effect::Read)
+                },
+            )
+            .await
+            .map_err(|f| unavailable("Query (runs of a pipeline)", TABLE, f))?
+    }
+}
