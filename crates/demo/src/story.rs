@@ -104,7 +104,7 @@ impl World {
         };
         Ok(World {
             events: SnsRunEvents::new(sns, &topic_arn),
-            bus: EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(config)),
+            bus: EventBridgeTriggerBus::new(config),
             settings: FlowSettings::with_default_bus(DEFAULT_BUS),
             capture: CfnCapture::start().await?,
             central,
