@@ -45,8 +45,8 @@ pub struct Config {
     /// This function's account (`BATON_CENTRAL_ACCOUNT`): the route account of a direct invocation,
     /// which no other account is allowed to make.
     pub central_account: String,
-    /// Accounts allowed to register through a topic (`BATON_ADMITTED_ACCOUNTS`, comma separated;
-    /// empty admits every account the AWS policies let through).
+    /// Member accounts allowed to register through their registration topic
+    /// (`BATON_ADMITTED_ACCOUNTS`, comma separated; empty admits none, only direct invocations).
     pub admitted: Admitted,
     /// Where answers may go (`BATON_EMULATED_RESPONSE_ENDPOINT` adds a local base URL, for the
     /// emulator's tests and the demo only; production leaves it unset).

@@ -65,14 +65,15 @@ pub enum RouteRefusal {
         route_account: String,
         route: String,
     },
-    #[error("refused: account {account} is not admitted to register pipelines (BATON_ADMITTED_ACCOUNTS); nothing was registered")]
+    #[error("refused: account {account} is not admitted to register pipelines (the central stack's MemberAccountIds, BATON_ADMITTED_ACCOUNTS); nothing was registered")]
     NotAdmitted { account: String },
     #[error("refused: the request came through {route}; a registration is accepted only through a route AWS ties to one account, and nothing was registered")]
     Unvouched { route: String },
 }
 
-/// The accounts that may register at all; empty means every account whose route reaches the
-/// function (the AWS policies in front of it decide who that is).
+/// The member accounts that may register through a topic. AWS cannot narrow who invokes the
+/// function through SNS (a CloudFormation `AWS::Lambda::Permission` takes one source ARN, no
+/// account wildcard and no organisation condition), so the list is the gate; empty admits none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admitted(pub BTreeSet<String>);
 
@@ -111,7 +112,7 @@ pub fn check_route(
         });
     }
     let is_direct = matches!(route, Route::Direct { .. });
-    if !is_direct && !admitted.0.is_empty() && !admitted.0.contains(route_account) {
+    if !is_direct && !admitted.0.contains(route_account) {
         return Err(RouteRefusal::NotAdmitted {
             account: route_account.clone(),
         });
@@ -218,10 +219,11 @@ mod tests {
 
     #[test]
     fn a_stack_of_another_account_is_refused_naming_both() {
-        let refusal = check_route(&topic(B), C, &Admitted::default()).unwrap_err();
+        let both = Admitted::from_list(&format!("{B},{C}"));
+        let refusal = check_route(&topic(B), C, &both).unwrap_err();
         let text = refusal.to_string();
         assert!(text.contains(B) && text.contains(C), "{text}");
-        assert_eq!(check_route(&topic(C), C, &Admitted::default()), Ok(()));
+        assert_eq!(check_route(&topic(C), C, &both), Ok(()));
         let direct = Route::Direct {
             account: B.to_owned(),
         };
@@ -233,11 +235,13 @@ mod tests {
     fn only_admitted_accounts_register_when_a_list_is_given() {
         let admitted = Admitted::from_list(" 111111111111, ,333333333333");
         assert_eq!(check_route(&topic(C), C, &admitted), Ok(()));
+        let not_admitted = Err(RouteRefusal::NotAdmitted {
+            account: B.to_owned(),
+        });
+        assert_eq!(check_route(&topic(B), B, &admitted), not_admitted);
         assert_eq!(
-            check_route(&topic(B), B, &admitted),
-            Err(RouteRefusal::NotAdmitted {
-                account: B.to_owned()
-            })
+            check_route(&topic(B), B, &Admitted::default()),
+            not_admitted
         );
     }
 

@@ -159,7 +159,7 @@ impl World {
                 default_pipeline_bus: DEFAULT_BUS.to_owned(),
                 deadline_margin: Duration::from_secs(5),
                 central_account: CENTRAL.to_owned(),
-                admitted: cfn_responder::route::Admitted::default(),
+                admitted: cfn_responder::route::Admitted::from_list(&[A, B, C].join(",")),
                 // The demo's capture stands in for CloudFormation's response bucket.
                 endpoints: cfn_responder::route::ResponseEndpoints {
                     emulated: Some(self.capture.base_url().to_owned()),
