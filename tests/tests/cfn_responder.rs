@@ -11,6 +11,7 @@ use baton_core::{PipelineDefinition, PipelineId};
 use baton_testbed::cfn_capture::{CapturedPut, CfnCapture};
 use baton_testbed::Central;
 use cfn_responder::response::MAX_BODY_BYTES;
+use cfn_responder::route::{Admitted, ResponseEndpoints};
 use cfn_responder::{Config, Responder};
 use serde_json::{json, Value};
 
@@ -49,12 +50,40 @@ fn edit_request(event: &mut Value, edit: impl FnOnce(&mut Value)) {
     }
 }
 
-fn config(tables: &TableNames, margin: Duration) -> Config {
+/// A direct request wrapped as SNS delivers it from the registration topic of its stack's account:
+/// the route a member-account stack uses.
+fn via_own_topic(request: Value) -> Value {
+    let account = request["StackId"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .nth(4)
+        .unwrap();
+    let topic = format!("arn:aws:sns:{REGION}:{account}:baton-registrations");
+    json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": format!("{topic}:1"),
+        "Sns": {"Type": "Notification", "MessageId": "m", "TopicArn": topic, "Subject": null,
+                "Message": request.to_string(), "Timestamp": "2026-11-22T03:00:00.000Z",
+                "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "https://c",
+                "UnsubscribeUrl": "https://u", "MessageAttributes": {}}
+    }]})
+}
+
+fn config(tables: &TableNames, margin: Duration, capture: &CfnCapture) -> Config {
     Config {
         registry_table: tables.registry.clone(),
         ledger_table: tables.ledger.clone(),
         default_pipeline_bus: "baton-pipelines".to_owned(),
         deadline_margin: margin,
+        central_account: CENTRAL.to_owned(),
+        // CENTRAL too: some tests send central stacks through a topic of the central account.
+        admitted: Admitted::from_list(
+            "111111111111,222222222222,333333333333,444444444444,123456789012",
+        ),
+        // The local capture stands in for CloudFormation's response bucket.
+        endpoints: ResponseEndpoints {
+            emulated: Some(capture.base_url().to_owned()),
+        },
     }
 }
 
@@ -80,7 +109,7 @@ async fn bed_with<R: Registry + Send + Sync>(
     let responder = Responder::new(
         registry,
         central.ledger(),
-        config(&central.tables, margin),
+        config(&central.tables, margin, &capture),
         baton_adapters::http::client().unwrap(),
     );
     Bed {
@@ -333,7 +362,7 @@ async fn a_registration_closing_a_cycle_across_accounts_is_refused_and_named() {
         name: &'static str,
         parent: (&'static str, &'static str),
     ) -> Value {
-        bed.request("create", move |r| {
+        via_own_topic(bed.request("create", move |r| {
             r["StackId"] = json!(stack(account, name));
             r["RequestId"] = json!(format!("create-{name}"));
             let p = &mut r["ResourceProperties"];
@@ -341,7 +370,7 @@ async fn a_registration_closing_a_cycle_across_accounts_is_refused_and_named() {
             p["Trigger"] = json!({"executions": {"allOf": [
                 {"name": parent.1, "account": parent.0, "status": ["SUCCESS"]}
             ]}});
-        })
+        }))
     }
     let a = bed
         .send(register(
@@ -409,7 +438,7 @@ async fn a_foreign_stack_cannot_overwrite_or_delete_a_pipeline() {
 
     // A stack in another account names this account's state machine.
     let foreign = bed
-        .send(bed.request("create", |r| {
+        .send(via_own_topic(bed.request("create", |r| {
             r["StackId"] = json!(stack("444444444444", "foreign"));
             let p = r["ResourceProperties"].as_object_mut().unwrap();
             p.remove("PipelineName");
@@ -417,7 +446,7 @@ async fn a_foreign_stack_cannot_overwrite_or_delete_a_pipeline() {
                 "StateMachineArn".into(),
                 json!("arn:aws:states:eu-west-1:123456789012:stateMachine:pipeline-x"),
             );
-        }))
+        })))
         .await;
     assert_eq!(foreign["Status"], "FAILED", "{foreign}");
     assert!(reason(&foreign).contains("StateMachineArn"), "{foreign}");
@@ -429,10 +458,10 @@ async fn a_foreign_stack_cannot_overwrite_or_delete_a_pipeline() {
         (stack("444444444444", "foreign"), "d-2"),
     ] {
         let delete = bed
-            .send(bed.request("delete", |r| {
+            .send(via_own_topic(bed.request("delete", |r| {
                 r["StackId"] = json!(stack_id);
                 r["RequestId"] = json!(request_id);
-            }))
+            })))
             .await;
         assert_eq!(delete["Status"], "SUCCESS", "{delete}");
     }
@@ -720,4 +749,76 @@ async fn a_request_that_is_not_a_custom_resource_request_is_still_answered() {
     assert_eq!(answer["Status"], "FAILED", "{answer}");
     assert_eq!(answer["RequestId"], "1c8e3f52-6a1d-4e7b-9b0a-5f2d9c7e4a11");
     assert!(!answer["PhysicalResourceId"].as_str().unwrap().is_empty());
+}
+
+/// Points an SNS-wrapped request's record at `topic_account`'s registration topic.
+fn through_topic_of(event: &mut Value, topic_account: &str) {
+    let topic = format!("arn:aws:sns:{REGION}:{topic_account}:baton-registrations");
+    event["Records"][0]["Sns"]["TopicArn"] = json!(topic);
+    event["Records"][0]["EventSubscriptionArn"] = json!(format!("{topic}:1"));
+}
+
+#[tokio::test]
+async fn a_registration_for_one_account_through_another_accounts_route_is_refused() {
+    const B: &str = "222222222222";
+    let bed = bed("cfn-route").await;
+    let registry = bed.registry();
+    let reporting = pipeline(MEMBER, "reporting");
+
+    // Account B publishes, on its own topic, a Create naming a stack of account C (MEMBER).
+    let mut forged = bed.request("sns-create", |_| {});
+    through_topic_of(&mut forged, B);
+    let refused = bed.send(forged).await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let why = reason(&refused);
+    assert!(why.contains(B) && why.contains(MEMBER), "{why}");
+    assert_eq!(
+        registry.get(&reporting).await.unwrap(),
+        None,
+        "nothing registered"
+    );
+
+    // A direct invocation is the central account's route: a member stack cannot use it either.
+    let direct = bed.send(bed.request("create", |r| {
+        r["StackId"] = json!(stack(MEMBER, "reporting"));
+        r["ResourceProperties"]["PipelineName"] = json!("reporting");
+    }));
+    let direct = direct.await;
+    assert_eq!(direct["Status"], "FAILED", "{direct}");
+    assert!(reason(&direct).contains(CENTRAL) && reason(&direct).contains(MEMBER));
+    assert_eq!(registry.get(&reporting).await.unwrap(), None);
+
+    // The genuine route still works, and a forged Delete of C's pipeline through B is refused.
+    let genuine = bed.send(bed.request("sns-create", |_| {})).await;
+    assert_eq!(genuine["Status"], "SUCCESS", "{genuine}");
+    let mut forged_delete = bed.request("sns-delete", |_| {});
+    through_topic_of(&mut forged_delete, B);
+    let refused = bed.send(forged_delete).await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    assert!(
+        registry.get(&reporting).await.unwrap().is_some(),
+        "still registered"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_is_never_sent_to_a_url_that_is_not_cloudformations() {
+    let bed = bed("cfn-foreign-url").await;
+    // The capture is reachable, but only under the configured base: another port is refused.
+    let foreign = bed.capture.base_url().replace("127.0.0.1", "localhost");
+    let request = bed.request("create", |r| {
+        r["ResponseURL"] = json!(format!("{foreign}/steal?X-Amz-Signature=s"));
+    });
+    let error = bed
+        .responder
+        .handle(request, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("was not answered") && text.contains("https"),
+        "{text}"
+    );
+    assert!(!text.contains("steal"), "the URL is never repeated: {text}");
+    assert!(bed.capture.puts().is_empty(), "nothing was sent");
 }

@@ -19,9 +19,10 @@ use std::process::{Command, ExitCode};
 
 mod stress;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|sam-build|setup|bench|sim|stress>
+const USAGE: &str = "usage: cargo xtask <demo|test|lint|sam-build|setup|bench|sim|stress>
   demo       run the Scout24 story end to end on a local emulated AWS
   test       run every check: cargo fmt --check, clippy -D warnings, all tests, template lint
+  lint       cfn-lint, baton's policy rules (and their bad examples) and sam validate on the templates
   sam-build  build the Lambda functions of template.yaml and templates/member-account.yaml for
              deployment with `sam build` (arm64, cargo-lambda)
   setup      install the Python tools (moto, linters, sam, cargo-lambda) into ./.venv and ./.tools
@@ -40,6 +41,9 @@ const SAM_TEMPLATES: &[(&str, &str)] = &[
     ("templates/member-account.yaml", ".aws-sam/member"),
 ];
 
+/// baton's policy rules, loaded by cfn-lint with --append-rules.
+const POLICY_RULES: &str = "policy/rules";
+
 /// Templates checked by cfn-lint.
 const TEMPLATES: &[&str] = &[
     "template.yaml",
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "test" => test(),
         "sam-build" => sam_build(),
+        "lint" => lint_templates(),
         "setup" => setup().and_then(|_| setup_tools()).map(|_| ()),
         "bench" => bench(env::args().skip(2).collect()),
         "sim" => sim(&env::args().skip(2).collect::<Vec<_>>()),
@@ -205,12 +210,54 @@ fn lint_templates() -> Result<(), String> {
             &env,
         )?;
     }
+    let bad = policy_rules(&bin, &env)?;
     eprintln!(
-        "templates: {} linted with cfn-lint, {} validated with sam",
+        "templates: {} linted with cfn-lint and baton's policy rules, {} validated with sam; {bad} bad examples rejected by their rules",
         TEMPLATES.len(),
         SAM_TEMPLATES.len()
     );
     Ok(())
+}
+
+/// baton's policy rules (cfn-lint custom rules in policy/rules, see docs/security.md): every
+/// template passes them, and each bad example in tests/policy/bad, named `<rule id>-....yaml`, is
+/// rejected by its own rule. A bad example that passes fails the command. Returns how many.
+fn policy_rules(bin: &Path, env: &[(&str, &Path)]) -> Result<usize, String> {
+    let cfn_lint = bin.join("cfn-lint").to_string_lossy().into_owned();
+    let mut args = vec!["--append-rules", POLICY_RULES, "--format", "parseable"];
+    args.extend_from_slice(TEMPLATES);
+    run(&cfn_lint, &args, env)?;
+    let dir = root().join("tests/policy/bad");
+    let mut examples: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    examples.sort();
+    for example in &examples {
+        let name = example
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rule = name.split('-').next().unwrap_or_default();
+        let output = Command::new(&cfn_lint)
+            .args(["--append-rules", POLICY_RULES, "--format", "parseable"])
+            .arg(example)
+            .current_dir(root())
+            .envs(env.iter().copied())
+            .output()
+            .map_err(|e| format!("running cfn-lint on {name}: {e}"))?;
+        let found = String::from_utf8_lossy(&output.stdout);
+        if !found.contains(&format!(":{rule}:")) {
+            return Err(format!(
+                "policy rule {rule} did not reject its bad example tests/policy/bad/{name}; cfn-lint said:\n{found}"
+            ));
+        }
+    }
+    if examples.is_empty() {
+        return Err(format!("no bad examples in {}", dir.display()));
+    }
+    Ok(examples.len())
 }
 
 /// Environment for the Python tools: their venv first on PATH, telemetry off, a region.

@@ -10,6 +10,7 @@
 pub mod request;
 pub mod resource;
 pub mod response;
+pub mod route;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -29,6 +30,7 @@ use crate::resource::{
     physical_id, pipeline_named, pipeline_of, unregistered_id, PipelineResource, StackOwner,
 };
 use crate::response::{CfnResponse, DeliveryError, ResponseSender, Status};
+use crate::route::{check_route, Admitted, EndpointRefusal, ResponseEndpoints, Route};
 
 /// The function's configuration, read once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,15 @@ pub struct Config {
     /// How long before the Lambda deadline the work is abandoned and FAILED answered
     /// (`BATON_DEADLINE_MARGIN_MS`, default 5000): time left to deliver the answer.
     pub deadline_margin: Duration,
+    /// This function's account (`BATON_CENTRAL_ACCOUNT`): the route account of a direct invocation,
+    /// which no other account is allowed to make.
+    pub central_account: String,
+    /// Member accounts allowed to register through their registration topic
+    /// (`BATON_ADMITTED_ACCOUNTS`, comma separated; empty admits none, only direct invocations).
+    pub admitted: Admitted,
+    /// Where answers may go (`BATON_EMULATED_RESPONSE_ENDPOINT` adds a local base URL, for the
+    /// emulator's tests and the demo only; production leaves it unset).
+    pub endpoints: ResponseEndpoints,
 }
 
 impl Config {
@@ -54,6 +65,26 @@ impl Config {
             deadline_margin: Duration::from_millis(
                 env.positive_or("BATON_DEADLINE_MARGIN_MS", 5000)?,
             ),
+            central_account: central_account(env)?,
+            admitted: Admitted::from_list(
+                &env.optional("BATON_ADMITTED_ACCOUNTS").unwrap_or_default(),
+            ),
+            endpoints: ResponseEndpoints {
+                emulated: env.optional("BATON_EMULATED_RESPONSE_ENDPOINT"),
+            },
+        })
+    }
+}
+
+fn central_account(env: &Env) -> Result<String, ConfigError> {
+    let account = env.required("BATON_CENTRAL_ACCOUNT")?;
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(account)
+    } else {
+        Err(ConfigError::Invalid {
+            name: "BATON_CENTRAL_ACCOUNT",
+            value: account,
+            expected: "a 12-digit AWS account id",
         })
     }
 }
@@ -70,6 +101,13 @@ pub enum ResponderError {
     },
     #[error("a request without a ResponseURL cannot be answered: {reason}")]
     Unanswerable { reason: String },
+    #[error("request {request_id} from stack {stack_id} was not answered: {source}")]
+    ForeignResponseUrl {
+        request_id: String,
+        stack_id: String,
+        #[source]
+        source: EndpointRefusal,
+    },
 }
 
 impl From<ResponderError> for lambda_runtime::Diagnostic {
@@ -77,7 +115,9 @@ impl From<ResponderError> for lambda_runtime::Diagnostic {
         let error_type = match &e {
             // A retry (the Lambda async retry or SNS redelivery) may reach CloudFormation.
             ResponderError::Undelivered { .. } => "AnswerUndelivered.Retryable",
-            ResponderError::Unanswerable { .. } => "UnanswerableRequest.NotRetryable",
+            ResponderError::Unanswerable { .. } | ResponderError::ForeignResponseUrl { .. } => {
+                "UnanswerableRequest.NotRetryable"
+            }
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -159,9 +199,9 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
     ) -> Result<Answered, ResponderError> {
         let mut answers = Vec::new();
         let mut first_error = None;
-        for incoming in requests_in(event) {
+        for (route, incoming) in requests_in(event, &self.config.central_account) {
             let result = match incoming {
-                Incoming::Request(request) => self.answer(&request, deadline).await,
+                Incoming::Request(request) => self.answer(&request, &route, deadline).await,
                 Incoming::Unreadable(unreadable) => {
                     self.answer_unreadable(unreadable, deadline).await
                 }
@@ -183,6 +223,7 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
     async fn answer(
         &self,
         request: &CfnRequest,
+        route: &Route,
         deadline: Instant,
     ) -> Result<Answer, ResponderError> {
         let span = tracing::info_span!(
@@ -192,7 +233,7 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
             stack_id = %request.stack_id,
             logical_resource_id = %request.logical_resource_id,
         );
-        self.answer_in_time(request, deadline)
+        self.answer_in_time(request, route, deadline)
             .instrument(span)
             .await
     }
@@ -200,9 +241,15 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
     async fn answer_in_time(
         &self,
         request: &CfnRequest,
+        route: &Route,
         deadline: Instant,
     ) -> Result<Answer, ResponderError> {
         let fallback_id = self.fallback_physical_id(request);
+        if let Err(refused) = self.vouched(request, route) {
+            return self
+                .answer_refused(request, fallback_id, refused, deadline)
+                .await;
+        }
         let work_until = deadline
             .checked_sub(self.config.deadline_margin)
             .unwrap_or_else(Instant::now);
@@ -244,6 +291,36 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
             .await
     }
 
+    /// Whether the route vouches for the stack's account; the refusal names both accounts.
+    fn vouched(&self, request: &CfnRequest, route: &Route) -> Result<(), String> {
+        let owner = StackOwner::from_stack_id(&request.stack_id).map_err(|p| p.to_string())?;
+        check_route(route, &owner.account, &self.config.admitted).map_err(|refusal| {
+            warn!(stack_account = %owner.account, ?route, error = %refusal, "request refused: route does not vouch for its stack");
+            refusal.to_string()
+        })
+    }
+
+    async fn answer_refused(
+        &self,
+        request: &CfnRequest,
+        fallback_id: String,
+        reason: String,
+        deadline: Instant,
+    ) -> Result<Answer, ResponderError> {
+        let response = CfnResponse {
+            status: Status::Failed,
+            reason,
+            physical_resource_id: fallback_id,
+            stack_id: request.stack_id.clone(),
+            request_id: request.request_id.clone(),
+            logical_resource_id: request.logical_resource_id.clone(),
+            no_echo: false,
+            data: BTreeMap::new(),
+        };
+        self.deliver(&request.response_url, response, deadline)
+            .await
+    }
+
     async fn answer_unreadable(
         &self,
         unreadable: Unreadable,
@@ -276,6 +353,15 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
         response: CfnResponse,
         deadline: Instant,
     ) -> Result<Answer, ResponderError> {
+        if let Err(source) = self.config.endpoints.check(url) {
+            // The URL itself is a credential (and here possibly an attacker's): never logged.
+            warn!(request_id = %response.request_id, stack_id = %response.stack_id, error = %source, "answer not sent: the ResponseURL is not CloudFormation's");
+            return Err(ResponderError::ForeignResponseUrl {
+                request_id: response.request_id,
+                stack_id: response.stack_id,
+                source,
+            });
+        }
         match self.sender.send(url, response.body(), deadline).await {
             Ok(attempts) => {
                 info!(
@@ -443,7 +529,17 @@ mod tests {
         );
         let mut vars = TABLES.to_vec();
         vars.push(("BATON_DEFAULT_PIPELINE_BUS", "baton-pipelines"));
+        vars.push(("BATON_CENTRAL_ACCOUNT", "12345"));
+        let err = Config::from_env(&Env::from_pairs(vars.clone())).unwrap_err();
+        assert!(err.to_string().contains("BATON_CENTRAL_ACCOUNT"), "{err}");
+        vars.pop();
+        vars.push(("BATON_CENTRAL_ACCOUNT", "123456789012"));
         let config = Config::from_env(&Env::from_pairs(vars.clone())).unwrap();
+        assert_eq!(
+            config.endpoints.emulated, None,
+            "no emulated endpoint unless set"
+        );
+        assert!(config.admitted.0.is_empty());
         assert_eq!(config.registry_table, "registry");
         assert_eq!(config.deadline_margin, Duration::from_secs(5));
         vars.push(("BATON_DEADLINE_MARGIN_MS", "soon"));

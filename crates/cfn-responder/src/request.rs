@@ -9,6 +9,8 @@ use aws_lambda_events::event::cloudformation::CloudFormationCustomResourceReques
 use aws_lambda_events::event::sns::SnsEvent;
 use serde_json::Value;
 
+use crate::route::Route;
+
 /// The three things CloudFormation asks of a custom resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestType {
@@ -63,32 +65,51 @@ pub enum Incoming {
     Unreadable(Unreadable),
 }
 
-/// The requests in a Lambda payload: one for a direct invocation, one per record of an SNS event.
-pub fn requests_in(event: Value) -> Vec<Incoming> {
+/// The requests in a Lambda payload with the route each came through: one for a direct
+/// invocation (the route is `function_account`, the only account allowed to invoke it), one per
+/// record of an SNS event (the route is the topic SNS names on the record).
+pub fn requests_in(event: Value, function_account: &str) -> Vec<(Route, Incoming)> {
     if event.get("Records").is_none() {
-        return vec![read_request(event)];
+        let direct = Route::Direct {
+            account: function_account.to_owned(),
+        };
+        return vec![(direct, read_request(event))];
     }
     match serde_json::from_value::<SnsEvent>(event.clone()) {
         Ok(sns) => sns
             .records
             .into_iter()
-            .map(|record| read_message(&record.sns.message))
+            .map(|record| {
+                let route = Route::from_topic_arn(Some(&record.sns.topic_arn));
+                (route, read_message(&record.sns.message))
+            })
             .collect(),
         // An envelope missing some SNS field still carries the request in `Records[].Sns.Message`.
         Err(envelope_error) => {
-            let messages: Vec<&str> = event
+            let messages: Vec<(Route, &str)> = event
                 .get("Records")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|r| r.pointer("/Sns/Message").and_then(Value::as_str))
+                .filter_map(|r| {
+                    let topic = r.pointer("/Sns/TopicArn").and_then(Value::as_str);
+                    let message = r.pointer("/Sns/Message").and_then(Value::as_str)?;
+                    Some((Route::from_topic_arn(topic), message))
+                })
                 .collect();
             if messages.is_empty() {
-                vec![Incoming::Unreadable(Unreadable::without_fields(format!(
-                    "the SNS notification holds no custom-resource request: {envelope_error}"
-                )))]
+                let route = Route::from_topic_arn(None);
+                vec![(
+                    route,
+                    Incoming::Unreadable(Unreadable::without_fields(format!(
+                        "the SNS notification holds no custom-resource request: {envelope_error}"
+                    ))),
+                )]
             } else {
-                messages.into_iter().map(read_message).collect()
+                messages
+                    .into_iter()
+                    .map(|(route, message)| (route, read_message(message)))
+                    .collect()
             }
         }
     }
@@ -198,19 +219,32 @@ mod tests {
 
     #[test]
     fn reads_direct_and_sns_wrapped_requests_alike() {
-        let direct = requests_in(create());
-        let wrapped = requests_in(json!({"Records": [{
-            "EventSource": "aws:sns", "EventVersion": "1.0",
-            "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:baton-registrations:1",
-            "Sns": {
-                "Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:baton-registrations",
-                "Subject": null, "Message": create().to_string(), "Timestamp": "2026-11-22T03:00:00.000Z",
-                "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "https://c", "UnsubscribeUrl": "https://u",
-                "MessageAttributes": {}
-            }
-        }]}));
-        assert_eq!(direct, wrapped);
-        let Incoming::Request(r) = &direct[0] else {
+        let direct = requests_in(create(), "123456789012");
+        let wrapped = requests_in(
+            json!({"Records": [{
+                "EventSource": "aws:sns", "EventVersion": "1.0",
+                "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:baton-registrations:1",
+                "Sns": {
+                    "Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:baton-registrations",
+                    "Subject": null, "Message": create().to_string(), "Timestamp": "2026-11-22T03:00:00.000Z",
+                    "SignatureVersion": "1", "Signature": "s", "SigningCertUrl": "https://c", "UnsubscribeUrl": "https://u",
+                    "MessageAttributes": {}
+                }
+            }]}),
+            "999999999999",
+        );
+        assert_eq!(direct[0].1, wrapped[0].1);
+        let account = |route: &Route| match route {
+            Route::Direct { account } | Route::Topic { account, .. } => account.clone(),
+            Route::Unknown { what } => what.clone(),
+        };
+        assert_eq!(account(&direct[0].0), "123456789012");
+        assert_eq!(
+            account(&wrapped[0].0),
+            "123456789012",
+            "the topic's account"
+        );
+        let Incoming::Request(r) = &direct[0].1 else {
             panic!("not read: {direct:?}")
         };
         assert_eq!(r.kind, RequestType::Create);
@@ -221,8 +255,8 @@ mod tests {
     fn an_unknown_request_type_keeps_what_is_needed_to_answer() {
         let mut v = create();
         v["RequestType"] = json!("Rename");
-        let found: [Incoming; 1] = requests_in(v).try_into().unwrap();
-        let [Incoming::Unreadable(u)] = found else {
+        let found: [(Route, Incoming); 1] = requests_in(v, "123456789012").try_into().unwrap();
+        let [(_, Incoming::Unreadable(u))] = found else {
             panic!("read an unknown request type")
         };
         assert!(u.response_url.is_some());

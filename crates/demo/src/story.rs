@@ -108,7 +108,7 @@ impl World {
         };
         Ok(World {
             events: SnsRunEvents::new(sns, &topic_arn),
-            bus: EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(config)),
+            bus: EventBridgeTriggerBus::new(config),
             settings: FlowSettings::with_default_bus(DEFAULT_BUS),
             capture: CfnCapture::start().await?,
             central,
@@ -134,7 +134,8 @@ impl World {
     ) -> anyhow::Result<()> {
         let stack_id =
             format!("arn:aws:cloudformation:{REGION}:{account}:stack/{pipeline}/0a1b2c3d");
-        let topic = format!("arn:aws:sns:{REGION}:{CENTRAL}:baton-registrations");
+        // The stack account's own registration topic: the route that vouches for it.
+        let topic = format!("arn:aws:sns:{REGION}:{account}:baton-registrations");
         let mut props = properties;
         props["ServiceToken"] = json!(topic);
         props["PipelineName"] = json!(pipeline);
@@ -164,6 +165,12 @@ impl World {
                 ledger_table: self.central.tables.ledger.clone(),
                 default_pipeline_bus: DEFAULT_BUS.to_owned(),
                 deadline_margin: Duration::from_secs(5),
+                central_account: CENTRAL.to_owned(),
+                admitted: cfn_responder::route::Admitted::from_list(&[A, B, C].join(",")),
+                // The demo's capture stands in for CloudFormation's response bucket.
+                endpoints: cfn_responder::route::ResponseEndpoints {
+                    emulated: Some(self.capture.base_url().to_owned()),
+                },
             },
             baton_adapters::http::client().context("building the HTTP client")?,
         );

@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let run_log = DynamoRunLog::new(dynamo.clone(), &config.runs_table, Span::DAY);
     let registry = DynamoRegistry::new(dynamo.clone(), &config.registry_table);
     let ledger = DynamoLedger::new(dynamo, &config.ledger_table);
-    let bus = EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(&aws));
+    let bus = EventBridgeTriggerBus::new(&aws);
     let events = SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
     let ports = Ports {
         run_log: &run_log,

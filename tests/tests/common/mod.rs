@@ -123,7 +123,7 @@ impl World {
             run_log: central.run_log(),
             registry: central.registry(),
             ledger: central.ledger(),
-            bus: EventBridgeTriggerBus::new(aws_sdk_eventbridge::Client::new(&central.config)),
+            bus: EventBridgeTriggerBus::new(&central.config),
             events,
             settings: FlowSettings::with_default_bus("baton-pipelines"),
             trigger_manager_requests: counter,
