@@ -99,7 +99,11 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
     assert_eq!(item.pending_trigger_id, None);
     assert_eq!(item.last_sent_trigger_id.as_ref(), Some(id));
     block_on(mem.ledger.forget(&child())).unwrap();
-    assert!(block_on(mem.ledger.cursor(&child())).unwrap().is_none());
+    let kept = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    assert!(
+        kept.pending.is_none(),
+        "forget keeps the cursor, drops the pending trigger"
+    );
 }
 
 #[test]
