@@ -4,7 +4,7 @@
 
 mod ledger;
 mod registry;
-mod run_log;
+pub mod run_log;
 pub mod schema;
 mod slack_threads;
 

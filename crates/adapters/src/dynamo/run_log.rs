@@ -27,30 +27,41 @@ pub struct DynamoRunLog {
     retention: Span,
 }
 
-/// Final statuses outrank non-final ones by this much in the latest-state precedence number.
-const FINAL_RANK: i64 = 1 << 52;
+/// The run log's keys, shared with the in-memory run log that mirrors this layout.
+pub mod keys {
+    use baton_core::{PipelineId, Run, Timestamp};
 
-fn run_pk(pipeline: &PipelineId) -> String {
-    format!("run#{}", pipeline.key())
+    /// Final statuses outrank non-final ones by this much in the latest-state precedence number.
+    pub const FINAL_RANK: i64 = 1 << 52;
+
+    /// `run#<pipeline key>`
+    pub fn run_pk(pipeline: &PipelineId) -> String {
+        format!("run#{}", pipeline.key())
+    }
+
+    /// A status time as the 13-digit epoch milliseconds that sort as text.
+    pub fn sort_time(t: Timestamp) -> String {
+        format!("{:013}", t.0.max(0))
+    }
+
+    /// `<STATUS>#<status time>#<execution name>`
+    pub fn run_sk(run: &Run) -> String {
+        format!(
+            "{}#{}#{}",
+            run.status,
+            sort_time(run.status_time()),
+            run.execution_name
+        )
+    }
+
+    /// The latest-state precedence number: status time, final statuses above every RUNNING.
+    pub fn rank(run: &Run) -> i64 {
+        let (is_final, time) = run.precedence();
+        time.0.max(0) + if is_final { FINAL_RANK } else { 0 }
+    }
 }
 
-fn sort_time(t: Timestamp) -> String {
-    format!("{:013}", t.0.max(0))
-}
-
-fn run_sk(run: &Run) -> String {
-    format!(
-        "{}#{}#{}",
-        run.status,
-        sort_time(run.status_time()),
-        run.execution_name
-    )
-}
-
-fn rank(run: &Run) -> i64 {
-    let (is_final, time) = run.precedence();
-    time.0.max(0) + if is_final { FINAL_RANK } else { 0 }
-}
+use keys::{rank, run_pk, run_sk, sort_time};
 
 impl DynamoRunLog {
     /// `retention`: how long run items live before DynamoDB's TTL removes them.

@@ -9,15 +9,14 @@ use std::sync::{Arc, Mutex};
 use baton_core::ports::{Recorded, RunLog, StoreResult};
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 
+use baton_adapters::dynamo::run_log::keys::{rank, run_pk, run_sk, sort_time};
+
 use super::{lock, unavailable, Effect, Op, Requests};
 
 /// DynamoDB stops a Query page after 1 MB of items.
 pub const PAGE_BYTES: usize = 1 << 20;
 
 const TABLE: &str = "runs (memory)";
-
-/// Final statuses outrank non-final ones by this much, as in the DynamoDB adapter.
-const FINAL_RANK: i64 = 1 << 52;
 
 #[derive(Clone, Debug)]
 struct RunItem {
@@ -37,28 +36,6 @@ struct Tables {
 pub struct MemoryRunLog {
     requests: Arc<Requests>,
     tables: Mutex<Tables>,
-}
-
-fn run_pk(pipeline: &PipelineId) -> String {
-    format!("run#{}", pipeline.key())
-}
-
-fn sort_time(t: Timestamp) -> String {
-    format!("{:013}", t.0.max(0))
-}
-
-fn run_sk(run: &Run) -> String {
-    format!(
-        "{}#{}#{}",
-        run.status,
-        sort_time(run.status_time()),
-        run.execution_name
-    )
-}
-
-fn rank(run: &Run) -> i64 {
-    let (is_final, time) = run.precedence();
-    time.0.max(0) + if is_final { FINAL_RANK } else { 0 }
 }
 
 /// The size DynamoDB counts for a run item: attribute names and values.
