@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the answer is "no" (a definition has problems, a pipeline is not
 //! registered); 2 usage error; 3 configuration or AWS error.
 
+mod project;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +43,27 @@ enum Command {
         /// Definition files (`.json` is read as JSON, anything else as YAML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Scaffold a pipeline project: NAME/pipeline.yaml, its state machine, samconfig.toml with
+    /// one config environment per environment (and baton.yaml when there is none above).
+    Init {
+        name: String,
+        /// The folder to create NAME in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Turn DIR/pipeline.yaml into the SAM template of one environment (template.ENV.yaml), for
+    /// `sam deploy --config-env ENV`. Offline; every problem is printed with its file and path.
+    Synth {
+        /// The environment of baton.yaml to build for.
+        #[arg(long)]
+        env: String,
+        /// The pipeline's folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Print the template instead of writing it.
+        #[arg(long)]
+        stdout: bool,
     },
     /// The dependency graph across accounts, with each pipeline's latest run status.
     Graph {
@@ -95,6 +117,8 @@ fn main() -> ExitCode {
     let style = Style::new(!cli.json && std::io::stdout().is_terminal());
     let result = match cli.command {
         Command::Validate { files } => validate(&files, cli.json, style),
+        Command::Init { name, dir } => project::init(&dir, &name, cli.json),
+        Command::Synth { env, dir, stdout } => project::synth(&dir, &env, stdout, cli.json, style),
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -226,7 +250,7 @@ fn now() -> Timestamp {
 async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Failure> {
     let stores = stores().await?;
     match command {
-        Command::Validate { .. } => Ok(()),
+        Command::Validate { .. } | Command::Init { .. } | Command::Synth { .. } => Ok(()),
         Command::Graph { format, from } => {
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await
