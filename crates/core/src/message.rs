@@ -64,6 +64,19 @@ impl SlackMessage {
         })
     }
 
+    /// The message as seen in one baton environment: the fallback text starts with `[dev]` and
+    /// a last context line names the environment, so a dev run never reads like a prod one.
+    pub fn in_environment(mut self, environment: Option<&str>) -> SlackMessage {
+        if let Some(env) = environment {
+            self.text = escape_within(&format!("[{env}] {}", self.text), FALLBACK_TEXT_LIMIT);
+            if !self.blocks.is_empty() {
+                self.blocks
+                    .push(context(format!("baton environment *{}*", escape(env))));
+            }
+        }
+        self
+    }
+
     /// The same message without blocks, for when Slack refuses the blocks (`invalid_blocks`,
     /// `msg_too_long`): people still hear about the run.
     pub fn text_only(&self) -> SlackMessage {
@@ -205,7 +218,7 @@ fn date(t: Timestamp) -> String {
     )
 }
 
-fn status_look(status: RunStatus) -> (&'static str, &'static str) {
+pub(crate) fn status_look(status: RunStatus) -> (&'static str, &'static str) {
     match status {
         RunStatus::Running => (":arrow_forward:", "is running"),
         RunStatus::Succeeded => (":white_check_mark:", "succeeded"),

@@ -40,6 +40,7 @@ struct World {
         baton_adapters::DynamoRegistry,
         baton_adapters::DynamoSlackThreads,
         SlackWebApi<SecretsManagerToken>,
+        baton_adapters::sns::SnsEmailTopics,
     >,
     captured: Captured,
     /// What trigger-manager last received, to deliver it again.
@@ -105,6 +106,8 @@ impl World {
                 slack.url(),
                 SecretsManagerToken::new(secrets, "baton/slack-token"),
             )?,
+            email: baton_adapters::sns::SnsEmailTopics::new(config),
+            environment: None,
         };
         Ok(World {
             events: SnsRunEvents::new(sns, &topic_arn),
@@ -171,6 +174,7 @@ impl World {
                 endpoints: cfn_responder::route::ResponseEndpoints {
                     emulated: Some(self.capture.base_url().to_owned()),
                 },
+                environment: None,
             },
             baton_adapters::http::client().context("building the HTTP client")?,
         );

@@ -3,6 +3,7 @@
 //! them into the SAM template `sam deploy` deploys in one environment. `baton init` scaffolds a
 //! new pipeline. See docs/pipelines.md.
 
+pub mod local;
 pub mod pipeline_file;
 pub mod problems;
 pub mod project;

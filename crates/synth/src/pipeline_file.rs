@@ -2,7 +2,7 @@
 //! notifications), read and checked for one environment. The `trigger` and `notifications` blocks
 //! are checked by the same validator cfn-responder runs, so what synth accepts registers.
 
-use baton_core::definition::{Channel, PipelineDefinition};
+use baton_core::definition::PipelineDefinition;
 use baton_core::pipeline::{check_account, check_name};
 use serde_json::{Map, Value};
 
@@ -116,20 +116,11 @@ impl PipelineFile {
 
     /// The e-mail addresses of its EMAIL targets, without duplicates, in definition order.
     pub fn email_addresses(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        let targets = self
-            .definition
+        self.definition
             .notifications
-            .iter()
-            .flat_map(|n| n.targets.iter());
-        for t in targets.filter(|t| t.channel == Channel::Email) {
-            for a in &t.addresses {
-                if !out.contains(a) {
-                    out.push(a.clone());
-                }
-            }
-        }
-        out
+            .as_ref()
+            .map(|n| n.email_addresses().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 }
 
