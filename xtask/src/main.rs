@@ -149,6 +149,10 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
         return Ok(python);
     }
     let system_python = env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    eprintln!(
+        "==> installing {} into {dir} (first run, or the requirements changed; about a minute)",
+        requirements.display()
+    );
     if !python.exists() {
         run(
             &system_python,
@@ -162,7 +166,8 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
             "-m",
             "pip",
             "install",
-            "--quiet",
+            "--progress-bar",
+            "off",
             "--disable-pip-version-check",
             "-r",
             &requirements.to_string_lossy(),
@@ -175,6 +180,7 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
 
 fn test() -> Result<(), String> {
     let python = setup()?;
+    eprintln!("{COLD_BUILD}");
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
     run(
@@ -202,7 +208,7 @@ fn test() -> Result<(), String> {
 /// nothing new is compiled), with `args` passed on. Without `--schedules` it runs 2,000
 /// schedules (baton-sim's default), as `cargo xtask test` does.
 fn sim(args: &[String]) -> Result<(), String> {
-    let mut command = vec!["run", "--quiet", "--package", "baton-sim", "--"];
+    let mut command = vec!["run", "--package", "baton-sim", "--"];
     command.extend(args.iter().map(String::as_str));
     run(&cargo(), &command, &[])
 }
@@ -331,11 +337,16 @@ fn sam_build() -> Result<(), String> {
     Ok(())
 }
 
+/// Said before the first cargo step: a cold build is long, and its progress follows.
+const COLD_BUILD: &str = "==> cargo builds what changed first: about 4 minutes for the demo on a cold 2-core machine, 3 more for the tests; cargo prints each crate it compiles";
+
 fn demo() -> Result<(), String> {
     let python = setup()?;
+    eprintln!("{COLD_BUILD}");
     run(
         &cargo(),
-        &["run", "--quiet", "--package", "baton-demo"],
+        // Not --quiet: on a cold machine the first build takes minutes, and cargo shows progress.
+        &["run", "--package", "baton-demo"],
         &[("BATON_PYTHON", &python)],
     )
 }

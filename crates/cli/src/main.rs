@@ -5,13 +5,14 @@
 
 mod project;
 mod render;
+mod stack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env, TableNames};
+use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog};
 use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
@@ -26,12 +27,19 @@ use crate::render::Style;
     name = "baton",
     version,
     about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs.",
-    after_help = "Commands other than `validate` read baton's tables, named by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
+    after_help = "Commands other than `validate`, `init` and `synth` read baton's tables, named by the central stack's outputs (--stack NAME, or --env ENV with baton.yaml's centralStack) or by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
 )]
 struct Cli {
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Read the table names from this central stack's outputs (instead of BATON_*_TABLE).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
+    /// Read them from the central stack of this environment of the nearest baton.yaml (its
+    /// `centralStack`, in its Region).
+    #[arg(long = "env", global = true, value_name = "ENV")]
+    environment: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,11 +61,9 @@ enum Command {
         dir: PathBuf,
     },
     /// Turn DIR/pipeline.yaml into the SAM template of one environment (template.ENV.yaml), for
-    /// `sam deploy --config-env ENV`. Offline; every problem is printed with its file and path.
+    /// `sam deploy --config-env ENV`; `--env ENV` names the environment of baton.yaml. Offline;
+    /// every problem is printed with its file and path.
     Synth {
-        /// The environment of baton.yaml to build for.
-        #[arg(long)]
-        env: String,
         /// The pipeline's folder.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -118,12 +124,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { files } => validate(&files, cli.json, style),
         Command::Init { name, dir } => project::init(&dir, &name, cli.json),
-        Command::Synth { env, dir, stdout } => project::synth(&dir, &env, stdout, cli.json, style),
+        Command::Synth { dir, stdout } => match &cli.environment {
+            Some(env) => project::synth(&dir, env, stdout, cli.json, style),
+            None => Err(Failure {
+                code: 2,
+                message: "synth needs --env ENV: the environment of baton.yaml to build for".into(),
+            }),
+        },
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(online(command, cli.json, style)),
+            Ok(rt) => {
+                let source = stack::Source::new(cli.stack, cli.environment);
+                rt.block_on(online(command, &source, cli.json, style))
+            }
             Err(e) => Err(Failure::env(format!(
                 "could not start the async runtime: {e}"
             ))),
@@ -203,9 +218,8 @@ struct Stores {
     region: String,
 }
 
-async fn stores() -> Result<Stores, Failure> {
-    let tables = TableNames::from_env(&Env::from_process()).map_err(Failure::env)?;
-    let aws = aws_config::load_from_env().await;
+async fn stores(source: &stack::Source) -> Result<Stores, Failure> {
+    let (aws, tables) = stack::locate(source).await?;
     let region = aws.region().map(|r| r.to_string()).ok_or_else(|| {
         Failure::env("no AWS region configured: set AWS_REGION (or a profile with a region)")
     })?;
@@ -247,8 +261,13 @@ fn now() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_millis())
 }
 
-async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Failure> {
-    let stores = stores().await?;
+async fn online(
+    command: Command,
+    source: &stack::Source,
+    as_json: bool,
+    style: Style,
+) -> Result<(), Failure> {
+    let stores = stores(source).await?;
     match command {
         Command::Validate { .. } | Command::Init { .. } | Command::Synth { .. } => Ok(()),
         Command::Graph { format, from } => {
