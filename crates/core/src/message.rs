@@ -68,7 +68,8 @@ impl SlackMessage {
     /// a last context line names the environment, so a dev run never reads like a prod one.
     pub fn in_environment(mut self, environment: Option<&str>) -> SlackMessage {
         if let Some(env) = environment {
-            self.text = escape_within(&format!("[{env}] {}", self.text), FALLBACK_TEXT_LIMIT);
+            // The text is escaped already (and may hold a mention): only the name is escaped.
+            self.text = format!("[{}] {}", escape(env), self.text);
             if !self.blocks.is_empty() {
                 self.blocks
                     .push(context(format!("baton environment *{}*", escape(env))));
@@ -440,6 +441,26 @@ pub fn trigger_notice(trigger: &PipelineTrigger) -> SlackMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_prefixes_the_text_and_closes_the_blocks() {
+        let message = SlackMessage {
+            text: "x failed <!subteam^S0X>".into(),
+            blocks: vec![section("x".into())],
+        }
+        .in_environment(Some("prod"));
+        assert_eq!(message.text, "[prod] x failed <!subteam^S0X>");
+        assert_eq!(message.blocks.len(), 2);
+        assert!(message.blocks[1]
+            .to_string()
+            .contains("baton environment *prod*"));
+        let unchanged = SlackMessage {
+            text: "t".into(),
+            blocks: vec![],
+        }
+        .in_environment(None);
+        assert_eq!(unchanged.text, "t");
+    }
 
     #[test]
     fn escapes_only_the_three_characters() {
