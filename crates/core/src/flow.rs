@@ -245,8 +245,9 @@ where
             if pending.fired_at < registration.registered_at {
                 // Claimed for an earlier registration of this name, deleted since (and its
                 // ledger not forgotten, the deleting function having died): never sent to
-                // this one.
-                ledger.forget(child).await?;
+                // this one. Only this trigger: another evaluation may have dropped it already
+                // and claimed a new one.
+                ledger.forget(child, Some(&pending.trigger_id)).await?;
                 continue;
             }
             return Ok(ChildDecision::Pending {
