@@ -46,7 +46,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check pipeline definitions (YAML or JSON) offline; print every problem with its path.
+    /// Check pipeline definitions (YAML or JSON) offline; print every problem with its path. A
+    /// `pipeline.yaml` of a project is checked for every environment of its baton.yaml (or the
+    /// one `--env` names), its account aliases resolved in each.
     Validate {
         /// Definition files (`.json` is read as JSON, anything else as YAML).
         #[arg(required = true)]
@@ -122,7 +124,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::new(!cli.json && std::io::stdout().is_terminal());
     let result = match cli.command {
-        Command::Validate { files } => validate(&files, cli.json, style),
+        Command::Validate { files } => {
+            validate(&files, cli.environment.as_deref(), cli.json, style)
+        }
         Command::Init { name, dir } => project::init(&dir, &name, cli.json),
         Command::Synth { dir, stdout } => match &cli.environment {
             Some(env) => project::synth(&dir, env, stdout, cli.json, style),
@@ -155,19 +159,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(files: &[PathBuf], as_json: bool, style: Style) -> Result<(), Failure> {
+fn validate(
+    files: &[PathBuf],
+    env: Option<&str>,
+    as_json: bool,
+    style: Style,
+) -> Result<(), Failure> {
     let mut reports = Vec::new();
     let mut failed = 0;
     for file in files {
         let outcome = match std::fs::read_to_string(file) {
             Err(e) => Err(vec![format!("(file): cannot be read: {e}")]),
+            Ok(text) if project::is_pipeline_file(file) => {
+                project::validate_pipeline_file(file, &text, env)
+            }
             Ok(text) => {
                 let parsed = if file.extension().is_some_and(|e| e == "json") {
                     PipelineDefinition::from_json(&text)
                 } else {
                     PipelineDefinition::from_yaml(&text)
                 };
-                parsed.map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
+                parsed
+                    .map(|_| ())
+                    .map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
             }
         };
         if outcome.is_err() {

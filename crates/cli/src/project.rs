@@ -83,3 +83,48 @@ pub fn synth(
     }
     Ok(())
 }
+
+/// Whether `file` is a project's `pipeline.yaml` (a baton.yaml above it), checked as synth reads it.
+pub fn is_pipeline_file(file: &Path) -> bool {
+    file.file_name()
+        .is_some_and(|n| n == baton_synth::PIPELINE_FILE)
+        && baton_synth::Project::find(file.parent().unwrap_or(Path::new("."))).is_some()
+}
+
+/// Checks a project's pipeline.yaml for `env`, or for every environment of its project file;
+/// problems carry the environment they were found in.
+pub fn validate_pipeline_file(
+    file: &Path,
+    text: &str,
+    env: Option<&str>,
+) -> Result<(), Vec<String>> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let Some(path) = baton_synth::Project::find(dir) else {
+        return Err(vec!["(file): no baton.yaml above it".to_owned()]);
+    };
+    let project = baton_synth::Project::load(&path)
+        .map_err(|e| e.items.iter().map(|l| l.to_string()).collect::<Vec<_>>())?;
+    let environments: Vec<&baton_synth::Environment> = match env {
+        Some(name) => vec![project.environment(name).map_err(|m| vec![m])?],
+        None => project.environments.values().collect(),
+    };
+    let mut problems = Vec::new();
+    for environment in environments {
+        let name = file.display().to_string();
+        if let Err(e) =
+            baton_synth::PipelineFile::parse(&name, text, environment, &project.accounts)
+        {
+            problems.extend(e.items.iter().map(|l| {
+                format!(
+                    "{} ({}): {}",
+                    l.problem.path, environment.name, l.problem.message
+                )
+            }));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}

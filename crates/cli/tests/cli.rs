@@ -476,3 +476,36 @@ fn init_then_synth_from_the_command_line() {
     );
     assert_eq!(missing_env.status.code(), Some(2));
 }
+
+#[test]
+fn a_project_pipeline_is_validated_in_every_environment() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scout24");
+    let ok = baton(
+        None,
+        &[
+            "validate",
+            examples.join("pipeline-x/pipeline.yaml").to_str().unwrap(),
+        ],
+    );
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    let dir = std::env::temp_dir().join(format!("baton-cli-validate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::write(
+        dir.join("baton.yaml"),
+        "environments:\n  dev: {region: eu-west-1, centralAccount: \"123456789012\", registrationServiceToken: \"arn:aws:lambda:eu-west-1:123456789012:function:f\"}\n  prod: {region: eu-west-1, centralAccount: \"210987654321\", registrationServiceToken: \"arn:aws:lambda:eu-west-1:210987654321:function:f\"}\naccounts:\n  core-data: {dev: \"111111111111\"}\n",
+    )
+    .unwrap();
+    let file = dir.join("p/pipeline.yaml");
+    std::fs::write(&file, "name: p\ntrigger:\n  executions:\n    allOf:\n      - {name: listings, account: core-data, status: [SUCCEEDED]}\n").unwrap();
+    let out = baton(None, &["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("trigger.executions.allOf[0].account (prod): alias \"core-data\" has no account for environment `prod`"), "{text}");
+    assert!(!text.contains("(dev)"), "{text}");
+    assert!(
+        baton(None, &["--env", "dev", "validate", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+}

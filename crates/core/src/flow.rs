@@ -157,6 +157,9 @@ impl FlowError {
 
 /// What deciding one child found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One value per child and decision, returned and consumed at once: boxing a variant would only
+// add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum ChildDecision {
     /// The child has no registration (its edge outlived it, or it was just removed).
     NotRegistered,
