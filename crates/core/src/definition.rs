@@ -76,9 +76,26 @@ pub struct Notifications {
     pub targets: Vec<Target>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mention_on_failure: Option<String>,
+    /// The pipeline's SNS topic that EMAIL targets' messages are published to (its e-mail
+    /// subscriptions deliver them): the registration's `NotificationTopicArn`, checked by
+    /// [`crate::email::check_topic`]. Not part of pipeline.yaml, whose stack creates the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_topic_arn: Option<String>,
 }
 
 impl Notifications {
+    /// The e-mail addresses of its EMAIL targets, in definition order, without duplicates.
+    pub fn email_addresses(&self) -> Vec<&str> {
+        let mut seen = BTreeSet::new();
+        self.targets
+            .iter()
+            .filter(|t| t.channel == Channel::Email)
+            .flat_map(|t| t.addresses.iter())
+            .filter(|a| seen.insert(a.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The Slack channels, in definition order, without duplicates.
     pub fn slack_channels(&self) -> Vec<&str> {
         let mut seen = BTreeSet::new();
@@ -562,6 +579,7 @@ impl Validator {
             kind: kind?,
             targets: targets?,
             mention_on_failure: mention_on_failure?,
+            email_topic_arn: None,
         })
     }
 

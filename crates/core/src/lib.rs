@@ -4,6 +4,7 @@
 
 pub mod condition;
 pub mod definition;
+pub mod email;
 pub mod evaluator;
 pub mod events;
 pub mod flow;

@@ -41,6 +41,11 @@ pub enum PostSlot {
     },
     /// The notice that baton started a pipeline, in a channel.
     TriggerNotice { trigger_id: String, channel: String },
+    /// The e-mail announcing a status of the run, published once to the pipeline's topic.
+    Email {
+        execution_arn: String,
+        status: RunStatus,
+    },
 }
 
 impl PostSlot {
@@ -60,6 +65,10 @@ impl PostSlot {
                 trigger_id,
                 channel,
             } => format!("notice of trigger {trigger_id} in {channel}"),
+            PostSlot::Email {
+                execution_arn,
+                status,
+            } => format!("e-mail of {status} of {execution_arn}"),
         }
     }
 }

@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use baton_core::email::EmailTopics;
 use baton_core::events::PipelineTrigger;
 use baton_core::message::{self, FailureContext, SlackMessage};
 use baton_core::ports::{Posted, Registry, SlackApi, SlackError, StoreError};
@@ -91,19 +92,24 @@ impl Delivery {
 }
 
 /// What claiming a slot came to for this delivery.
-enum Hold {
+pub(crate) enum Hold {
     /// This delivery holds the slot; what an earlier holder recorded.
     Mine(SlotState),
     /// The slot is done.
     Done(SlotState),
 }
 
-impl<R, T, S> Notifier<R, T, S>
+impl<R, T, S, E> Notifier<R, T, S, E>
 where
     R: Registry + Sync,
     T: SlackThreads + Sync,
     S: SlackApi + Sync,
+    E: EmailTopics + Sync,
 {
+    fn env(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
     /// Delivers status `run.status` to `channel`, once.
     pub(crate) async fn deliver_status_to(
         &self,
@@ -151,7 +157,7 @@ where
                         &root_slot,
                         channel,
                         None,
-                        &message::root(run, failure),
+                        &message::root(run, failure).in_environment(self.env()),
                         delivery,
                     )
                     .await?;
@@ -185,7 +191,7 @@ where
 
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let reply = message::reply(run, failure);
+            let reply = message::reply(run, failure).in_environment(self.env());
             let posted = self
                 .post(channel, Some(&root.ts), &reply, delivery.deadline)
                 .await?;
@@ -198,7 +204,7 @@ where
         }
         if run.status.is_final() {
             // The root shows the final status and duration (an edit is idempotent).
-            let edited = message::root(run, None);
+            let edited = message::root(run, None).in_environment(self.env());
             retrying(delivery.deadline, || {
                 self.slack.update(&root.channel_id, &root.ts, &edited)
             })
@@ -227,7 +233,7 @@ where
         let mut record = SlotRecord::done();
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let notice = message::trigger_notice(trigger);
+            let notice = message::trigger_notice(trigger).in_environment(self.env());
             let posted = self
                 .post_claimed(&slot, channel, None, &notice, delivery)
                 .await?;
@@ -239,7 +245,11 @@ where
     }
 
     /// Claims `slot`, waiting a little while another delivery holds it.
-    async fn hold(&self, slot: &PostSlot, delivery: &Delivery) -> Result<Hold, DeliveryError> {
+    pub(crate) async fn hold(
+        &self,
+        slot: &PostSlot,
+        delivery: &Delivery,
+    ) -> Result<Hold, DeliveryError> {
         let until = (Instant::now() + CLAIM_WAIT).min(
             delivery
                 .deadline
@@ -288,7 +298,7 @@ where
 
     /// Records after a post. A lost lease means another delivery took the slot after this one's
     /// lease ended; this post then stands beside its post (logged, nothing else to do).
-    async fn record(
+    pub(crate) async fn record(
         &self,
         slot: &PostSlot,
         delivery: &Delivery,
@@ -301,7 +311,7 @@ where
     }
 
     /// Releases a slot after a failure; a failed release only delays the retry until the lease ends.
-    async fn give_back(&self, slot: &PostSlot, delivery: &Delivery) {
+    pub(crate) async fn give_back(&self, slot: &PostSlot, delivery: &Delivery) {
         if let Err(e) = self.threads.release(slot, delivery.holder()).await {
             tracing::warn!(slot = %slot.describe(), error = %e, "could not give the slot back; the next delivery takes it when the lease ends");
         }

@@ -50,6 +50,10 @@ impl DynamoSlackThreads {
                 trigger_id,
                 channel,
             } => key(format!("trigger#{trigger_id}"), format!("notice#{channel}")),
+            PostSlot::Email {
+                execution_arn,
+                status,
+            } => key(execution_arn, format!("email#{status}")),
         }
     }
 

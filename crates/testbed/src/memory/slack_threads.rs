@@ -42,6 +42,10 @@ fn slot_key(slot: &PostSlot) -> String {
             trigger_id,
             channel,
         } => format!("trigger#{trigger_id} / notice#{channel}"),
+        PostSlot::Email {
+            execution_arn,
+            status,
+        } => format!("{execution_arn} / email#{status}"),
     }
 }
 
