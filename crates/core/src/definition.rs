@@ -226,13 +226,15 @@ impl PipelineDefinition {
     }
 }
 
-/// Walks a JSON value, collecting problems instead of stopping at the first.
-#[derive(Default)]
-struct Validator {
-    problems: Vec<Problem>,
+/// Walks a JSON value, collecting problems instead of stopping at the first. Public so that other
+/// documents baton reads (pipeline.yaml, baton.yaml in `baton-synth`) report problems alike.
+#[derive(Debug, Default)]
+pub struct Validator {
+    pub problems: Vec<Problem>,
 }
 
-fn describe(value: &Value) -> String {
+/// A value as a problem names it: `"text"` (shortened), `the number 3`, `a list`...
+pub fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("the boolean {b}"),
@@ -253,14 +255,14 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 impl Validator {
-    fn problem(&mut self, path: &str, message: impl Into<String>) {
+    pub fn problem(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.to_owned(),
             message: message.into(),
         });
     }
 
-    fn object<'a>(
+    pub fn object<'a>(
         &mut self,
         path: &str,
         value: &'a Value,
@@ -274,11 +276,22 @@ impl Validator {
         }
     }
 
-    fn unknown_keys(&mut self, path: &str, map: &serde_json::Map<String, Value>, allowed: &[&str]) {
+    pub fn unknown_keys(
+        &mut self,
+        path: &str,
+        map: &serde_json::Map<String, Value>,
+        allowed: &[&str],
+    ) {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
+                // At the top of a document (an empty path) the key alone is the path.
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 self.problem(
-                    &format!("{path}.{key}"),
+                    &at,
                     format!("unknown field; allowed here: {}", allowed.join(", ")),
                 );
             }
@@ -287,7 +300,7 @@ impl Validator {
 
     /// A scalar as text: strings as they are, numbers in decimal (CloudFormation sends strings,
     /// YAML may send an unquoted account id as a number).
-    fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
+    pub fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
         match value {
             Value::String(s) => Some(s.trim().to_owned()),
             Value::Number(n) => Some(n.to_string()),

@@ -80,5 +80,5 @@ pub fn synth(dir: &Path, env: &str) -> Result<Synthesized, Problems> {
 fn one(file: &str, path: &str, message: &str) -> Problems {
     let mut c = problems::Collector::new(file);
     c.add(path, message);
-    Problems { items: c.items }
+    c.into_problems()
 }

@@ -44,7 +44,7 @@ impl PipelineFile {
         let doc = parse_yaml(file, text)?;
         let mut c = Collector::new(file);
         let Some(map) = c.mapping("(document)", &doc) else {
-            return Err(Problems { items: c.items });
+            return Err(c.into_problems());
         };
         c.unknown_keys(
             "",
@@ -57,19 +57,13 @@ impl PipelineFile {
                 "notifications",
             ],
         );
-        let name = c.text(
+        let name = c.checked(
             map,
             "",
             "name",
             "the pipeline's name (its state machine's name)",
+            check_name,
         );
-        let name = name.filter(|n| match check_name(n) {
-            Ok(()) => true,
-            Err(e) => {
-                c.add("name", e.to_string());
-                false
-            }
-        });
         let description = map
             .get("description")
             .and_then(|d| c.scalar("description", d, "a sentence"));
@@ -111,7 +105,7 @@ impl PipelineFile {
                 });
             }
         }
-        Err(Problems { items: c.items })
+        Err(c.into_problems())
     }
 
     /// The e-mail addresses of its EMAIL targets, without duplicates, in definition order.

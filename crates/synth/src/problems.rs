@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use baton_core::definition::Problem;
-use serde_json::Value;
+pub use baton_core::definition::describe;
+use baton_core::definition::{Problem, Validator};
+use serde_json::{Map, Value};
 
 /// Everything wrong with what synth was given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,63 +37,72 @@ impl fmt::Display for Problems {
     }
 }
 
-/// Collects problems of one file.
+/// Collects problems of one file with core's [`Validator`], so every document reports alike.
 #[derive(Debug)]
 pub struct Collector {
     file: String,
-    pub(crate) items: Vec<Located>,
+    checks: Validator,
 }
 
 impl Collector {
     pub fn new(file: impl Into<String>) -> Collector {
         Collector {
             file: file.into(),
-            items: Vec::new(),
+            checks: Validator::default(),
         }
     }
 
     pub fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.items.push(Located {
-            file: self.file.clone(),
-            problem: Problem {
-                path: path.to_owned(),
-                message: message.into(),
-            },
-        });
+        self.checks.problem(path, message);
     }
 
     /// Adds problems found by another validator (core's definition checks).
     pub fn extend(&mut self, problems: impl IntoIterator<Item = Problem>) {
-        let file = self.file.clone();
-        self.items
-            .extend(problems.into_iter().map(|problem| Located {
-                file: file.clone(),
-                problem,
-            }));
+        self.checks.problems.extend(problems);
     }
 
     /// The paths of the problems found so far.
     pub fn paths(&self) -> Vec<String> {
-        self.items.iter().map(|l| l.problem.path.clone()).collect()
+        self.checks
+            .problems
+            .iter()
+            .map(|p| p.path.clone())
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.checks.problems.is_empty()
+    }
+
+    /// The problems found, each with the file.
+    pub fn into_problems(self) -> Problems {
+        let file = self.file;
+        Problems {
+            items: self
+                .checks
+                .problems
+                .into_iter()
+                .map(|problem| Located {
+                    file: file.clone(),
+                    problem,
+                })
+                .collect(),
+        }
     }
 
     /// `Ok(value)` when nothing was found.
     pub fn finish<T>(self, value: T) -> Result<T, Problems> {
-        if self.items.is_empty() {
+        if self.is_empty() {
             Ok(value)
         } else {
-            Err(Problems { items: self.items })
+            Err(self.into_problems())
         }
     }
 
     /// A required string field of a mapping; a problem naming it when absent or not text.
     pub fn text(
         &mut self,
-        map: &serde_json::Map<String, Value>,
+        map: &Map<String, Value>,
         path: &str,
         key: &str,
         what: &str,
@@ -107,48 +117,38 @@ impl Collector {
         }
     }
 
-    /// A scalar as text (YAML may give an unquoted account id as a number).
-    pub fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
-        match value {
-            Value::String(s) => Some(s.trim().to_owned()),
-            Value::Number(n) => Some(n.to_string()),
-            other => {
-                self.add(path, format!("expected {what}, got {}", describe(other)));
+    /// A required string field that `check` accepts; its refusal is the problem.
+    pub fn checked<E: std::fmt::Display>(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        what: &str,
+        check: impl Fn(&str) -> Result<(), E>,
+    ) -> Option<String> {
+        let value = self.text(map, path, key, what)?;
+        match check(&value) {
+            Ok(()) => Some(value),
+            Err(e) => {
+                self.add(&join(path, key), e.to_string());
                 None
             }
         }
+    }
+
+    /// A scalar as text (YAML may give an unquoted account id as a number).
+    pub fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
+        self.checks.scalar(path, value, what)
     }
 
     /// A mapping, or a problem saying what was found instead.
-    pub fn mapping<'a>(
-        &mut self,
-        path: &str,
-        value: &'a Value,
-    ) -> Option<&'a serde_json::Map<String, Value>> {
-        match value {
-            Value::Object(map) => Some(map),
-            other => {
-                self.add(path, format!("expected a mapping, got {}", describe(other)));
-                None
-            }
-        }
+    pub fn mapping<'a>(&mut self, path: &str, value: &'a Value) -> Option<&'a Map<String, Value>> {
+        self.checks.object(path, value)
     }
 
     /// Refuses keys baton does not know, listing the ones it does.
-    pub fn unknown_keys(
-        &mut self,
-        path: &str,
-        map: &serde_json::Map<String, Value>,
-        allowed: &[&str],
-    ) {
-        for key in map.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.add(
-                    &join(path, key),
-                    format!("unknown field; allowed here: {}", allowed.join(", ")),
-                );
-            }
-        }
+    pub fn unknown_keys(&mut self, path: &str, map: &Map<String, Value>, allowed: &[&str]) {
+        self.checks.unknown_keys(path, map, allowed);
     }
 }
 
@@ -161,23 +161,11 @@ pub fn join(path: &str, key: &str) -> String {
     }
 }
 
-/// A value named for a message.
-pub fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("\"{s}\""),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
-    }
-}
-
 /// Parses YAML text into a JSON value, or one problem for the whole document.
 pub fn parse_yaml(file: &str, text: &str) -> Result<Value, Problems> {
     serde_yaml_ng::from_str::<Value>(text).map_err(|e| {
         let mut c = Collector::new(file);
         c.add("(document)", format!("not valid YAML: {e}"));
-        Problems { items: c.items }
+        c.into_problems()
     })
 }

@@ -56,7 +56,7 @@ impl Project {
         let doc = parse_yaml(file, text)?;
         let mut c = Collector::new(file);
         let Some(map) = c.mapping("(document)", &doc) else {
-            return Err(Problems { items: c.items });
+            return Err(c.into_problems());
         };
         c.unknown_keys("", map, &["environments", "accounts"]);
         let environments = match map.get("environments") {
@@ -93,7 +93,7 @@ impl Project {
             Err(e) => {
                 let mut c = Collector::new(file);
                 c.add("(file)", format!("cannot be read: {e}"));
-                Err(Problems { items: c.items })
+                Err(c.into_problems())
             }
         }
     }
@@ -164,32 +164,20 @@ fn environment(c: &mut Collector, path: &str, name: &str, value: &Value) -> Opti
             "pipelineBusName",
         ],
     );
-    let region = c.text(
+    let region = c.checked(
         map,
         path,
         "region",
         "the region its stacks deploy to, such as eu-west-1",
+        check_region,
     );
-    let region = region.filter(|r| match check_region(r) {
-        Ok(()) => true,
-        Err(e) => {
-            c.add(&join(path, "region"), e.to_string());
-            false
-        }
-    });
-    let central = c.text(
+    let central = c.checked(
         map,
         path,
         "centralAccount",
         "the 12-digit account of the central stack",
+        check_account,
     );
-    let central = central.filter(|a| match check_account(a) {
-        Ok(()) => true,
-        Err(e) => {
-            c.add(&join(path, "centralAccount"), e.to_string());
-            false
-        }
-    });
     let token = c.text(
         map,
         path,

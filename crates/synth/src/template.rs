@@ -158,16 +158,7 @@ fn notification_key(pipeline: &PipelineFile, env: &Environment) -> Value {
         map([
             ("Sid", s("BatonCentralAccountPublishes")),
             ("Effect", s("Allow")),
-            (
-                "Principal",
-                map([(
-                    "AWS",
-                    sub(&format!(
-                        "arn:${{AWS::Partition}}:iam::{}:root",
-                        env.central_account
-                    )),
-                )]),
-            ),
+            ("Principal", central_principal(env)),
             ("Action", seq([s("kms:GenerateDataKey*"), s("kms:Decrypt")])),
             ("Resource", s("*")),
             (
@@ -242,16 +233,7 @@ fn notification_topic_policy(env: &Environment) -> Value {
                             seq([map([
                                 ("Sid", s("BatonCentralAccountPublishes")),
                                 ("Effect", s("Allow")),
-                                (
-                                    "Principal",
-                                    map([(
-                                        "AWS",
-                                        sub(&format!(
-                                            "arn:${{AWS::Partition}}:iam::{}:root",
-                                            env.central_account
-                                        )),
-                                    )]),
-                                ),
+                                ("Principal", central_principal(env)),
                                 ("Action", s("sns:Publish")),
                                 ("Resource", reference("NotificationTopic")),
                             ])]),
@@ -299,6 +281,18 @@ fn registration(pipeline: &PipelineFile, env: &Environment, email: bool) -> Valu
         ("Type", s("Custom::BatonPipeline")),
         ("Properties", Value::Mapping(props)),
     ])
+}
+
+/// The environment's central account as a policy principal (its identity policies decide which of
+/// its roles may act: slack-notifier's).
+fn central_principal(env: &Environment) -> Value {
+    map([(
+        "AWS",
+        sub(&format!(
+            "arn:${{AWS::Partition}}:iam::{}:root",
+            env.central_account
+        )),
+    )])
 }
 
 fn tags(pipeline: &PipelineFile, env: &Environment) -> Value {
