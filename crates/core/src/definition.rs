@@ -86,22 +86,19 @@ pub struct Notifications {
 impl Notifications {
     /// The e-mail addresses of its EMAIL targets, in definition order, without duplicates.
     pub fn email_addresses(&self) -> Vec<&str> {
-        let mut seen = BTreeSet::new();
-        self.targets
-            .iter()
-            .filter(|t| t.channel == Channel::Email)
-            .flat_map(|t| t.addresses.iter())
-            .filter(|a| seen.insert(a.as_str()))
-            .map(String::as_str)
-            .collect()
+        self.addresses(Channel::Email)
     }
 
     /// The Slack channels, in definition order, without duplicates.
     pub fn slack_channels(&self) -> Vec<&str> {
+        self.addresses(Channel::Slack)
+    }
+
+    fn addresses(&self, channel: Channel) -> Vec<&str> {
         let mut seen = BTreeSet::new();
         self.targets
             .iter()
-            .filter(|t| t.channel == Channel::Slack)
+            .filter(|t| t.channel == channel)
             .flat_map(|t| t.addresses.iter())
             .filter(|a| seen.insert(a.as_str()))
             .map(String::as_str)
