@@ -43,6 +43,7 @@ fn run(
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -316,16 +317,22 @@ async fn concurrent_claims_of_the_same_firing_have_exactly_one_winner() {
     );
 
     let ledger = central.ledger();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(state.cursor, after);
     assert_eq!(
         state.pending.as_ref().map(|p| &p.trigger_id),
         Some(&trigger.trigger_id)
     );
     // Sent: no longer pending, the cursor stays.
-    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
-    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    ledger
+        .mark_sent(&x, None, &trigger.trigger_id)
+        .await
+        .unwrap();
+    ledger
+        .mark_sent(&x, None, &trigger.trigger_id)
+        .await
+        .unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(
         (state.cursor, state.pending, state.last_trigger_id),
         (after, None, Some(trigger.trigger_id))
@@ -341,7 +348,7 @@ async fn a_stale_cursor_write_is_refused() {
         ledger.claim(&first, None, after).await.unwrap(),
         ClaimOutcome::Claimed
     );
-    ledger.mark_sent(&x, &first.trigger_id).await.unwrap();
+    ledger.mark_sent(&x, None, &first.trigger_id).await.unwrap();
 
     // Two evaluations both read the cursor at `after` and decide different firings: one wins,
     // the other's cursor write is stale and refused.
@@ -365,7 +372,7 @@ async fn a_stale_cursor_write_is_refused() {
             .unwrap(),
         ClaimOutcome::Lost
     );
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(state.cursor, at(23, 5));
     assert_eq!(
         state.pending.map(|p| p.trigger_id.0),

@@ -14,7 +14,7 @@ use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env, TableNames
 use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
-use baton_core::{DependencyGraph, PipelineDefinition, PipelineId, Span, Timestamp};
+use baton_core::{DependencyGraph, PipelineDefinition, PipelineId, RunKey, Span, Timestamp};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
@@ -51,8 +51,14 @@ enum Command {
         #[arg(long, value_name = "PIPELINE")]
         from: Option<String>,
     },
-    /// Why a pipeline has or has not fired since its last trigger.
-    Explain { pipeline: String },
+    /// Why a pipeline has or has not fired since its last trigger (for one run key, when its
+    /// trigger is aligned on run keys).
+    Explain {
+        pipeline: String,
+        /// The run key to explain (e.g. a business date), for a trigger with `alignOn: runKey`.
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
     /// Everything downstream of a pipeline (transitively), by account.
     Impact { pipeline: String },
     /// Recent runs of a pipeline from the run log, newest first.
@@ -231,10 +237,19 @@ async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Fai
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await
         }
-        Command::Explain { pipeline } => {
+        Command::Explain { pipeline, key } => {
+            let key = key
+                .map(|k| {
+                    RunKey::new(&k).map_err(|e| Failure {
+                        code: 2,
+                        message: format!("--key `{k}` is not a run key: {e}"),
+                    })
+                })
+                .transpose()?;
             explain(
                 &stores,
                 &pipeline_arg(&pipeline, &stores.region)?,
+                key.as_ref(),
                 as_json,
                 style,
             )
@@ -368,6 +383,7 @@ async fn graph(
 async fn explain(
     stores: &Stores,
     pipeline: &PipelineId,
+    key: Option<&RunKey>,
     as_json: bool,
     style: Style,
 ) -> Result<(), Failure> {
@@ -377,6 +393,7 @@ async fn explain(
         &stores.run_log,
         &stores.ledger,
         pipeline,
+        key,
         now(),
         &settings,
     )
@@ -393,6 +410,7 @@ async fn explain(
             "{}",
             json!({
                 "pipeline": pipeline.key(),
+                "runKey": inspection.run_key,
                 "ownerStackId": inspection.registration.owner_stack_id,
                 "registeredAt": inspection.registration.registered_at.to_string(),
                 "cursor": inspection.cursor.to_string(),
@@ -433,7 +451,16 @@ async fn explain(
             "pending", p.trigger_id
         );
     }
+    let aligned = inspection
+        .registration
+        .definition
+        .trigger
+        .as_ref()
+        .is_some_and(|t| t.is_aligned());
     match &inspection.evaluation {
+        None if aligned => println!(
+            "  aligned on run keys: it is decided per key; say which with --key K (e.g. --key 2026-11-24)"
+        ),
         None => println!(
             "  no trigger condition: this pipeline is started otherwise (schedule, by hand)"
         ),

@@ -65,6 +65,7 @@ fn run(p: &PipelineId, exec: &str, status: RunStatus, start: Timestamp, stop: Ti
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 

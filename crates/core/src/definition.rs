@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::condition::{Condition, Group, Leaf, Operator, Trigger};
+use crate::condition::{AlignOn, AtLeast, Condition, Group, Leaf, Operator, Trigger};
 use crate::pipeline::{check_account, check_name, check_region};
+use crate::run_key::RunKeyPath;
 use crate::status::RunStatus;
 use crate::time::Span;
 
@@ -21,6 +22,9 @@ use crate::time::Span;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineDefinition {
+    /// `runKey`: where a run's logical key is in its execution input (run-log-writer reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKeyPath>,
     /// Absent for pipelines started otherwise (a schedule, by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
@@ -169,6 +173,7 @@ impl PipelineDefinition {
             doc.get("trigger").map(|v| ("trigger", v)),
             doc.get("notifications").map(|v| ("notifications", v)),
         )
+        .and_run_key(doc.get("runKey").map(|v| ("runKey", v)))
     }
 
     /// Reads CloudFormation custom-resource properties: `Trigger` and `Notifications` hold the
@@ -180,6 +185,25 @@ impl PipelineDefinition {
                 .get("Notifications")
                 .map(|v| ("Notifications", v)),
         )
+        .and_run_key(properties.get("RunKey").map(|v| ("RunKey", v)))
+    }
+
+    /// Reads a `runKey` path (with the path its problem is reported under).
+    pub fn run_key_path(
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<Option<RunKeyPath>, ValidationError> {
+        let Some((path, value)) = run_key.filter(|(_, v)| !v.is_null()) else {
+            return Ok(None);
+        };
+        let mut v = Validator::default();
+        match v.scalar(path, value, "a JSON path such as $.date") {
+            Some(text) => RunKeyPath::parse(&text)
+                .map(Some)
+                .map_err(|e| ValidationError::single(path, e.to_string())),
+            None => Err(ValidationError {
+                problems: v.problems,
+            }),
+        }
     }
 
     /// Reads the two blocks, each with the path its problems are reported under.
@@ -198,6 +222,7 @@ impl PipelineDefinition {
         };
         if v.problems.is_empty() {
             Ok(PipelineDefinition {
+                run_key: None,
                 trigger,
                 notifications,
             })
@@ -205,6 +230,33 @@ impl PipelineDefinition {
             Err(ValidationError {
                 problems: v.problems,
             })
+        }
+    }
+}
+
+/// Adds the `runKey` to a definition read from its blocks, reporting the problems of both.
+trait AndRunKey {
+    fn and_run_key(
+        self,
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<PipelineDefinition, ValidationError>;
+}
+
+impl AndRunKey for Result<PipelineDefinition, ValidationError> {
+    fn and_run_key(
+        self,
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<PipelineDefinition, ValidationError> {
+        match (PipelineDefinition::run_key_path(run_key), self) {
+            (Ok(run_key), Ok(definition)) => Ok(PipelineDefinition {
+                run_key,
+                ..definition
+            }),
+            (Err(mut first), Err(rest)) => {
+                first.problems.extend(rest.problems);
+                Err(first)
+            }
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
         }
     }
 }
@@ -302,23 +354,16 @@ impl Validator {
         // `schedule` belongs to the pipeline's own stack (an EventBridge schedule rule); baton
         // accepts it so a whole Scout24-style `trigger` block can be passed through unchanged.
         self.unknown_keys(path, map, &["executions", "within", "schedule"]);
-        let within = map.get("within").and_then(|w| {
-            let p = format!("{path}.within");
-            let text = self.scalar(&p, w, "a duration such as 20h")?;
-            let span = Span::parse(&text);
-            if span.is_none() {
-                self.problem(
-                    &p,
-                    format!(
-                        "\"{}\" is not a duration; write it like 20h, 90m, 1d or 1h30m",
-                        shorten(&text, 80)
-                    ),
-                );
-            }
-            span
-        });
-        let executions = match map.get("executions") {
-            Some(e) => self.group(&format!("{path}.executions"), e),
+        if map.contains_key("within") {
+            // DESIGN puts `within` in a group; the old place is refused, not silently moved, so
+            // nobody wonders which of two bounds applies.
+            self.problem(
+                &format!("{path}.within"),
+                "`within` now goes inside `executions` (or any group beneath it), where it bounds the runs of the leaves under that group: write `executions: {allOf: [...], within: 20h}`",
+            );
+        }
+        let trigger = match map.get("executions") {
+            Some(e) => self.top_group(&format!("{path}.executions"), e),
             None => {
                 if !map.contains_key("schedule") {
                     self.problem(
@@ -329,12 +374,61 @@ impl Validator {
                 None
             }
         }?;
-        Some(Trigger { executions, within })
+        (!map.contains_key("within")).then_some(trigger)
+    }
+
+    /// The `executions` group, which alone may say `alignOn`.
+    fn top_group(&mut self, path: &str, value: &Value) -> Option<Trigger> {
+        let align_on = match value.get("alignOn") {
+            None => Some(None),
+            Some(a) => {
+                let p = format!("{path}.alignOn");
+                let text = self.scalar(&p, a, "runKey")?;
+                if text == "runKey" {
+                    Some(Some(AlignOn::RunKey))
+                } else {
+                    self.problem(
+                        &p,
+                        format!(
+                            "\"{}\" is not something runs align on; allowed: runKey",
+                            shorten(&text, 80)
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let executions = self.group_with(path, value, &["alignOn"]);
+        Some(Trigger {
+            executions: executions?,
+            align_on: align_on?,
+        })
     }
 
     fn group(&mut self, path: &str, value: &Value) -> Option<Group> {
+        if value.get("alignOn").is_some() {
+            self.problem(
+                &format!("{path}.alignOn"),
+                "only the top group, `executions`, can say `alignOn`: a condition is aligned as a whole",
+            );
+        }
+        self.group_with(path, value, &[])
+    }
+
+    fn group_with(&mut self, path: &str, value: &Value, extra: &[&str]) -> Option<Group> {
         let map = self.object(path, value)?;
-        self.unknown_keys(path, map, &["allOf", "anyOf", "operator"]);
+        let mut allowed = vec!["allOf", "anyOf", "operator", "atLeast", "of", "within"];
+        allowed.extend_from_slice(extra);
+        for key in map.keys() {
+            // A nested `alignOn` has its own problem (see `group`).
+            if !allowed.contains(&key.as_str()) && key != "alignOn" {
+                self.problem(
+                    &format!("{path}.{key}"),
+                    format!("unknown field; allowed here: {}", allowed.join(", ")),
+                );
+            }
+        }
+        let within = self.within(path, map);
         let operator = match map.get("operator") {
             None => Some(Operator::And),
             Some(op) => {
@@ -358,10 +452,12 @@ impl Validator {
         };
         let all_of = self.entries(path, "allOf", map.get("allOf"));
         let any_of = self.entries(path, "anyOf", map.get("anyOf"));
-        if !map.contains_key("allOf") && !map.contains_key("anyOf") {
+        let blocks = map.contains_key("allOf") || map.contains_key("anyOf");
+        let at_least = self.at_least(path, map, blocks);
+        if !blocks && !map.contains_key("atLeast") {
             self.problem(
                 path,
-                "a group needs `allOf` or `anyOf` (or both, combined by `operator`)",
+                "a group needs `allOf` or `anyOf` (or both, combined by `operator`), or `atLeast` with `of`",
             );
             return None;
         }
@@ -369,7 +465,80 @@ impl Validator {
             all_of: all_of?,
             any_of: any_of?,
             operator: operator?,
+            at_least: at_least?,
+            within: within?,
         })
+    }
+
+    /// `within` of a group: `Some(None)` when absent, `None` after a problem.
+    fn within(&mut self, path: &str, map: &serde_json::Map<String, Value>) -> Option<Option<Span>> {
+        let Some(w) = map.get("within") else {
+            return Some(None);
+        };
+        let p = format!("{path}.within");
+        let text = self.scalar(&p, w, "a duration such as 20h")?;
+        let span = Span::parse(&text);
+        if span.is_none() {
+            self.problem(
+                &p,
+                format!(
+                    "\"{}\" is not a duration; write it like 20h, 90m, 1d or 1h30m",
+                    shorten(&text, 80)
+                ),
+            );
+        }
+        span.map(Some)
+    }
+
+    /// `atLeast: K` with `of: [...]`: `Some(None)` when absent, `None` after a problem.
+    fn at_least(
+        &mut self,
+        path: &str,
+        map: &serde_json::Map<String, Value>,
+        blocks: bool,
+    ) -> Option<Option<AtLeast>> {
+        let (count, of) = match (map.get("atLeast"), map.get("of")) {
+            (None, None) => return Some(None),
+            (Some(_), None) => {
+                self.problem(
+                    &format!("{path}.of"),
+                    "missing; `atLeast: K` counts the entries listed in `of`",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.problem(
+                    &format!("{path}.atLeast"),
+                    "missing; `of` lists the entries `atLeast: K` counts",
+                );
+                return None;
+            }
+            (Some(count), Some(_)) => (count, self.entries(path, "of", map.get("of"))),
+        };
+        if blocks {
+            self.problem(
+                &format!("{path}.atLeast"),
+                "`atLeast` with `of` is a group of its own; nest it in `allOf` or `anyOf` to combine it with other entries",
+            );
+            return None;
+        }
+        let p = format!("{path}.atLeast");
+        let text = self.scalar(&p, count, "a number of entries")?;
+        let of = of?;
+        match text.parse::<usize>() {
+            Ok(k) if (1..=of.len()).contains(&k) => Some(Some(AtLeast { count: k, of })),
+            _ => {
+                self.problem(
+                    &p,
+                    format!(
+                        "\"{}\" is not a count of entries; allowed: 1 to {} (the entries in `of`)",
+                        shorten(&text, 80),
+                        of.len()
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn entries(&mut self, path: &str, key: &str, value: Option<&Value>) -> Option<Vec<Condition>> {
@@ -404,7 +573,7 @@ impl Validator {
 
     fn condition(&mut self, path: &str, value: &Value) -> Option<Condition> {
         let map = self.object(path, value)?;
-        let is_group = ["allOf", "anyOf", "operator"]
+        let is_group = ["allOf", "anyOf", "operator", "atLeast", "of", "within"]
             .iter()
             .any(|k| map.contains_key(*k));
         if is_group {
@@ -698,7 +867,7 @@ trigger:
         account: 111111111111
         status: [SUCCESS]
       - {name: searches, account: "222222222222", status: [SUCCEEDED]}
-  within: 20h
+    within: 20h
 notifications:
   type: FAILURES
   targets:
@@ -711,7 +880,7 @@ notifications:
     fn yaml_json_and_cfn_properties_read_the_same() {
         let from_yaml = PipelineDefinition::from_yaml(SCOUT24).unwrap();
         let trigger = from_yaml.trigger.as_ref().unwrap();
-        assert_eq!(trigger.within, Some(Span::hours(20)));
+        assert_eq!(trigger.executions.within, Some(Span::hours(20)));
         assert_eq!(trigger.executions.all_of.len(), 2);
         let Condition::Leaf(first) = &trigger.executions.all_of[0] else {
             panic!("leaf expected")
@@ -732,7 +901,7 @@ notifications:
             "Trigger": {"executions": {"allOf": [
                 {"name": "listings", "account": "111111111111", "status": ["SUCCESS"]},
                 {"name": "searches", "account": "222222222222", "status": ["SUCCEEDED"]}
-            ]}, "within": "20h"},
+            ], "within": "20h"}},
             "Notifications": {"type": "FAILURES", "mentionOnFailure": "<!subteam^S0123>", "targets": [
                 {"channel": "SLACK", "addresses": ["#data-pipeline-alerts"]},
                 {"channel": "EMAIL", "addresses": ["team@example.com"]}
@@ -754,7 +923,7 @@ trigger:
       - {name: listings, account: "1111", status: [SUCCESS]}
       - {name: searches, account: "222222222222", status: [SUCCESS, DONE]}
     operator: XOR
-  within: soon
+    within: soon
 notifications:
   type: SOMETIMES
   targets: [{channel: PIGEON, addresses: [roof]}]
@@ -765,7 +934,7 @@ notifications:
         assert_eq!(
             paths,
             [
-                "trigger.within",
+                "trigger.executions.within",
                 "trigger.executions.operator",
                 "trigger.executions.allOf[0].account",
                 "trigger.executions.allOf[1].status[1]",

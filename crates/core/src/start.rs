@@ -233,9 +233,11 @@ mod tests {
             execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:run-1".into(),
             status: RunStatus::Succeeded,
             status_time: Timestamp(1_000),
+            run_key: None,
         }];
         let firing = Firing {
             trigger_id: TriggerId::of(child, &consumed),
+            run_key: None,
             consumed,
             cursor_after: Timestamp(1_000),
         };

@@ -449,7 +449,7 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
                 "Trigger": {"executions": {"allOf": [
                     {"name": "listings", "account": A, "status": ["SUCCESS"]},
                     {"name": "searches", "account": B, "status": ["SUCCESS"]}
-                ]}, "within": "20h"},
+                ], "within": "20h"}},
                 "Notifications": slack("FULL_EXECUTION", "rent-journey", "<!subteam^S0RENT>"),
             }),
         )

@@ -198,6 +198,7 @@ pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterErro
         error: text("error")?,
         cause: text("cause")?,
         trigger_id,
+        run_key: None,
     })
 }
 

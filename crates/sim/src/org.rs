@@ -79,16 +79,25 @@ fn trigger(parents: &[&PipelineId], rng: &mut Rng) -> Value {
         }
     } else if roll < 60 {
         json!({"anyOf": leaves})
-    } else if roll < 80 && k >= 3 {
+    } else if roll < 70 && k >= 3 {
         json!({"allOf": [leaves[0], {"anyOf": leaves[1..]}]})
+    } else if roll < 80 && k >= 2 {
+        json!({"atLeast": k - 1, "of": leaves})
     } else {
         json!({"allOf": [leaves[0]], "anyOf": leaves[1..], "operator": "OR"})
     };
-    let mut block = json!({"executions": executions});
+    let mut executions = executions;
     if rng.chance(0.3) {
-        block["within"] = json!(format!("{}h", 1 + rng.below(4)));
+        let within = json!(format!("{}h", 1 + rng.below(4)));
+        // In the top group, or in the nested one when there is one (it bounds only its leaves).
+        match executions.get_mut("allOf").and_then(|a| a.get_mut(1)) {
+            Some(nested) if nested.get("anyOf").is_some() && rng.chance(0.5) => {
+                nested["within"] = within
+            }
+            _ => executions["within"] = within,
+        }
     }
-    block
+    json!({"executions": executions})
 }
 
 fn definition(trigger: Option<Value>) -> anyhow::Result<PipelineDefinition> {

@@ -3,6 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | the child's cursor (and pending trigger) | `child#<account:region:name>` | `cursor` |
+//! | an aligned child's cursor for one run key (and its pending trigger) | `child#<account:region:name>` | `cursor#<run key>` |
 //! | a claim of one firing | `child#<account:region:name>` | `trigger#<trigger id>` |
 //!
 //! A firing is committed by one TransactWriteItems: the claim must not exist, and the cursor item
@@ -18,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
-use baton_core::{PipelineId, Timestamp};
+use baton_core::{PipelineId, RunKey, Timestamp};
 
 use super::{is_condition_failed, key, n, s, store_error, transacted, Reader};
 
@@ -29,9 +30,26 @@ pub struct DynamoLedger {
     table: String,
 }
 
-fn child_pk(child: &PipelineId) -> String {
-    format!("child#{}", child.key())
+/// The ledger's keys, shared with the in-memory ledger that mirrors this layout.
+pub mod keys {
+    use baton_core::{PipelineId, RunKey};
+
+    /// `child#<pipeline key>`
+    pub fn child_pk(child: &PipelineId) -> String {
+        format!("child#{}", child.key())
+    }
+
+    /// `cursor`, or `cursor#<run key>` for an aligned child's cursor of one key: each key has
+    /// its own cursor, pending trigger and send lease, so keys never wait on each other.
+    pub fn cursor_sk(key: Option<&RunKey>) -> String {
+        match key {
+            Some(k) => format!("cursor#{k}"),
+            None => "cursor".to_owned(),
+        }
+    }
 }
+
+use keys::{child_pk, cursor_sk};
 
 impl DynamoLedger {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
@@ -51,12 +69,16 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+    async fn cursor(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+    ) -> StoreResult<Option<CursorState>> {
         let got = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .consistent_read(true)
             .send()
             .await
@@ -98,7 +120,7 @@ impl Ledger for DynamoLedger {
             .map_err(|e| self.request_error(e))?;
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(&child), "cursor")))
+            .set_key(Some(key(child_pk(&child), cursor_sk(trigger.run_key.as_ref()))))
             .update_expression(
                 "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger",
             )
@@ -131,12 +153,17 @@ impl Ledger for DynamoLedger {
         })
     }
 
-    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
+    async fn mark_sent(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression(
                 "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain SET lastSentTriggerId = :id",
             )
@@ -157,11 +184,48 @@ impl Ledger for DynamoLedger {
     }
 
     async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        // Every cursor item of the child: `cursor`, and `cursor#<key>` of each run key.
+        let mut sort_keys = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
+                .expression_attribute_values(":pk", s(child_pk(child)))
+                .expression_attribute_values(":cursor", s("cursor"))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query (cursors of a child)", &self.table, e))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                    sort_keys.push(sk.clone());
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        for sk in sort_keys {
+            self.forget_cursor(child, sk).await?;
+        }
+        Ok(())
+    }
+}
+
+impl DynamoLedger {
+    /// Removes one cursor item's pending trigger (and lease); its cursor value stays.
+    async fn forget_cursor(&self, child: &PipelineId, sk: String) -> StoreResult<()> {
         let forgotten = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), sk)))
             .update_expression(
                 "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
             )
@@ -170,7 +234,7 @@ impl Ledger for DynamoLedger {
             .await;
         match forgotten {
             Ok(_) => Ok(()),
-            // Never fired: nothing to forget.
+            // Gone since the Query: nothing to forget.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem (forget pending)", &self.table, e)),
         }
@@ -182,6 +246,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn take_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         lease: &Lease,
         now: Timestamp,
@@ -190,7 +255,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("SET leaseHolder = :holder, leaseUntil = :until")
             .condition_expression(
                 "pendingTriggerId = :id AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseHolder = :holder)",
@@ -212,13 +277,14 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn ask_to_decide_again(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
     ) -> StoreResult<bool> {
         let asked = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("SET decideAgain = :yes")
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
@@ -235,6 +301,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn release_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         holder: &str,
     ) -> StoreResult<()> {
@@ -242,7 +309,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("REMOVE leaseHolder, leaseUntil")
             .condition_expression("pendingTriggerId = :id AND leaseHolder = :holder")
             .expression_attribute_values(":id", s(trigger_id.as_str()))

@@ -155,6 +155,7 @@ impl Day {
             error: None,
             cause: None,
             trigger_id,
+            run_key: None,
         };
         let mut finished = running.clone();
         finished.status = status;
@@ -200,6 +201,7 @@ fn rerun_marker(pipeline: &PipelineId) -> Run {
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -330,6 +332,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             let child_report = futures::executor::block_on(flow::wake_child(
                 &ports,
                 child,
+                parent.run_key.as_ref(),
                 &invocation,
                 &settings,
             ));

@@ -114,10 +114,10 @@ fn definition(
     } else {
         json!({"allOf": [leaves[0]], "anyOf": leaves[1..], "operator": "OR"})
     };
-    let mut trigger = json!({"executions": executions.take()});
     if rng.chance(0.25) {
-        trigger["within"] = json!("6h");
+        executions["within"] = json!("6h");
     }
+    let trigger = json!({"executions": executions.take()});
     PipelineDefinition::from_document(&json!({"trigger": trigger}))
         .map_err(|e| anyhow::anyhow!("generated definition: {e}"))
 }
