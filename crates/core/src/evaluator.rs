@@ -115,8 +115,16 @@ pub struct Firing {
 }
 
 impl Firing {
-    /// One line: which parent runs started the child.
+    /// One line: which parent runs started the child (and, aligned, for which run key).
     pub fn reason(&self) -> String {
+        let runs = self.runs_line();
+        match &self.run_key {
+            Some(key) => format!("run key {key}: {runs}"),
+            None => runs,
+        }
+    }
+
+    fn runs_line(&self) -> String {
         let parts: Vec<String> = self
             .consumed
             .iter()

@@ -264,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn an_aligned_trigger_puts_its_run_key_in_the_input_where_dollar_run_key_finds_it() {
+        let trigger = PipelineTrigger {
+            run_key: Some(crate::RunKey("2026-11-24".into())),
+            ..trigger_for(&child())
+        };
+        let request = start_request(&trigger, &home()).unwrap();
+        let path = crate::RunKeyPath::parse("$.runKey").unwrap();
+        assert_eq!(
+            path.read(&request.input),
+            Ok(crate::RunKey("2026-11-24".into()))
+        );
+    }
+
+    #[test]
     fn refuses_state_machines_of_other_accounts_and_regions_naming_the_arn() {
         let other_account = PipelineId::new("444444444444", "eu-west-1", "pipeline-x").unwrap();
         let refusal = start_request(&trigger_for(&other_account), &home()).unwrap_err();

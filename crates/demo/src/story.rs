@@ -229,7 +229,13 @@ impl World {
                 }
             }))?;
         let at = change.stop.unwrap_or(change.start);
-        let written = run_log_writer::handle(event, &self.central.run_log(), &self.events).await?;
+        let written = run_log_writer::handle(
+            event,
+            &self.central.run_log(),
+            &self.central.registry(),
+            &self.events,
+        )
+        .await?;
         println!(
             "{}  {} {} {} (account {}) -> run-log-writer: {}{}",
             clock(at),

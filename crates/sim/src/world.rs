@@ -297,7 +297,7 @@ impl<'m> World<'m> {
         let sim = self.sim.clone();
         match job.clone() {
             Job::Writer(event) => Box::pin(async move {
-                run_log_writer::handle(*event, &mem.run_log, &mem.topic)
+                run_log_writer::handle(*event, &mem.run_log, &mem.registry, &mem.topic)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())

@@ -118,6 +118,12 @@ fn aligned_runs_pair_by_key_and_a_backfill_refires_only_its_key() {
         ["l-23", "s-23"]
     );
     assert_eq!(f1.run_key.as_ref(), Some(&d1));
+    // The trigger (and its notice) say which key it fires for.
+    assert!(
+        f1.reason().starts_with("run key 2026-11-23: listings SUCCEEDED (l-23"),
+        "{}",
+        f1.reason()
+    );
     assert!(e1.render().contains("for key 2026-11-23 FIRES"), "{e1}");
     let e2 = evaluate_key(&child(), &t, &d2, hour(0), hour(0), hour(5), &runs);
     assert_eq!(e2.decision, Decision::Wait, "day 2 has no searches yet");
