@@ -336,10 +336,7 @@ mod tests {
         let mut d = detail("SUCCEEDED");
         d["input"] = r#"{"batonTriggerId": "abc", "runKey": "2026-11-24"}"#.into();
         d["inputDetails"] = serde_json::json!({"included": true});
-        assert_eq!(
-            run_key_in_event(&path, &d),
-            Ok(RunKey("2026-11-24".into()))
-        );
+        assert_eq!(run_key_in_event(&path, &d), Ok(RunKey("2026-11-24".into())));
         d["inputDetails"] = serde_json::json!({"included": false});
         d["input"] = Value::Null;
         let why = run_key_in_event(&path, &d).unwrap_err();

@@ -143,7 +143,26 @@ fn nothing_left_to_fire(truth: &mut Truth, mem: &Memory, now: i64) {
         .into_iter()
         .map(|(slot, item)| (slot, item.cursor.0))
         .collect();
-    let runs: Vec<&Run> = truth.runs.iter().collect();
+    // The decision depends only on the runs in the log: each run with the key its pipeline's
+    // registration made of its input when it was recorded.
+    let recorded: BTreeMap<(String, RunStatus), Option<RunKey>> = mem
+        .run_log
+        .all_runs()
+        .into_iter()
+        .map(|r| ((r.execution_arn, r.status), r.run_key))
+        .collect();
+    let keyed: Vec<Run> = truth
+        .runs
+        .iter()
+        .map(|r| Run {
+            run_key: recorded
+                .get(&(r.execution_arn.clone(), r.status))
+                .cloned()
+                .flatten(),
+            ..r.clone()
+        })
+        .collect();
+    let runs: Vec<&Run> = keyed.iter().collect();
     let keys = oracle::keys(&runs);
     let mut missed = Vec::new();
     for r in mem.registry.all() {

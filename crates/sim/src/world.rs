@@ -476,6 +476,7 @@ impl<'m> World<'m> {
             cause_bytes: 200,
             may_rerun: true,
             duration: self.sim.lock().rng.between(MINUTE, 20 * MINUTE),
+            key: None,
         };
         self.execute(&run, Some(trigger));
     }
@@ -532,7 +533,13 @@ impl<'m> World<'m> {
         } else {
             done.status = RunStatus::Succeeded;
         }
-        let input = trigger.and_then(|t| serde_json::to_string(t).ok());
+        // A triggered execution's input is its trigger (with `runKey` when aligned); a root's
+        // names its day in keyed schedules.
+        let input = match (trigger, &planned.key) {
+            (Some(t), _) => serde_json::to_string(t).ok(),
+            (None, Some(key)) => Some(json!({ "runKey": key }).to_string()),
+            (None, None) => None,
+        };
         let final_at = stop + latencies.1;
         let running_at = if running_late {
             final_at + latencies.0
@@ -559,6 +566,8 @@ impl<'m> World<'m> {
                 cause_bytes: 0,
                 may_rerun: false,
                 duration,
+                // A re-run of the same day.
+                key: planned.key.clone(),
             };
             self.execute(&again, None);
         }

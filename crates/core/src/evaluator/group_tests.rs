@@ -120,7 +120,8 @@ fn aligned_runs_pair_by_key_and_a_backfill_refires_only_its_key() {
     assert_eq!(f1.run_key.as_ref(), Some(&d1));
     // The trigger (and its notice) say which key it fires for.
     assert!(
-        f1.reason().starts_with("run key 2026-11-23: listings SUCCEEDED (l-23"),
+        f1.reason()
+            .starts_with("run key 2026-11-23: listings SUCCEEDED (l-23"),
         "{}",
         f1.reason()
     );
