@@ -167,8 +167,9 @@ pub enum Explanation {
     Leaf {
         parent: PipelineId,
         statuses: Vec<RunStatus>,
+        /// Boxed: a leaf's outcome carries a whole run, the groups only their entries.
         #[serde(flatten)]
-        outcome: LeafOutcome,
+        outcome: Box<LeafOutcome>,
     },
     AllOf {
         holds: bool,
@@ -196,7 +197,9 @@ impl Explanation {
     /// Whether this node holds.
     pub fn holds(&self) -> bool {
         match self {
-            Explanation::Leaf { outcome, .. } => matches!(outcome, LeafOutcome::Holds { .. }),
+            Explanation::Leaf { outcome, .. } => {
+                matches!(outcome.as_ref(), LeafOutcome::Holds { .. })
+            }
             Explanation::AllOf { holds, .. }
             | Explanation::AnyOf { holds, .. }
             | Explanation::Operator { holds, .. }
@@ -249,7 +252,7 @@ impl Explanation {
             } => {
                 let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
                 let wanted = wanted.join("|");
-                let (mark, why) = match outcome {
+                let (mark, why) = match outcome.as_ref() {
                     LeafOutcome::Holds { run } => (
                         "[x]",
                         format!(
@@ -619,7 +622,7 @@ impl Context<'_> {
             explanation: Explanation::Leaf {
                 parent,
                 statuses: leaf.status.iter().copied().collect(),
-                outcome,
+                outcome: Box::new(outcome),
             },
         }
     }

@@ -172,10 +172,10 @@ pub enum ChildDecision {
     Claimed {
         trigger: PipelineTrigger,
         bus_arn: String,
-        evaluation: Evaluation,
+        evaluation: Box<Evaluation>,
     },
     /// The condition does not hold (yet).
-    Waiting { evaluation: Evaluation },
+    Waiting { evaluation: Box<Evaluation> },
 }
 
 /// The EventBridge bus ARN a child's triggers go to: the registration's, or the default bus name
@@ -289,7 +289,9 @@ where
             }
         };
         let Some(firing) = evaluation.firing() else {
-            return Ok(ChildDecision::Waiting { evaluation });
+            return Ok(ChildDecision::Waiting {
+                evaluation: Box::new(evaluation),
+            });
         };
         // The target is the registered pipeline: its state machine ARN is the one registered.
         let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
@@ -301,7 +303,7 @@ where
                 return Ok(ChildDecision::Claimed {
                     trigger: pipeline_trigger,
                     bus_arn: bus,
-                    evaluation,
+                    evaluation: Box::new(evaluation),
                 })
             }
             // Someone else moved the cursor or claimed this very firing: what they did is now
@@ -383,11 +385,11 @@ pub enum Step {
     /// Aligned child, woken by a run without a key.
     NoRunKey,
     /// An evaluation (fired or waiting) with its explanation.
-    Evaluated(Evaluation),
+    Evaluated(Box<Evaluation>),
     /// A trigger was delivered (or found being delivered elsewhere); `resent`: it was pending
     /// from an earlier claim.
     Delivered {
-        trigger: PipelineTrigger,
+        trigger: Box<PipelineTrigger>,
         bus_arn: String,
         resent: bool,
         delivery: Delivery,
@@ -494,7 +496,7 @@ where
             }
             Ok(delivery) => {
                 report.steps.push(Step::Delivered {
-                    trigger,
+                    trigger: Box::new(trigger),
                     bus_arn,
                     resent,
                     delivery,
