@@ -90,6 +90,30 @@ fn at_least_two_of_three_fire_and_consume_every_holding_entry() {
     assert_eq!(e.firing().map(|f| f.consumed.len()), Some(3));
 }
 
+#[test]
+fn the_documented_at_least_example_reads_as_the_docs_say() {
+    let t = trigger(
+        "    allOf:\n      - {name: listings, status: [SUCCESS]}\n      - atLeast: 2\n        of:\n          - {name: export-eu, status: [SUCCESS]}\n          - {name: export-us, status: [SUCCESS]}\n          - {name: export-ap, status: [SUCCESS]}\n        within: 6h\n",
+    );
+    let listings = run("listings", "l", RunStatus::Succeeded, 3, None);
+    let eu = run("export-eu", "eu", RunStatus::Succeeded, 8, None);
+    let us = run("export-us", "us", RunStatus::Succeeded, 9, None);
+    let runs = vec![listings.clone(), eu.clone(), us];
+    let f = evaluate(&child(), &t, hour(0), hour(9), &runs);
+    let f = f.firing().expect("fires at 09:00").clone();
+    assert_eq!((f.consumed.len(), f.cursor_after), (3, hour(9)));
+    let mut later = runs.clone();
+    later.push(run("export-ap", "ap", RunStatus::Succeeded, 16, None));
+    let e = evaluate(&child(), &t, f.cursor_after, hour(16), &later);
+    assert_eq!(e.decision, Decision::Wait);
+    // export-us at 02:00: 7 h old at 09:00, too old; listings at 03:00 is under no bound.
+    let early = run("export-us", "us", RunStatus::Succeeded, 2, None);
+    let e = evaluate(&child(), &t, hour(0), hour(9), &[listings, eu, early]);
+    assert_eq!(e.decision, Decision::Wait);
+    assert!(e.render().contains("more than within 6h"), "{e}");
+    assert!(e.render().contains("[x] listings"), "{e}");
+}
+
 fn aligned() -> Trigger {
     trigger(
         "    alignOn: runKey\n    allOf:\n      - {name: listings, status: [SUCCEEDED]}\n      - {name: searches, status: [SUCCEEDED]}\n",
