@@ -67,7 +67,13 @@ impl Truth {
                 .map(|_| r.parents().into_keys().collect())
         });
         let has_trigger = registration.definition.trigger.is_some();
-        if has_trigger && before.as_ref() != Some(&parents) {
+        // Starting or stopping to align on run keys moves the floor too.
+        let aligned = |r: &Registration| r.definition.trigger.as_ref().map(|t| t.is_aligned());
+        let realigned = self
+            .registrations
+            .get(p)
+            .is_some_and(|old| aligned(old) != aligned(registration));
+        if has_trigger && (before.as_ref() != Some(&parents) || realigned) {
             self.floors
                 .entry(p.clone())
                 .or_default()
