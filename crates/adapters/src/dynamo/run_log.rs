@@ -135,22 +135,29 @@ impl DynamoRunLog {
         })
     }
 
-    /// The run's item under its key (plain PutItem: its content is the run's, fixed by the
-    /// event, so a repeat writes the same item and a redelivery repairs a lost one).
+    /// The run's item under its key, put if absent: its content is the run's, fixed by the event,
+    /// so a repeat finds it there, and a redelivery writes one that was lost before the run was
+    /// announced.
     async fn put_key_item(&self, run: &Run) -> StoreResult<()> {
         let Some(run_key) = &run.run_key else {
             return Ok(());
         };
         let mut item = key(run_key_pk(&run.pipeline, run_key), run_sk(run));
         self.run_attributes(run, &mut item);
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| store_error("PutItem (run under its key)", &self.table, e))?;
-        Ok(())
+            .await;
+        match put {
+            // Already there: a repeat of the same run.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("PutItem (run under its key)", &self.table, e)),
+        }
     }
 
     /// One Query page per status of the partition `pk`: runs with that status later than

@@ -42,7 +42,7 @@ pub enum Op<'a> {
     GetRun(&'a baton_core::Run),
     /// PutItem of an execution's latest state, `attribute_not_exists(pk) OR rank < :rank`.
     PutLatest(&'a baton_core::Run),
-    /// Plain PutItem of a run under its run key.
+    /// PutItem of a run under its run key, `attribute_not_exists(pk)`.
     PutRunKey(&'a baton_core::Run),
     /// UpdateItem `announced = true`, `attribute_exists(pk)`.
     MarkAnnounced(&'a baton_core::Run),

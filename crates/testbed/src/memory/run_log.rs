@@ -101,7 +101,8 @@ impl MemoryRunLog {
             .map_err(|f| unavailable("PutItem (run)", TABLE, f))?
     }
 
-    /// One plain PutItem of the run under its key (none for a run without a key).
+    /// One PutItem of the run under its key, `attribute_not_exists(pk)`, a failed condition being
+    /// success (none for a run without a key).
     async fn put_key_item(&self, run: &Run) -> StoreResult<()> {
         let Some(run_key) = &run.run_key else {
             return Ok(());
@@ -110,10 +111,11 @@ impl MemoryRunLog {
         self.requests
             .request(Op::PutRunKey(run), || {
                 match lock(&self.tables, TABLE, "PutItem (run under its key)") {
-                    Ok(mut t) => {
+                    Ok(mut t) if !t.keyed.contains_key(&key) => {
                         t.keyed.insert(key, run.clone());
                         (Ok(()), Effect::Written)
                     }
+                    Ok(_) => (Ok(()), Effect::ConditionFailed),
                     Err(e) => (Err(e), Effect::Read),
                 }
             })
