@@ -265,8 +265,10 @@ where
             if pending.fired_at < registration.registered_at {
                 // Claimed for an earlier registration of this name, deleted since (and its
                 // ledger not forgotten, the deleting function having died): never sent to
-                // this one.
-                ledger.forget(child).await?;
+                // this one. Only this trigger goes: another key's, or one claimed since, stays.
+                ledger
+                    .drop_pending(child, ledger_key, &pending.trigger_id)
+                    .await?;
                 continue;
             }
             return Ok(ChildDecision::Pending {
@@ -294,7 +296,11 @@ where
             });
         };
         // The target is the registered pipeline: its state machine ARN is the one registered.
-        let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
+        // Decided under this registration, so never stamped before it: `now` was read before the
+        // registration, which a re-creation may have written since, and a pending trigger older
+        // than its registration is taken for a deleted pipeline's and forgotten, never sent.
+        let fired_at = now.max(registration.registered_at);
+        let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, fired_at);
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
             .await?

@@ -289,6 +289,17 @@ pub trait Ledger {
     /// stays: an evaluation that read the old registration must not fire again on runs the child
     /// already consumed, and the new registration's floor is later anyway.
     fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Drops `trigger_id`, pending on the child's cursor item of `run_key` but claimed for an
+    /// earlier registration of the name (deleted since, its ledger not forgotten), only while it
+    /// is still the pending one: it is never sent to the new registration, and a trigger claimed
+    /// since (on this or another key's item) is left alone.
+    fn drop_pending(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),

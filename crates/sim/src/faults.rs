@@ -187,6 +187,11 @@ pub fn describe(op: &Op<'_>) -> String {
             clock(after.0)
         ),
         Op::QueryCursors(child) => format!("Query cursors of {}", child.name),
+        Op::DropPending { child, trigger_id } => format!(
+            "UpdateItem drop stale pending {} {}",
+            child.name,
+            short(trigger_id)
+        ),
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
         Op::GetGraphVersion => "GetItem graph version".to_owned(),
         Op::QueryChildren(p) => format!("Query children of {}", p.name),

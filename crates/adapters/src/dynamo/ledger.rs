@@ -216,6 +216,36 @@ impl Ledger for DynamoLedger {
         }
         Ok(())
     }
+
+    async fn drop_pending(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        let dropped = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
+            .update_expression(
+                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
+            )
+            .condition_expression("pendingTriggerId = :id")
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .send()
+            .await;
+        match dropped {
+            Ok(_) => Ok(()),
+            // No longer pending: dropped (or sent) by another delivery already.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error(
+                "UpdateItem (drop stale pending)",
+                &self.table,
+                e,
+            )),
+        }
+    }
 }
 
 impl DynamoLedger {

@@ -235,6 +235,31 @@ impl Ledger for MemoryLedger {
         }
         Ok(())
     }
+
+    async fn drop_pending(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        // `pendingTriggerId = :id`; a failed condition is success.
+        self.update_cursor(
+            Op::DropPending { child, trigger_id },
+            "UpdateItem (drop stale pending)",
+            child,
+            run_key,
+            |item| pending_is(item, trigger_id),
+            |item| {
+                item.pending_trigger_id = None;
+                item.pending_trigger = None;
+                item.lease_holder = None;
+                item.lease_until = None;
+                item.decide_again = false;
+            },
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 impl SendLease for MemoryLedger {

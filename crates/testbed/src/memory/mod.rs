@@ -76,6 +76,11 @@ pub enum Op<'a> {
     QueryCursors(&'a PipelineId),
     /// UpdateItem of a child's cursor item: its pending trigger (and lease) removed.
     Forget(&'a PipelineId),
+    /// UpdateItem of a cursor item: a stale pending trigger dropped, only while it is pending.
+    DropPending {
+        child: &'a PipelineId,
+        trigger_id: &'a TriggerId,
+    },
     /// UpdateItem of the cursor item: the lease holder asked to decide again after sending.
     AskDecideAgain {
         child: &'a PipelineId,
@@ -262,5 +267,7 @@ impl Memory {
     }
 }
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod tests;
