@@ -535,20 +535,31 @@ async fn runs(
         println!("no runs of {pipeline} in the run log");
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = runs
+    let rows: Vec<[String; 6]> = runs
         .iter()
         .map(|r| {
             [
                 r.status_time().to_string(),
                 r.status.as_str().to_owned(),
                 r.execution_name.clone(),
+                r.run_key
+                    .as_ref()
+                    .map(|k| k.to_string())
+                    .unwrap_or_default(),
                 r.duration_ms().map(render::duration).unwrap_or_default(),
                 r.trigger_id.clone().unwrap_or_default(),
             ]
         })
         .collect();
     render::table(
-        &["STATUS TIME", "STATUS", "EXECUTION", "DURATION", "TRIGGER"],
+        &[
+            "STATUS TIME",
+            "STATUS",
+            "EXECUTION",
+            "RUN KEY",
+            "DURATION",
+            "TRIGGER",
+        ],
         &rows,
         style,
     );
