@@ -32,6 +32,8 @@ pub struct Truth {
     pub consumed: BTreeMap<(PipelineId, String, RunStatus), String>,
     /// Aligned: (child, run key) -> the latest status time any firing for the key consumed.
     pub key_cursors: BTreeMap<(PipelineId, RunKey), i64>,
+    /// Claims of aligned children, for one run key.
+    pub key_claims: u64,
     /// trigger id -> (holding task, lease end).
     pub leases: BTreeMap<String, (u64, i64)>,
     /// Per pipeline, (from when, floor): runs at or before the floor never count.
@@ -186,6 +188,7 @@ impl Truth {
     /// re-fires the key; the same runs never do).
     fn check_aligned_claim(&mut self, trigger: &PipelineTrigger, focus: &[String]) {
         let Some(key) = &trigger.run_key else { return };
+        self.key_claims += 1;
         let child = trigger.target.id();
         if let Some(r) = trigger
             .consumed
