@@ -184,7 +184,9 @@ impl Ledger for DynamoLedger {
     }
 
     async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
-        // Every cursor item of the child: `cursor`, and `cursor#<key>` of each run key.
+        // Every cursor item of the child with a pending trigger: `cursor`, and `cursor#<key>` of
+        // each run key (a child aligned on daily keys has one item a day; only the pending ones
+        // need a write).
         let mut sort_keys = Vec::new();
         let mut start = None;
         loop {
@@ -193,6 +195,7 @@ impl Ledger for DynamoLedger {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
+                .filter_expression("attribute_exists(pendingTriggerId)")
                 .expression_attribute_values(":pk", s(child_pk(child)))
                 .expression_attribute_values(":cursor", s("cursor"))
                 .projection_expression("sk")

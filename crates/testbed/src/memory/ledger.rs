@@ -200,16 +200,17 @@ impl Ledger for MemoryLedger {
     }
 
     async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
-        // As the adapter: one Query of the child's cursor items, then one UpdateItem
-        // (`attribute_exists(pk)`) per item: the cursor value stays, the pending trigger goes.
+        // As the adapter: one Query of the child's cursor items with a pending trigger, then one
+        // UpdateItem (`attribute_exists(pk)`) per item: the cursor value stays, the pending
+        // trigger goes.
         let keys: Vec<Option<RunKey>> = self
             .requests
             .request(Op::QueryCursors(child), || {
                 let got = lock(&self.tables, TABLE, "Query (cursors of a child)").map(|t| {
                     t.cursors
-                        .keys()
-                        .filter(|(c, _)| c == child)
-                        .map(|(_, k)| k.clone())
+                        .iter()
+                        .filter(|((c, _), item)| c == child && item.pending_trigger_id.is_some())
+                        .map(|((_, k), _)| k.clone())
                         .collect()
                 });
                 (got, Effect::Read)
