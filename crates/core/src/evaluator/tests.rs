@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::definition::PipelineDefinition;
+use crate::status::RunStatus;
 use proptest::prelude::*;
 
 const A: &str = "111111111111";
