@@ -62,7 +62,10 @@ async fn a_repeated_run_write_changes_nothing_and_is_announced_once() {
 
     assert_eq!(log.record(&r).await.unwrap(), Recorded::New);
     // Not yet confirmed announced: a redelivery must announce it again rather than lose it.
-    assert_eq!(log.record(&r).await.unwrap(), Recorded::Unannounced);
+    assert_eq!(
+        log.record(&r).await.unwrap(),
+        Recorded::Unannounced { run_key: None }
+    );
     log.mark_announced(&r).await.unwrap();
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);

@@ -61,21 +61,24 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What recording a run found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
     /// First time this (execution, status) was seen: announce it.
     New,
-    /// Seen before but its announcement was never confirmed (a crash or a failed publish): announce it again.
-    Unannounced,
+    /// Seen before but its announcement was never confirmed (a crash or a failed publish):
+    /// announce it again, with the run key its first recording gave it (the registration that
+    /// decides the key may have changed since).
+    Unannounced { run_key: Option<RunKey> },
     /// Seen and announced before: nothing to do.
     AlreadyAnnounced,
 }
 
 /// The run log: every (execution, status) seen, and the latest state of each execution.
 pub trait RunLog {
-    /// Records a run idempotently: a repeat changes nothing. Also updates the execution's latest
-    /// state, where a final status beats RUNNING whatever the arrival order
-    /// ([`Run::precedence`]).
+    /// Records a run idempotently: a repeat changes nothing (the first recording's run key
+    /// stays). A run with a key is also recorded under its key, before this returns. Also updates
+    /// the execution's latest state, where a final status beats RUNNING whatever the arrival
+    /// order ([`Run::precedence`]).
     fn record(&self, run: &Run) -> impl Future<Output = StoreResult<Recorded>> + Send;
 
     /// Notes that the run's `RunEvent` was published, so a redelivery does not publish it again.

@@ -272,7 +272,11 @@ where
     };
     run.run_key = run_key(registry, &run, &event.detail).await?;
     let recorded = run_log.record(&run).await?;
-    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced);
+    // The key of the run's first recording, whatever the registration says now.
+    if let Recorded::Unannounced { run_key } = &recorded {
+        run.run_key.clone_from(run_key);
+    }
+    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced { .. });
     if announce {
         run_events.publish(&RunEvent::status(&run)).await?;
         run_log.mark_announced(&run).await?;

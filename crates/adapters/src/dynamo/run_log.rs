@@ -138,12 +138,16 @@ impl DynamoRunLog {
     /// The run's item under its key, put if absent: its content is the run's, fixed by the event,
     /// so a repeat finds it there, and a redelivery writes one that was lost before the run was
     /// announced.
-    async fn put_key_item(&self, run: &Run) -> StoreResult<()> {
-        let Some(run_key) = &run.run_key else {
+    async fn put_key_item(&self, run: &Run, run_key: Option<&RunKey>) -> StoreResult<()> {
+        let Some(run_key) = run_key else {
             return Ok(());
         };
-        let mut item = key(run_key_pk(&run.pipeline, run_key), run_sk(run));
-        self.run_attributes(run, &mut item);
+        let run = Run {
+            run_key: Some(run_key.clone()),
+            ..run.clone()
+        };
+        let mut item = key(run_key_pk(&run.pipeline, run_key), run_sk(&run));
+        self.run_attributes(&run, &mut item);
         let put = self
             .client
             .put_item()
@@ -244,11 +248,11 @@ impl RunLog for DynamoRunLog {
                 &self.client,
                 &self.table,
                 item,
-                Some("announced"),
+                Some("announced, runKey"),
                 ("PutItem (run)", "GetItem (run)"),
             )
             .await?;
-            Ok(match found {
+            let recorded = match found {
                 Creation::Created => Recorded::New,
                 Creation::Exists(item) => {
                     let reader = Reader {
@@ -258,15 +262,26 @@ impl RunLog for DynamoRunLog {
                     if reader.bool("announced") {
                         Recorded::AlreadyAnnounced
                     } else {
-                        Recorded::Unannounced
+                        Recorded::Unannounced {
+                            run_key: reader.opt_string("runKey")?.map(RunKey),
+                        }
                     }
                 }
-            })
+            };
+            // Then the item under the run's key, as the run item has it (the first recording
+            // decides the key, as it decides everything else of the run): before the run is
+            // announced, so an announced run is always found under its key.
+            let run_key = match &recorded {
+                Recorded::New => run.run_key.as_ref(),
+                Recorded::Unannounced { run_key } => run_key.as_ref(),
+                Recorded::AlreadyAnnounced => None,
+            };
+            self.put_key_item(run, run_key).await?;
+            Ok(recorded)
         };
-        // The item under the run's key goes out with them: requests per event stay constant.
-        let (recorded, (), ()) =
-            futures::future::try_join3(run_item, self.update_latest(run), self.put_key_item(run))
-                .await?;
+        // The run item and the latest state are independent: in flight together. Requests per
+        // event stay constant.
+        let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)
     }
 

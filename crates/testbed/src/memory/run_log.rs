@@ -101,15 +101,19 @@ impl MemoryRunLog {
             .map_err(|f| unavailable("PutItem (run)", TABLE, f))?
     }
 
-    /// One PutItem of the run under its key, `attribute_not_exists(pk)`, a failed condition being
-    /// success (none for a run without a key).
-    async fn put_key_item(&self, run: &Run) -> StoreResult<()> {
-        let Some(run_key) = &run.run_key else {
+    /// One PutItem of the run under `run_key`, `attribute_not_exists(pk)`, a failed condition
+    /// being success (none without a key).
+    async fn put_key_item(&self, run: &Run, run_key: Option<&RunKey>) -> StoreResult<()> {
+        let Some(run_key) = run_key else {
             return Ok(());
         };
-        let key = (run_key_pk(&run.pipeline, run_key), run_sk(run));
+        let run = Run {
+            run_key: Some(run_key.clone()),
+            ..run.clone()
+        };
+        let key = (run_key_pk(&run.pipeline, run_key), run_sk(&run));
         self.requests
-            .request(Op::PutRunKey(run), || {
+            .request(Op::PutRunKey(&run), || {
                 match lock(&self.tables, TABLE, "PutItem (run under its key)") {
                     Ok(mut t) if !t.keyed.contains_key(&key) => {
                         t.keyed.insert(key, run.clone());
@@ -123,13 +127,16 @@ impl MemoryRunLog {
             .map_err(|f| unavailable("PutItem (run under its key)", TABLE, f))?
     }
 
-    /// One consistent GetItem of the run item's `announced` (empty if it vanished).
-    async fn announced(&self, run: &Run) -> StoreResult<bool> {
+    /// One consistent GetItem of the run item's `announced` and `runKey` (empty if it vanished).
+    async fn announced(&self, run: &Run) -> StoreResult<(bool, Option<RunKey>)> {
         let key = (run_pk(&run.pipeline), run_sk(run));
         self.requests
             .request(Op::GetRun(run), || {
-                let got = lock(&self.tables, TABLE, "GetItem (run)")
-                    .map(|t| t.runs.get(&key).is_some_and(|item| item.announced));
+                let got = lock(&self.tables, TABLE, "GetItem (run)").map(|t| {
+                    t.runs.get(&key).map_or((false, None), |item| {
+                        (item.announced, item.run.run_key.clone())
+                    })
+                });
                 (got, Effect::Read)
             })
             .await
@@ -161,20 +168,26 @@ impl MemoryRunLog {
 impl RunLog for MemoryRunLog {
     async fn record(&self, run: &Run) -> StoreResult<Recorded> {
         // As the adapter: the run item (put, or read back when taken) and the latest state are
-        // independent requests, in flight together.
+        // independent requests, in flight together; the item under the run's key follows the run
+        // item, with the key the run item has.
         let run_item = async {
-            if self.put_run(run).await? {
-                return Ok(Recorded::New);
-            }
-            Ok(if self.announced(run).await? {
-                Recorded::AlreadyAnnounced
+            let recorded = if self.put_run(run).await? {
+                Recorded::New
             } else {
-                Recorded::Unannounced
-            })
+                match self.announced(run).await? {
+                    (true, _) => Recorded::AlreadyAnnounced,
+                    (false, run_key) => Recorded::Unannounced { run_key },
+                }
+            };
+            let run_key = match &recorded {
+                Recorded::New => run.run_key.as_ref(),
+                Recorded::Unannounced { run_key } => run_key.as_ref(),
+                Recorded::AlreadyAnnounced => None,
+            };
+            self.put_key_item(run, run_key).await?;
+            Ok(recorded)
         };
-        let (recorded, (), ()) =
-            futures::future::try_join3(run_item, self.update_latest(run), self.put_key_item(run))
-                .await?;
+        let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)
     }
 

@@ -200,7 +200,7 @@ fn recording_a_run_twice_reports_what_was_announced() {
     assert_eq!(block_on(mem.run_log.record(&run)).unwrap(), Recorded::New);
     assert_eq!(
         block_on(mem.run_log.record(&run)).unwrap(),
-        Recorded::Unannounced
+        Recorded::Unannounced { run_key: None }
     );
     block_on(mem.run_log.mark_announced(&run)).unwrap();
     assert_eq!(
@@ -209,6 +209,38 @@ fn recording_a_run_twice_reports_what_was_announced() {
     );
     // PutItem run + PutItem latest, then each repeat adds a GetItem; one UpdateItem.
     assert_eq!(mem.requests.count(), 2 + 3 + 1 + 3);
+}
+
+#[test]
+fn a_runs_key_is_its_first_recordings_and_it_is_found_under_it_before_it_is_announced() {
+    use baton_core::ports::Recorded;
+    let mem = Memory::new(None);
+    let d1 = RunKey("d1".into());
+    let keyed = Run {
+        run_key: Some(d1.clone()),
+        ..failed_run(1, 10)
+    };
+    assert_eq!(block_on(mem.run_log.record(&keyed)).unwrap(), Recorded::New);
+    // Redelivered after its pipeline's registration lost its `runKey` (deleted, changed): the
+    // run keeps the key it was first recorded with.
+    let unkeyed = Run {
+        run_key: None,
+        ..keyed.clone()
+    };
+    assert_eq!(
+        block_on(mem.run_log.record(&unkeyed)).unwrap(),
+        Recorded::Unannounced {
+            run_key: Some(d1.clone())
+        }
+    );
+    let statuses = std::collections::BTreeSet::from([RunStatus::Failed]);
+    let under_key =
+        block_on(
+            mem.run_log
+                .runs_of_key(&keyed.pipeline, &d1, &statuses, Timestamp(0), 10),
+        )
+        .unwrap();
+    assert_eq!(under_key, vec![keyed]);
 }
 
 #[test]
