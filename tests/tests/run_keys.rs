@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use baton_core::flow::inspect_child;
-use baton_core::ports::{ClaimOutcome, Ledger, RunLog};
+use baton_core::ports::{ClaimOutcome, Ledger, Recorded, RunLog};
 use baton_core::{PipelineTrigger, RunKey, RunStatus, Timestamp};
 use baton_testbed::BusWatch;
 use common::*;
@@ -170,6 +170,45 @@ async fn the_runs_of_one_key_and_the_cursor_of_one_key_are_read_alone() {
     let got: Vec<&str> = runs.iter().map(|r| r.execution_name.as_str()).collect();
     assert_eq!(got, ["c", "a"], "newest first, only key d1");
     assert!(runs.iter().all(|r| r.run_key.as_ref() == Some(&d1)));
+
+    // A redelivery after the registration lost its `runKey` keeps the first recording's key.
+    let first = baton_core::Run {
+        run_key: Some(RunKey("d3".into())),
+        ..world
+            .run_log
+            .latest(&execution_arn(&listings, "a"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let first = baton_core::Run {
+        execution_arn: execution_arn(&listings, "late"),
+        execution_name: "late".into(),
+        ..first
+    };
+    assert_eq!(world.run_log.record(&first).await.unwrap(), Recorded::New);
+    let again = baton_core::Run {
+        run_key: None,
+        ..first.clone()
+    };
+    assert_eq!(
+        world.run_log.record(&again).await.unwrap(),
+        Recorded::Unannounced {
+            run_key: Some(RunKey("d3".into()))
+        }
+    );
+    let d3 = world
+        .run_log
+        .runs_of_key(
+            &listings,
+            &RunKey("d3".into()),
+            &succeeded,
+            Timestamp(0),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d3, vec![first]);
 
     // A run whose input the event did not include has no key.
     let mut big = day_run(&listings, "big", "d1", at(22, 4, 0));
