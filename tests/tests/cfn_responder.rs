@@ -242,7 +242,14 @@ async fn create_update_delete_from_the_central_account() {
     assert_eq!(updated["PhysicalResourceId"], created["PhysicalResourceId"]);
     let after = registry.get(&x).await.unwrap().unwrap();
     assert_eq!(
-        after.definition.trigger.unwrap().within.unwrap().0,
+        after
+            .definition
+            .trigger
+            .unwrap()
+            .executions
+            .within
+            .unwrap()
+            .0,
         12 * 3_600_000
     );
     assert_eq!(
@@ -307,7 +314,7 @@ async fn an_update_that_changes_only_formatting_changes_nothing() {
                 "StateMachineArn".into(),
                 json!("arn:aws:states:eu-west-1:123456789012:stateMachine:pipeline-x"),
             );
-            p["Trigger"]["within"] = json!(" 20h ");
+            p["Trigger"]["executions"]["within"] = json!(" 20h ");
             p["Trigger"]["executions"]["allOf"][0]["status"] = json!("SUCCEEDED");
             p["Trigger"]["executions"]["allOf"][1]["status"] = json!(["SUCCEEDED"]);
         }))
@@ -333,7 +340,7 @@ trigger:
     allOf:
       - {name: listings, account: 111111111111, status: [SUCCESS]}
       - {name: searches, account: 222222222222, status: [SUCCESS]}
-  within: 20h
+    within: 20h
 notifications:
   type: FULL_EXECUTION
   targets:
@@ -437,7 +444,7 @@ async fn a_foreign_stack_cannot_overwrite_or_delete_a_pipeline() {
     let overwrite = bed
         .send(bed.request("create", |r| {
             r["StackId"] = json!(intruder);
-            r["ResourceProperties"]["Trigger"]["within"] = json!("1h");
+            r["ResourceProperties"]["Trigger"]["executions"]["within"] = json!("1h");
         }))
         .await;
     assert_eq!(overwrite["Status"], "FAILED", "{overwrite}");
@@ -486,14 +493,14 @@ async fn a_failed_create_then_its_delete_succeeds() {
             let t = &mut r["ResourceProperties"]["Trigger"];
             t["executions"]["allOf"][0]["status"] = json!(["DONE"]);
             t["executions"]["allOf"][1]["account"] = json!("2222");
-            t["within"] = json!("soon");
+            t["executions"]["within"] = json!("soon");
         }))
         .await;
     assert_eq!(failed["Status"], "FAILED", "{failed}");
     for path in [
         "Trigger.executions.allOf[0].status[0]",
         "Trigger.executions.allOf[1].account",
-        "Trigger.within",
+        "Trigger.executions.within",
     ] {
         assert!(reason(&failed).contains(path), "{path} missing: {failed}");
     }

@@ -467,6 +467,7 @@ async fn a_trigger_notice_names_the_parent_runs_once() {
         reason: "allOf: listings SUCCEEDED, searches SUCCEEDED".into(),
         fired_at: at(63),
         environment: None,
+        run_key: None,
     };
     let notice = RunEvent::trigger_notice(&trigger);
     w.deliver(std::slice::from_ref(&notice)).await.unwrap();

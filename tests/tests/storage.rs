@@ -43,6 +43,7 @@ fn run(
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -61,7 +62,10 @@ async fn a_repeated_run_write_changes_nothing_and_is_announced_once() {
 
     assert_eq!(log.record(&r).await.unwrap(), Recorded::New);
     // Not yet confirmed announced: a redelivery must announce it again rather than lose it.
-    assert_eq!(log.record(&r).await.unwrap(), Recorded::Unannounced);
+    assert_eq!(
+        log.record(&r).await.unwrap(),
+        Recorded::Unannounced { run_key: None }
+    );
     log.mark_announced(&r).await.unwrap();
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
     assert_eq!(log.record(&r).await.unwrap(), Recorded::AlreadyAnnounced);
@@ -316,16 +320,22 @@ async fn concurrent_claims_of_the_same_firing_have_exactly_one_winner() {
     );
 
     let ledger = central.ledger();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(state.cursor, after);
     assert_eq!(
         state.pending.as_ref().map(|p| &p.trigger_id),
         Some(&trigger.trigger_id)
     );
     // Sent: no longer pending, the cursor stays.
-    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
-    ledger.mark_sent(&x, &trigger.trigger_id).await.unwrap();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    ledger
+        .mark_sent(&x, None, &trigger.trigger_id)
+        .await
+        .unwrap();
+    ledger
+        .mark_sent(&x, None, &trigger.trigger_id)
+        .await
+        .unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(
         (state.cursor, state.pending, state.last_trigger_id),
         (after, None, Some(trigger.trigger_id))
@@ -341,7 +351,7 @@ async fn a_stale_cursor_write_is_refused() {
         ledger.claim(&first, None, after).await.unwrap(),
         ClaimOutcome::Claimed
     );
-    ledger.mark_sent(&x, &first.trigger_id).await.unwrap();
+    ledger.mark_sent(&x, None, &first.trigger_id).await.unwrap();
 
     // Two evaluations both read the cursor at `after` and decide different firings: one wins,
     // the other's cursor write is stale and refused.
@@ -365,7 +375,7 @@ async fn a_stale_cursor_write_is_refused() {
             .unwrap(),
         ClaimOutcome::Lost
     );
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(state.cursor, at(23, 5));
     assert_eq!(
         state.pending.map(|p| p.trigger_id.0),
@@ -381,23 +391,29 @@ async fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     ledger.claim(&stale, None, after).await.unwrap();
     // One evaluation drops the stale trigger, another claims a new one for the new registration,
     // then the first evaluation's drop (a retry, or a second evaluation) arrives late.
-    ledger.forget(&x, Some(&stale.trigger_id)).await.unwrap();
+    ledger
+        .drop_pending(&x, None, &stale.trigger_id)
+        .await
+        .unwrap();
     let mut fresh = stale.clone();
     fresh.trigger_id = baton_core::TriggerId("fresh".into());
     assert_eq!(
         ledger.claim(&fresh, Some(after), at(23, 5)).await.unwrap(),
         ClaimOutcome::Claimed
     );
-    ledger.forget(&x, Some(&stale.trigger_id)).await.unwrap();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    ledger
+        .drop_pending(&x, None, &stale.trigger_id)
+        .await
+        .unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!(
         state.pending.map(|p| p.trigger_id.0),
         Some("fresh".to_owned()),
         "the late drop of the stale trigger took the fresh one"
     );
     // Unregistering forgets whatever is pending, and keeps the cursor.
-    ledger.forget(&x, None).await.unwrap();
-    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    ledger.forget(&x).await.unwrap();
+    let state = ledger.cursor(&x, None).await.unwrap().unwrap();
     assert_eq!((state.cursor, state.pending), (at(23, 5), None));
 }
 

@@ -30,6 +30,7 @@ async fn a_trigger_reaches_the_pipeline_bus_in_the_childs_region() {
         reason: "cross-Region delivery".into(),
         fired_at: Timestamp(1_764_000_000_000),
         environment: None,
+        run_key: None,
     };
     // The adapter is built for the central Region (eu-west-1), as trigger-manager's is.
     let bus = EventBridgeTriggerBus::new(&central);

@@ -99,7 +99,7 @@ async fn a_failed_sent_mark_leaves_the_child_able_to_fire_again() {
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), 8, "one trigger per day: {ids:?}");
-    let state = world.ledger.cursor(&x).await.unwrap().unwrap();
+    let state = world.ledger.cursor(&x, None).await.unwrap().unwrap();
     assert!(state.pending.is_none(), "nothing left pending");
 }
 
@@ -145,7 +145,7 @@ async fn a_lost_answer_to_the_claim_sends_the_trigger_once() {
     assert_eq!(trigger_ids(&bus.received().await.unwrap()).len(), 1);
     assert!(world
         .ledger
-        .cursor(&x)
+        .cursor(&x, None)
         .await
         .unwrap()
         .unwrap()
@@ -251,6 +251,7 @@ async fn a_qualifying_run_is_seen_behind_any_number_of_later_failures() {
         error: status.is_failure().then(|| "States.TaskFailed".to_owned()),
         cause: status.is_failure().then(|| "x".repeat(32 * 1024)),
         trigger_id: None,
+        run_key: None,
     };
     world
         .run_log
@@ -439,7 +440,7 @@ async fn pending_for_a_missing_bus(world: &World) -> (PipelineId, baton_core::Pi
     for n in &world.published().await {
         let _ = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await;
     }
-    let state = world.ledger.cursor(&x).await.unwrap().unwrap();
+    let state = world.ledger.cursor(&x, None).await.unwrap().unwrap();
     let pending = state
         .pending
         .expect("the trigger stays pending while the bus is missing");
@@ -459,7 +460,7 @@ async fn a_pipeline_registered_again_is_never_sent_the_old_pending_trigger() {
     assert!(
         world
             .ledger
-            .cursor(&x)
+            .cursor(&x, None)
             .await
             .unwrap()
             .unwrap()
@@ -510,12 +511,13 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
         reason: "test".into(),
         fired_at: at(22, 5, 0),
         environment: None,
+        run_key: None,
     };
     ledger.claim(&trigger, None, at(22, 4, 0)).await.unwrap();
     // An invocation that read its clock at 05:00 and may run until 05:02 takes the lease...
     let long = Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
     assert!(ledger
-        .take_send_lease(&x, &trigger.trigger_id, &long.lease, long.now)
+        .take_send_lease(&x, None, &trigger.trigger_id, &long.lease, long.now)
         .await
         .unwrap());
     // ...late in its run, another invocation at 05:01:10 must not take it too.
@@ -525,12 +527,12 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
     };
     let late = Timestamp(at(22, 5, 1).0 + 10_000);
     assert!(!ledger
-        .take_send_lease(&x, &trigger.trigger_id, &other, late)
+        .take_send_lease(&x, None, &trigger.trigger_id, &other, late)
         .await
         .unwrap());
     // After the long one's deadline and margin, it can.
     assert!(ledger
-        .take_send_lease(&x, &trigger.trigger_id, &other, at(22, 5, 3))
+        .take_send_lease(&x, None, &trigger.trigger_id, &other, at(22, 5, 3))
         .await
         .unwrap());
 }
@@ -550,6 +552,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
         reason: "test".into(),
         fired_at: at(22, 5, 0),
         environment: None,
+        run_key: None,
     };
     world
         .ledger
@@ -560,7 +563,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
     let dead = Invocation::new("dead", at(22, 5, 0), at(22, 5, 2), &world.settings);
     assert!(world
         .ledger
-        .take_send_lease(&x, &trigger.trigger_id, &dead.lease, dead.now)
+        .take_send_lease(&x, None, &trigger.trigger_id, &dead.lease, dead.now)
         .await
         .unwrap());
     // An invocation that started at 05:01 reaches the trigger late in its run, at 05:02:30:
@@ -585,7 +588,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
     );
     assert!(world
         .ledger
-        .cursor(&x)
+        .cursor(&x, None)
         .await
         .unwrap()
         .unwrap()

@@ -272,7 +272,7 @@ async fn a_parent_run_older_than_within_does_not_fire_and_the_explanation_says_s
     let world = World::new("stale").await;
     let [_, _, bus_c] = member_buses(&world).await;
     let x = pipeline(ACCOUNT_C, "pipeline-x");
-    let yaml = format!("{BOTH_SUCCEED}  within: 20h\n");
+    let yaml = format!("{BOTH_SUCCEED}    within: 20h\n");
     world
         .register(&x, &yaml, Some(&bus_c.bus_arn), at(20, 0, 0))
         .await;
@@ -308,6 +308,7 @@ async fn a_parent_run_older_than_within_does_not_fire_and_the_explanation_says_s
         &world.run_log,
         &world.ledger,
         &x,
+        None,
         now,
         &world.settings,
     )
@@ -428,7 +429,7 @@ async fn a_failed_send_is_resent_with_the_same_trigger_id_exactly_once() {
     assert!(failed >= 1);
     let pending = world
         .ledger
-        .cursor(&x)
+        .cursor(&x, None)
         .await
         .unwrap()
         .unwrap()
@@ -450,7 +451,7 @@ async fn a_failed_send_is_resent_with_the_same_trigger_id_exactly_once() {
     assert_eq!(received[0]["batonTriggerId"], pending.trigger_id.0.as_str());
     assert!(world
         .ledger
-        .cursor(&x)
+        .cursor(&x, None)
         .await
         .unwrap()
         .unwrap()

@@ -307,7 +307,7 @@ impl Bench {
                 "Trigger": {"executions": {"allOf": [
                     {"name": "listings", "account": PARENT_ACCOUNT, "status": ["SUCCESS"]},
                     {"name": "searches", "account": UPSTREAM_ACCOUNT, "status": ["SUCCESS"]},
-                ]}, "within": "20h"},
+                ], "within": "20h"}},
                 "Notifications": {"type": "FULL_EXECUTION", "targets": [
                     {"channel": "SLACK", "addresses": [SLACK_CHANNEL]},
                 ]},
@@ -347,6 +347,7 @@ pub fn run_at(pipeline: &PipelineId, name: &str, status: RunStatus, at: i64) -> 
             .is_failure()
             .then(|| "bench: the job <failed> & stopped".to_owned()),
         trigger_id: None,
+        run_key: None,
     }
 }
 

@@ -245,8 +245,8 @@ impl Results {
                     "brute-force check",
                     if s.mismatches.is_empty() {
                         format!(
-                            "{} sampled children, {} decision points, {} firings: every child fired exactly when its condition held",
-                            s.checked_children, s.checked_points, s.checked_firings
+                            "{} sampled children, {} decision points, {} firings ({} of them per run key, by aligned children): every child fired exactly when its condition held",
+                            s.checked_children, s.checked_points, s.checked_firings, s.checked_key_firings
                         )
                     } else {
                         format!(

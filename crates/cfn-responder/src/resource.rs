@@ -10,6 +10,7 @@ pub const PROPERTIES: &[&str] = &[
     "PipelineName",
     "StateMachineArn",
     "PipelineBusArn",
+    "RunKey",
     "Trigger",
     "Notifications",
     "NotificationTopicArn",

@@ -16,7 +16,7 @@ use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog};
 use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
-use baton_core::{DependencyGraph, PipelineDefinition, PipelineId, Span, Timestamp};
+use baton_core::{DependencyGraph, PipelineDefinition, PipelineId, RunKey, Span, Timestamp};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
@@ -81,8 +81,14 @@ enum Command {
         #[arg(long, value_name = "PIPELINE")]
         from: Option<String>,
     },
-    /// Why a pipeline has or has not fired since its last trigger.
-    Explain { pipeline: String },
+    /// Why a pipeline has or has not fired since its last trigger (for one run key, when its
+    /// trigger is aligned on run keys).
+    Explain {
+        pipeline: String,
+        /// The run key to explain (e.g. a business date), for a trigger with `alignOn: runKey`.
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
     /// Everything downstream of a pipeline (transitively), by account.
     Impact { pipeline: String },
     /// Recent runs of a pipeline from the run log, newest first.
@@ -288,10 +294,19 @@ async fn online(
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await
         }
-        Command::Explain { pipeline } => {
+        Command::Explain { pipeline, key } => {
+            let key = key
+                .map(|k| {
+                    RunKey::new(&k).map_err(|e| Failure {
+                        code: 2,
+                        message: format!("--key `{k}` is not a run key: {e}"),
+                    })
+                })
+                .transpose()?;
             explain(
                 &stores,
                 &pipeline_arg(&pipeline, &stores.region)?,
+                key.as_ref(),
                 as_json,
                 style,
             )
@@ -425,6 +440,7 @@ async fn graph(
 async fn explain(
     stores: &Stores,
     pipeline: &PipelineId,
+    key: Option<&RunKey>,
     as_json: bool,
     style: Style,
 ) -> Result<(), Failure> {
@@ -434,6 +450,7 @@ async fn explain(
         &stores.run_log,
         &stores.ledger,
         pipeline,
+        key,
         now(),
         &settings,
     )
@@ -450,6 +467,7 @@ async fn explain(
             "{}",
             json!({
                 "pipeline": pipeline.key(),
+                "runKey": inspection.run_key,
                 "ownerStackId": inspection.registration.owner_stack_id,
                 "registeredAt": inspection.registration.registered_at.to_string(),
                 "cursor": inspection.cursor.to_string(),
@@ -490,7 +508,16 @@ async fn explain(
             "pending", p.trigger_id
         );
     }
+    let aligned = inspection
+        .registration
+        .definition
+        .trigger
+        .as_ref()
+        .is_some_and(|t| t.is_aligned());
     match &inspection.evaluation {
+        None if aligned => println!(
+            "  aligned on run keys: it is decided per key; say which with --key K (e.g. --key 2026-11-24)"
+        ),
         None => println!(
             "  no trigger condition: this pipeline is started otherwise (schedule, by hand)"
         ),
@@ -565,20 +592,31 @@ async fn runs(
         println!("no runs of {pipeline} in the run log");
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = runs
+    let rows: Vec<[String; 6]> = runs
         .iter()
         .map(|r| {
             [
                 r.status_time().to_string(),
                 r.status.as_str().to_owned(),
                 r.execution_name.clone(),
+                r.run_key
+                    .as_ref()
+                    .map(|k| k.to_string())
+                    .unwrap_or_default(),
                 r.duration_ms().map(render::duration).unwrap_or_default(),
                 r.trigger_id.clone().unwrap_or_default(),
             ]
         })
         .collect();
     render::table(
-        &["STATUS TIME", "STATUS", "EXECUTION", "DURATION", "TRIGGER"],
+        &[
+            "STATUS TIME",
+            "STATUS",
+            "EXECUTION",
+            "RUN KEY",
+            "DURATION",
+            "TRIGGER",
+        ],
         &rows,
         style,
     );

@@ -65,6 +65,7 @@ fn run(p: &PipelineId, exec: &str, status: RunStatus, start: Timestamp, stop: Ti
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -508,4 +509,54 @@ fn a_project_pipeline_is_validated_in_every_environment() {
             .status
             .success()
     );
+}
+
+#[tokio::test]
+async fn explain_an_aligned_pipeline_for_one_run_key() {
+    let central = Central::shared("cli-keys").await;
+    let registered_at = ago(24);
+    let (a, daily) = (
+        pipeline("111111111111", "a"),
+        pipeline("333333333333", "daily"),
+    );
+    for (p, yaml) in [
+        (&a, "runKey: $.date\n"),
+        (&daily, "trigger:\n  executions:\n    alignOn: runKey\n    allOf: [{name: a, account: '111111111111', status: [SUCCEEDED]}]\n"),
+    ] {
+        let reg = Registration {
+            owner_stack_id: format!("arn:aws:cloudformation:eu-west-1:{}:stack/{}/1", p.account, p.name),
+            pipeline: p.clone(),
+            definition: PipelineDefinition::from_yaml(yaml).unwrap(),
+            bus_arn: None,
+            registered_at,
+            trigger_floor: registered_at,
+        };
+        baton_core::registration::register(&central.registry(), &reg, 100)
+            .await
+            .unwrap();
+    }
+    let mut keyed = run(&a, "a-d1", RunStatus::Succeeded, ago(3), ago(2));
+    keyed.run_key = Some(baton_core::RunKey("2026-11-24".into()));
+    central.run_log().record(&keyed).await.unwrap();
+
+    let key = "333333333333:eu-west-1:daily";
+    let without = baton(Some(&central), &["explain", key]);
+    assert!(
+        stdout(&without).contains("say which with --key K"),
+        "{}",
+        stdout(&without)
+    );
+    let day = baton(Some(&central), &["explain", key, "--key", "2026-11-24"]);
+    let text = stdout(&day);
+    assert!(text.contains("for key 2026-11-24 FIRES"), "{text}");
+    assert!(text.contains("holds with run a-d1"), "{text}");
+    let other = baton(Some(&central), &["explain", key, "--key", "2026-11-25"]);
+    let text = stdout(&other);
+    assert!(text.contains("for key 2026-11-25 WAITS"), "{text}");
+    let json = baton(
+        Some(&central),
+        &["--json", "explain", key, "--key", "2026-11-24"],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["runKey"], "2026-11-24");
 }

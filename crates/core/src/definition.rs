@@ -12,15 +12,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::condition::{Condition, Group, Leaf, Operator, Trigger};
-use crate::pipeline::{check_account, check_name, check_region};
+use crate::condition::Trigger;
+use crate::run_key::RunKeyPath;
 use crate::status::RunStatus;
-use crate::time::Span;
+
+mod trigger;
 
 /// A pipeline's definition as baton sees it: when it starts and who hears about its runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineDefinition {
+    /// `runKey`: where a run's logical key is in its execution input (run-log-writer reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKeyPath>,
     /// Absent for pipelines started otherwise (a schedule, by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
@@ -183,6 +187,7 @@ impl PipelineDefinition {
             doc.get("trigger").map(|v| ("trigger", v)),
             doc.get("notifications").map(|v| ("notifications", v)),
         )
+        .and_run_key(doc.get("runKey").map(|v| ("runKey", v)))
     }
 
     /// Reads CloudFormation custom-resource properties: `Trigger` and `Notifications` hold the
@@ -194,6 +199,25 @@ impl PipelineDefinition {
                 .get("Notifications")
                 .map(|v| ("Notifications", v)),
         )
+        .and_run_key(properties.get("RunKey").map(|v| ("RunKey", v)))
+    }
+
+    /// Reads a `runKey` path (with the path its problem is reported under).
+    pub fn run_key_path(
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<Option<RunKeyPath>, ValidationError> {
+        let Some((path, value)) = run_key.filter(|(_, v)| !v.is_null()) else {
+            return Ok(None);
+        };
+        let mut v = Validator::default();
+        match v.scalar(path, value, "a JSON path such as $.date") {
+            Some(text) => RunKeyPath::parse(&text)
+                .map(Some)
+                .map_err(|e| ValidationError::single(path, e.to_string())),
+            None => Err(ValidationError {
+                problems: v.problems,
+            }),
+        }
     }
 
     /// Reads the two blocks, each with the path its problems are reported under.
@@ -212,6 +236,7 @@ impl PipelineDefinition {
         };
         if v.problems.is_empty() {
             Ok(PipelineDefinition {
+                run_key: None,
                 trigger,
                 notifications,
             })
@@ -219,6 +244,33 @@ impl PipelineDefinition {
             Err(ValidationError {
                 problems: v.problems,
             })
+        }
+    }
+}
+
+/// Adds the `runKey` to a definition read from its blocks, reporting the problems of both.
+trait AndRunKey {
+    fn and_run_key(
+        self,
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<PipelineDefinition, ValidationError>;
+}
+
+impl AndRunKey for Result<PipelineDefinition, ValidationError> {
+    fn and_run_key(
+        self,
+        run_key: Option<(&str, &Value)>,
+    ) -> Result<PipelineDefinition, ValidationError> {
+        match (PipelineDefinition::run_key_path(run_key), self) {
+            (Ok(run_key), Ok(definition)) => Ok(PipelineDefinition {
+                run_key,
+                ..definition
+            }),
+            (Err(mut first), Err(rest)) => {
+                first.problems.extend(rest.problems);
+                Err(first)
+            }
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
         }
     }
 }
@@ -322,232 +374,6 @@ impl Validator {
                 None
             }
         }
-    }
-
-    fn trigger(&mut self, path: &str, value: &Value) -> Option<Trigger> {
-        let map = self.object(path, value)?;
-        // `schedule` belongs to the pipeline's own stack (an EventBridge schedule rule); baton
-        // accepts it so a whole Scout24-style `trigger` block can be passed through unchanged.
-        self.unknown_keys(path, map, &["executions", "within", "schedule"]);
-        let within = map.get("within").and_then(|w| {
-            let p = format!("{path}.within");
-            let text = self.scalar(&p, w, "a duration such as 20h")?;
-            let span = Span::parse(&text);
-            if span.is_none() {
-                self.problem(
-                    &p,
-                    format!(
-                        "\"{}\" is not a duration; write it like 20h, 90m, 1d or 1h30m",
-                        shorten(&text, 80)
-                    ),
-                );
-            }
-            span
-        });
-        let executions = match map.get("executions") {
-            Some(e) => self.group(&format!("{path}.executions"), e),
-            None => {
-                if !map.contains_key("schedule") {
-                    self.problem(
-                        &format!("{path}.executions"),
-                        "missing; a trigger needs an `executions` block (allOf/anyOf)",
-                    );
-                }
-                None
-            }
-        }?;
-        Some(Trigger { executions, within })
-    }
-
-    fn group(&mut self, path: &str, value: &Value) -> Option<Group> {
-        let map = self.object(path, value)?;
-        self.unknown_keys(path, map, &["allOf", "anyOf", "operator"]);
-        let operator = match map.get("operator") {
-            None => Some(Operator::And),
-            Some(op) => {
-                let p = format!("{path}.operator");
-                let text = self.scalar(&p, op, "AND or OR")?;
-                match text.to_ascii_uppercase().as_str() {
-                    "AND" => Some(Operator::And),
-                    "OR" => Some(Operator::Or),
-                    _ => {
-                        self.problem(
-                            &p,
-                            format!(
-                                "\"{}\" is not an operator; allowed: AND, OR",
-                                shorten(&text, 80)
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-        };
-        let all_of = self.entries(path, "allOf", map.get("allOf"));
-        let any_of = self.entries(path, "anyOf", map.get("anyOf"));
-        if !map.contains_key("allOf") && !map.contains_key("anyOf") {
-            self.problem(
-                path,
-                "a group needs `allOf` or `anyOf` (or both, combined by `operator`)",
-            );
-            return None;
-        }
-        Some(Group {
-            all_of: all_of?,
-            any_of: any_of?,
-            operator: operator?,
-        })
-    }
-
-    fn entries(&mut self, path: &str, key: &str, value: Option<&Value>) -> Option<Vec<Condition>> {
-        let Some(value) = value else {
-            return Some(Vec::new());
-        };
-        let p = format!("{path}.{key}");
-        let items = match value {
-            Value::Array(items) if items.is_empty() => {
-                self.problem(&p, "must not be empty");
-                return None;
-            }
-            Value::Array(items) => items,
-            other => {
-                self.problem(
-                    &p,
-                    format!("expected a list of conditions, got {}", describe(other)),
-                );
-                return None;
-            }
-        };
-        let mut out = Vec::with_capacity(items.len());
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            match self.condition(&format!("{p}[{i}]"), item) {
-                Some(c) => out.push(c),
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
-    }
-
-    fn condition(&mut self, path: &str, value: &Value) -> Option<Condition> {
-        let map = self.object(path, value)?;
-        let is_group = ["allOf", "anyOf", "operator"]
-            .iter()
-            .any(|k| map.contains_key(*k));
-        if is_group {
-            if map.contains_key("name") {
-                self.problem(path, "an entry is either a pipeline (name, account, status) or a group (allOf/anyOf/operator), not both");
-                return None;
-            }
-            return self.group(path, value).map(Condition::Group);
-        }
-        self.leaf(path, map).map(Condition::Leaf)
-    }
-
-    fn leaf(&mut self, path: &str, map: &serde_json::Map<String, Value>) -> Option<Leaf> {
-        self.unknown_keys(path, map, &["name", "account", "region", "status"]);
-        let name = match map.get("name") {
-            None => {
-                self.problem(
-                    &format!("{path}.name"),
-                    "missing; name the parent pipeline (its state machine name)",
-                );
-                None
-            }
-            Some(n) => {
-                let p = format!("{path}.name");
-                self.scalar(&p, n, "a state machine name")
-                    .and_then(|n| match check_name(&n) {
-                        Ok(()) => Some(n),
-                        Err(e) => {
-                            self.problem(&p, e.to_string());
-                            None
-                        }
-                    })
-            }
-        };
-        let account =
-            self.optional_checked(path, map, "account", "a 12-digit account id", check_account);
-        let region = self.optional_checked(path, map, "region", "a region name", check_region);
-        let status = match map.get("status") {
-            None => {
-                self.problem(
-                    &format!("{path}.status"),
-                    format!(
-                        "missing; list the statuses wanted: {}",
-                        RunStatus::ACCEPTED_WORDS
-                    ),
-                );
-                None
-            }
-            Some(s) => self.statuses(&format!("{path}.status"), s),
-        };
-        Some(Leaf {
-            name: name?,
-            account: account?,
-            region: region?,
-            status: status?,
-        })
-    }
-
-    /// `Some(None)` when absent, `Some(Some(v))` when valid, `None` after a problem.
-    fn optional_checked<E: fmt::Display>(
-        &mut self,
-        path: &str,
-        map: &serde_json::Map<String, Value>,
-        key: &str,
-        what: &str,
-        check: impl Fn(&str) -> Result<(), E>,
-    ) -> Option<Option<String>> {
-        let Some(value) = map.get(key) else {
-            return Some(None);
-        };
-        let p = format!("{path}.{key}");
-        let text = self.scalar(&p, value, what)?;
-        match check(&text) {
-            Ok(()) => Some(Some(text)),
-            Err(e) => {
-                self.problem(&p, e.to_string());
-                None
-            }
-        }
-    }
-
-    fn statuses(
-        &mut self,
-        path: &str,
-        value: &Value,
-    ) -> Option<std::collections::BTreeSet<RunStatus>> {
-        let items = self.list(path, value)?;
-        let mut out = BTreeSet::new();
-        let mut ok = true;
-        for (i, item) in items.into_iter().enumerate() {
-            let p = if value.is_array() {
-                format!("{path}[{i}]")
-            } else {
-                path.to_owned()
-            };
-            match self.scalar(&p, item, "a status") {
-                Some(word) => match RunStatus::parse(&word) {
-                    Some(s) => {
-                        out.insert(s);
-                    }
-                    None => {
-                        self.problem(
-                            &p,
-                            format!(
-                                "\"{}\" is not a status; allowed: {}",
-                                shorten(&word, 80),
-                                RunStatus::ACCEPTED_WORDS
-                            ),
-                        );
-                        ok = false;
-                    }
-                },
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
     }
 
     fn notifications(&mut self, path: &str, value: &Value) -> Option<Notifications> {
@@ -715,6 +541,8 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::condition::{Condition, Operator};
+    use crate::time::Span;
     use serde_json::json;
 
     const SCOUT24: &str = r##"
@@ -726,7 +554,7 @@ trigger:
         account: 111111111111
         status: [SUCCESS]
       - {name: searches, account: "222222222222", status: [SUCCEEDED]}
-  within: 20h
+    within: 20h
 notifications:
   type: FAILURES
   targets:
@@ -739,7 +567,7 @@ notifications:
     fn yaml_json_and_cfn_properties_read_the_same() {
         let from_yaml = PipelineDefinition::from_yaml(SCOUT24).unwrap();
         let trigger = from_yaml.trigger.as_ref().unwrap();
-        assert_eq!(trigger.within, Some(Span::hours(20)));
+        assert_eq!(trigger.executions.within, Some(Span::hours(20)));
         assert_eq!(trigger.executions.all_of.len(), 2);
         let Condition::Leaf(first) = &trigger.executions.all_of[0] else {
             panic!("leaf expected")
@@ -760,7 +588,7 @@ notifications:
             "Trigger": {"executions": {"allOf": [
                 {"name": "listings", "account": "111111111111", "status": ["SUCCESS"]},
                 {"name": "searches", "account": "222222222222", "status": ["SUCCEEDED"]}
-            ]}, "within": "20h"},
+            ], "within": "20h"}},
             "Notifications": {"type": "FAILURES", "mentionOnFailure": "<!subteam^S0123>", "targets": [
                 {"channel": "SLACK", "addresses": ["#data-pipeline-alerts"]},
                 {"channel": "EMAIL", "addresses": ["team@example.com"]}
@@ -782,7 +610,7 @@ trigger:
       - {name: listings, account: "1111", status: [SUCCESS]}
       - {name: searches, account: "222222222222", status: [SUCCESS, DONE]}
     operator: XOR
-  within: soon
+    within: soon
 notifications:
   type: SOMETIMES
   targets: [{channel: PIGEON, addresses: [roof]}]
@@ -793,7 +621,7 @@ notifications:
         assert_eq!(
             paths,
             [
-                "trigger.within",
+                "trigger.executions.within",
                 "trigger.executions.operator",
                 "trigger.executions.allOf[0].account",
                 "trigger.executions.allOf[1].status[1]",

@@ -110,6 +110,9 @@ pub fn email(
     if let Some(ms) = run.duration_ms() {
         lines.push(format!("Duration:  {}", format_duration(ms)));
     }
+    if let Some(key) = &run.run_key {
+        lines.push(format!("Run key:   {}", key.0));
+    }
     if let Some(id) = &run.trigger_id {
         lines.push(format!("Started by baton trigger {id}"));
     }
@@ -195,6 +198,7 @@ mod tests {
             error: Some("States.TaskFailed".into()),
             cause: Some("line\n".repeat(50)),
             trigger_id: Some("t-1".into()),
+            run_key: None,
         }
     }
 

@@ -4,8 +4,12 @@
 //!
 //! Rules (DESIGN "Trigger semantics"):
 //! - A run *qualifies* for a leaf when it belongs to the leaf's parent, its status is one the leaf
-//!   lists, its status time is later than the cursor and, with `within`, it is no older than
-//!   `within` at decision time.
+//!   lists, its status time is later than the cursor and, with `within` on any group above the
+//!   leaf, it is no older than that bound at decision time (nested bounds all apply).
+//! - `atLeast: K` holds when K of its entries hold, and consumes the runs of every holding entry.
+//! - Aligned on run keys ([`evaluate_key`]), the tree is read over the runs of one key k later
+//!   than the floor, and the child fires for k when it holds and at least one consumed run is
+//!   later than the cursor for k: a re-run or backfill for k fires the child again for k alone.
 //! - A leaf holds with its latest qualifying run (ties broken by execution ARN, then status, so the
 //!   choice never depends on the order runs are given).
 //! - `allOf` holds when every entry holds; `anyOf` when one does; `operator` combines the two.
@@ -21,10 +25,10 @@ use std::fmt::{self, Write as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::condition::{Condition, Group, Leaf, Operator, Trigger};
+use crate::condition::{AtLeast, Condition, Group, Leaf, Operator, Trigger};
 use crate::pipeline::PipelineId;
 use crate::run::RunRef;
-use crate::status::RunStatus;
+use crate::run_key::RunKey;
 use crate::time::{Span, Timestamp};
 
 /// A trigger's identity: 32 hex digits, the first 128 bits of SHA-256 over
@@ -45,6 +49,13 @@ pub struct TriggerId(pub String);
 impl TriggerId {
     /// The id of the firing of `child` that consumes `consumed`.
     pub fn of(child: &PipelineId, consumed: &[RunRef]) -> TriggerId {
+        Self::of_key(child, None, consumed)
+    }
+
+    /// The id of the firing of `child` for run key `key` (aligned triggers) that consumes
+    /// `consumed`: the key is hashed on its own line after the child's, so two keys never share
+    /// an id. Without a key, the id is [`TriggerId::of`]'s.
+    pub fn of_key(child: &PipelineId, key: Option<&RunKey>, consumed: &[RunRef]) -> TriggerId {
         let mut lines: Vec<String> = consumed
             .iter()
             .map(|r| format!("{}\t{}\t{}\n", r.execution_arn, r.status, r.status_time.0))
@@ -55,6 +66,11 @@ impl TriggerId {
         hash.update(b"baton-trigger-v1\n");
         hash.update(child.key().as_bytes());
         hash.update(b"\n");
+        if let Some(key) = key {
+            hash.update(b"runKey\t");
+            hash.update(key.as_str().as_bytes());
+            hash.update(b"\n");
+        }
         for line in &lines {
             hash.update(line.as_bytes());
         }
@@ -90,13 +106,24 @@ pub enum Decision {
 #[serde(rename_all = "camelCase")]
 pub struct Firing {
     pub trigger_id: TriggerId,
+    /// The run key it fires for (aligned triggers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
     pub consumed: Vec<RunRef>,
     pub cursor_after: Timestamp,
 }
 
 impl Firing {
-    /// One line: which parent runs started the child.
+    /// One line: which parent runs started the child (and, aligned, for which run key).
     pub fn reason(&self) -> String {
+        let runs = self.runs_line();
+        match &self.run_key {
+            Some(key) => format!("run key {key}: {runs}"),
+            None => runs,
+        }
+    }
+
+    fn runs_line(&self) -> String {
         let parts: Vec<String> = self
             .consumed
             .iter()
@@ -114,137 +141,20 @@ impl Firing {
     }
 }
 
-/// Why a leaf holds or waits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "camelCase")]
-pub enum LeafOutcome {
-    /// Holds with this run (its latest qualifying run).
-    Holds { run: RunRef },
-    /// The parent has no run after the cursor.
-    NoRunSinceCursor,
-    /// The parent has runs after the cursor, none with a wanted status; this is the latest.
-    OtherStatus { run: RunRef },
-    /// A run with a wanted status exists after the cursor but is older than `within`.
-    TooOld {
-        run: RunRef,
-        age: Span,
-        within: Span,
-    },
-}
-
-/// The explanation tree of one evaluation, shaped like the condition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Explanation {
-    Leaf {
-        parent: PipelineId,
-        statuses: Vec<RunStatus>,
-        #[serde(flatten)]
-        outcome: LeafOutcome,
-    },
-    AllOf {
-        holds: bool,
-        entries: Vec<Explanation>,
-    },
-    AnyOf {
-        holds: bool,
-        entries: Vec<Explanation>,
-    },
-    /// A group with both blocks, combined by its operator.
-    Operator {
-        operator: Operator,
-        holds: bool,
-        blocks: Vec<Explanation>,
-    },
-}
-
-impl Explanation {
-    /// Whether this node holds.
-    pub fn holds(&self) -> bool {
-        match self {
-            Explanation::Leaf { outcome, .. } => matches!(outcome, LeafOutcome::Holds { .. }),
-            Explanation::AllOf { holds, .. }
-            | Explanation::AnyOf { holds, .. }
-            | Explanation::Operator { holds, .. } => *holds,
-        }
-    }
-
-    fn render(&self, depth: usize, out: &mut String) {
-        let pad = "  ".repeat(depth);
-        let verdict = |holds: bool| if holds { "holds" } else { "waits" };
-        match self {
-            Explanation::AllOf { holds, entries } => {
-                let _ = writeln!(out, "{pad}allOf: {}", verdict(*holds));
-                entries.iter().for_each(|e| e.render(depth + 1, out));
-            }
-            Explanation::AnyOf { holds, entries } => {
-                let _ = writeln!(out, "{pad}anyOf: {}", verdict(*holds));
-                entries.iter().for_each(|e| e.render(depth + 1, out));
-            }
-            Explanation::Operator {
-                operator,
-                holds,
-                blocks,
-            } => {
-                let op = match operator {
-                    Operator::And => "AND",
-                    Operator::Or => "OR",
-                };
-                let _ = writeln!(out, "{pad}allOf {op} anyOf: {}", verdict(*holds));
-                blocks.iter().for_each(|e| e.render(depth + 1, out));
-            }
-            Explanation::Leaf {
-                parent,
-                statuses,
-                outcome,
-            } => {
-                let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-                let wanted = wanted.join("|");
-                let (mark, why) = match outcome {
-                    LeafOutcome::Holds { run } => (
-                        "[x]",
-                        format!(
-                            "holds with run {} {} at {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time
-                        ),
-                    ),
-                    LeafOutcome::NoRunSinceCursor => {
-                        ("[ ]", "waits: no run since the cursor".to_owned())
-                    }
-                    LeafOutcome::OtherStatus { run } => (
-                        "[ ]",
-                        format!(
-                            "waits: latest run since the cursor is {} {} at {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time
-                        ),
-                    ),
-                    LeafOutcome::TooOld { run, age, within } => (
-                        "[ ]",
-                        format!(
-                            "waits: run {} {} at {} is {} old, more than within {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time,
-                            age,
-                            within
-                        ),
-                    ),
-                };
-                let _ = writeln!(out, "{pad}{mark} {parent} {wanted}: {why}");
-            }
-        }
-    }
-}
+pub use explanation::{Explanation, LeafOutcome};
 
 /// The full result of one evaluation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evaluation {
     pub child: PipelineId,
+    /// The run key decided (aligned triggers); `cursor` is then the cursor for this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
+    /// Aligned: the tree holds, but every run it would consume is at or before the cursor for
+    /// the key (the child already fired for the key with these runs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already_fired: bool,
     pub cursor: Timestamp,
     pub decided_at: Timestamp,
     pub decision: Decision,
@@ -263,11 +173,15 @@ impl Evaluation {
     /// The explanation as indented text: a headline, then one line per node.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let key = match &self.run_key {
+            Some(k) => format!(" for key {k}"),
+            None => String::new(),
+        };
         match &self.decision {
             Decision::Fire(f) => {
                 let _ = writeln!(
                     out,
-                    "{} FIRES: trigger {} consumes {} run{}; cursor {} -> {}",
+                    "{}{key} FIRES: trigger {} consumes {} run{}; cursor {} -> {}",
                     self.child,
                     f.trigger_id,
                     f.consumed.len(),
@@ -276,10 +190,17 @@ impl Evaluation {
                     f.cursor_after
                 );
             }
+            Decision::Wait if self.already_fired => {
+                let _ = writeln!(
+                    out,
+                    "{}{key} WAITS: it already fired for these runs; a new run of a parent for the key fires it again (cursor {}, decided at {})",
+                    self.child, self.cursor, self.decided_at
+                );
+            }
             Decision::Wait => {
                 let _ = writeln!(
                     out,
-                    "{} WAITS (cursor {}, decided at {})",
+                    "{}{key} WAITS (cursor {}, decided at {})",
                     self.child, self.cursor, self.decided_at
                 );
             }
@@ -297,6 +218,7 @@ impl fmt::Display for Evaluation {
 
 /// Evaluates `trigger` for `child` at `now`, with the child's `cursor`, over `runs` (runs of any
 /// pipeline, in any order, duplicates allowed). Pure: the answer depends on nothing else.
+/// An aligned trigger is decided per key with [`evaluate_key`].
 pub fn evaluate(
     child: &PipelineId,
     trigger: &Trigger,
@@ -306,24 +228,55 @@ pub fn evaluate(
 ) -> Evaluation {
     let ctx = Context {
         child,
-        cursor,
+        after: cursor,
         now,
-        within: trigger.within,
+        key: None,
         runs,
     };
-    let node = ctx.group(&trigger.executions);
-    let decision = if node.holds {
-        let mut consumed = node.consumed;
-        consumed.sort();
-        consumed.dedup();
-        // Invariant: consumed runs are all later than the cursor, so the cursor only moves forward.
+    conclude(ctx, trigger, cursor)
+}
+
+/// Evaluates an aligned `trigger` for `child` and run key `key` at `now` (DESIGN "Alignment"):
+/// each leaf holds with its latest qualifying run of key `key` later than `floor` (runs of other
+/// keys, and runs without a key, never count); the child fires when the tree holds and at least
+/// one run it consumes is later than `cursor`, the child's cursor for `key`. Pure, like
+/// [`evaluate`].
+pub fn evaluate_key(
+    child: &PipelineId,
+    trigger: &Trigger,
+    key: &RunKey,
+    floor: Timestamp,
+    cursor: Timestamp,
+    now: Timestamp,
+    runs: &[RunRef],
+) -> Evaluation {
+    let ctx = Context {
+        child,
+        after: floor,
+        now,
+        key: Some(key),
+        runs,
+    };
+    conclude(ctx, trigger, cursor.max(floor))
+}
+
+fn conclude(ctx: Context<'_>, trigger: &Trigger, cursor: Timestamp) -> Evaluation {
+    let node = ctx.group(&trigger.executions, None);
+    let mut consumed = node.consumed;
+    consumed.sort();
+    consumed.dedup();
+    // Invariant: a firing consumes a run later than the cursor, so the cursor only moves forward
+    // (unaligned, every qualifying run is later than the cursor).
+    let news = consumed.iter().any(|r| r.status_time > cursor);
+    let decision = if node.holds && news {
         let cursor_after = consumed
             .iter()
             .map(|r| r.status_time)
             .max()
             .unwrap_or(cursor);
         Decision::Fire(Firing {
-            trigger_id: TriggerId::of(child, &consumed),
+            trigger_id: TriggerId::of_key(ctx.child, ctx.key, &consumed),
+            run_key: ctx.key.cloned(),
             consumed,
             cursor_after,
         })
@@ -331,9 +284,11 @@ pub fn evaluate(
         Decision::Wait
     };
     Evaluation {
-        child: child.clone(),
+        child: ctx.child.clone(),
+        run_key: ctx.key.cloned(),
+        already_fired: node.holds && !news,
         cursor,
-        decided_at: now,
+        decided_at: ctx.now,
         decision,
         explanation: node.explanation,
     }
@@ -341,9 +296,11 @@ pub fn evaluate(
 
 struct Context<'a> {
     child: &'a PipelineId,
-    cursor: Timestamp,
+    /// Runs at or before this never qualify: the cursor, or (aligned) the floor.
+    after: Timestamp,
     now: Timestamp,
-    within: Option<Span>,
+    /// Aligned: only runs of this key qualify.
+    key: Option<&'a RunKey>,
     runs: &'a [RunRef],
 }
 
@@ -360,9 +317,17 @@ fn later(a: &&RunRef, b: &&RunRef) -> Ordering {
 }
 
 impl Context<'_> {
-    fn group(&self, group: &Group) -> Node {
-        let all = (!group.all_of.is_empty()).then(|| self.block(&group.all_of, true));
-        let any = (!group.any_of.is_empty()).then(|| self.block(&group.any_of, false));
+    /// `within`: the bound of the groups above; this group's own bound applies too.
+    fn group(&self, group: &Group, within: Option<Span>) -> Node {
+        let within = match (within, group.within) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at_least) = &group.at_least {
+            return self.at_least(at_least, within);
+        }
+        let all = (!group.all_of.is_empty()).then(|| self.block(&group.all_of, true, within));
+        let any = (!group.any_of.is_empty()).then(|| self.block(&group.any_of, false, within));
         match (all, any) {
             (Some(block), None) | (None, Some(block)) => block,
             (Some(all), Some(any)) => {
@@ -400,8 +365,35 @@ impl Context<'_> {
         }
     }
 
-    fn block(&self, entries: &[Condition], every: bool) -> Node {
-        let nodes: Vec<Node> = entries.iter().map(|c| self.condition(c)).collect();
+    /// K of the entries hold; a holding group consumes every holding entry's runs.
+    fn at_least(&self, at_least: &AtLeast, within: Option<Span>) -> Node {
+        let nodes: Vec<Node> = at_least
+            .of
+            .iter()
+            .map(|c| self.condition(c, within))
+            .collect();
+        let holds = nodes.iter().filter(|n| n.holds).count() >= at_least.count;
+        let mut consumed = Vec::new();
+        let mut entries = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            if holds && node.holds {
+                consumed.extend(node.consumed);
+            }
+            entries.push(node.explanation);
+        }
+        Node {
+            holds,
+            consumed,
+            explanation: Explanation::AtLeast {
+                count: at_least.count,
+                holds,
+                entries,
+            },
+        }
+    }
+
+    fn block(&self, entries: &[Condition], every: bool, within: Option<Span>) -> Node {
+        let nodes: Vec<Node> = entries.iter().map(|c| self.condition(c, within)).collect();
         let holds = if every {
             nodes.iter().all(|n| n.holds)
         } else {
@@ -433,26 +425,28 @@ impl Context<'_> {
         }
     }
 
-    fn condition(&self, condition: &Condition) -> Node {
+    fn condition(&self, condition: &Condition, within: Option<Span>) -> Node {
         match condition {
-            Condition::Leaf(leaf) => self.leaf(leaf),
-            Condition::Group(group) => self.group(group),
+            Condition::Leaf(leaf) => self.leaf(leaf, within),
+            Condition::Group(group) => self.group(group, within),
         }
     }
 
-    fn leaf(&self, leaf: &Leaf) -> Node {
+    fn leaf(&self, leaf: &Leaf, within: Option<Span>) -> Node {
         let parent = leaf.parent(self.child);
+        let of_key = |r: &&RunRef| self.key.is_none_or(|k| r.run_key.as_ref() == Some(k));
         let since_cursor: Vec<&RunRef> = self
             .runs
             .iter()
-            .filter(|r| r.pipeline == parent && r.status_time > self.cursor)
+            .filter(|r| r.pipeline == parent && r.status_time > self.after)
+            .filter(of_key)
             .collect();
         let wanted: Vec<&RunRef> = since_cursor
             .iter()
             .copied()
             .filter(|r| leaf.status.contains(&r.status))
             .collect();
-        let fresh = |r: &&RunRef| match self.within {
+        let fresh = |r: &&RunRef| match within {
             Some(within) => self.now.since(r.status_time) <= within,
             None => true,
         };
@@ -462,7 +456,7 @@ impl Context<'_> {
             LeafOutcome::TooOld {
                 run: run.clone(),
                 age: self.now.since(run.status_time),
-                within: self.within.unwrap_or(Span(0)),
+                within: within.unwrap_or(Span(0)),
             }
         } else if let Some(run) = since_cursor.iter().copied().max_by(later) {
             LeafOutcome::OtherStatus { run: run.clone() }
@@ -479,11 +473,16 @@ impl Context<'_> {
             explanation: Explanation::Leaf {
                 parent,
                 statuses: leaf.status.iter().copied().collect(),
-                outcome,
+                outcome: Box::new(outcome),
             },
         }
     }
 }
 
+mod explanation;
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod group_tests;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::evaluator::{Firing, TriggerId};
 use crate::pipeline::PipelineId;
 use crate::run::{Run, RunRef};
+use crate::run_key::RunKey;
 use crate::status::RunStatus;
 use crate::time::Timestamp;
 
@@ -72,6 +73,9 @@ pub struct ExecutionInfo {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// The run's key, when its pipeline declares `runKey` and the input has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
 }
 
 /// Published on the run-events topic: a run reached a status, or baton triggered a pipeline.
@@ -107,6 +111,7 @@ impl RunEvent {
                 stopped_at: run.stopped_at,
                 error: run.error.clone(),
                 cause: run.cause.clone(),
+                run_key: run.run_key.clone(),
             }),
             trigger_id: run.trigger_id.clone(),
             trigger: None,
@@ -138,6 +143,7 @@ impl RunEvent {
             error: e.error.clone(),
             cause: e.cause.clone(),
             trigger_id: self.trigger_id.clone(),
+            run_key: e.run_key.clone(),
         })
     }
 }
@@ -151,6 +157,10 @@ pub struct PipelineTrigger {
     #[serde(rename = "batonTriggerId")]
     pub trigger_id: TriggerId,
     pub target: PipelineRef,
+    /// The run key it fires for (aligned triggers): in the child's execution input as
+    /// `runKey`, so the child's own `runKey` can be `$.runKey` and keys flow downstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
     pub consumed: Vec<RunRef>,
     pub reason: String,
     pub fired_at: Timestamp,
@@ -165,6 +175,7 @@ impl PipelineTrigger {
         PipelineTrigger {
             trigger_id: firing.trigger_id.clone(),
             target: PipelineRef::from(child),
+            run_key: firing.run_key.clone(),
             consumed: firing.consumed.clone(),
             reason: firing.reason(),
             fired_at,

@@ -23,7 +23,7 @@ use futures::future::{try_join, try_join_all};
 use futures::stream::{self, StreamExt};
 use thiserror::Error;
 
-use crate::evaluator::{evaluate, Evaluation};
+use crate::evaluator::{evaluate, evaluate_key, Evaluation};
 use crate::events::{PipelineTrigger, RunEvent};
 use crate::pipeline::{partition_of, PipelineId};
 use crate::ports::{
@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::run::{Run, RunRef};
+use crate::run_key::RunKey;
 use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
 
@@ -165,6 +166,9 @@ pub enum ChildDecision {
     NotRegistered,
     /// The child is registered without a trigger condition.
     NoTrigger,
+    /// The child's condition is aligned on run keys and the run that woke it has none (its
+    /// pipeline declares no `runKey`, or its input did not have one): nothing to decide.
+    NoRunKey,
     /// An earlier claim of this child was never confirmed sent: send it (same id) first.
     Pending {
         trigger: PipelineTrigger,
@@ -174,10 +178,10 @@ pub enum ChildDecision {
     Claimed {
         trigger: PipelineTrigger,
         bus_arn: String,
-        evaluation: Evaluation,
+        evaluation: Box<Evaluation>,
     },
     /// The condition does not hold (yet).
-    Waiting { evaluation: Evaluation },
+    Waiting { evaluation: Box<Evaluation> },
 }
 
 /// The EventBridge bus ARN a child's triggers go to: the registration's, or the default bus name
@@ -211,12 +215,14 @@ pub async fn children_to_wake<R: Registry>(
         .collect())
 }
 
-/// Decides one child at `now` and, when it fires, commits the claim (see the module doc).
+/// Decides one child at `now` and, when it fires, commits the claim (see the module doc). An
+/// aligned child is decided for `run_key`, the key of the run that woke it.
 pub async fn decide_child<L, R, G>(
     registry: &R,
     run_log: &L,
     ledger: &G,
     child: &PipelineId,
+    run_key: Option<&RunKey>,
     now: Timestamp,
     settings: &FlowSettings,
 ) -> Result<ChildDecision, FlowError>
@@ -226,12 +232,29 @@ where
     G: Ledger + Sync,
 {
     // The registration and the cursor do not depend on each other: one round trip for both.
-    let (registration, first_state) = try_join(registry.get(child), ledger.cursor(child)).await?;
+    // Whether the child is aligned is in the registration, so a run with a key reads both the
+    // child's cursor and its cursor for the key.
+    let keyed = async {
+        match run_key {
+            Some(k) => ledger.cursor(child, Some(k)).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (registration, (unkeyed_state, keyed_state)) = try_join(
+        registry.get(child),
+        try_join(ledger.cursor(child, None), keyed),
+    )
+    .await?;
     let Some(registration) = registration else {
         return Ok(ChildDecision::NotRegistered);
     };
     let Some(trigger) = registration.definition.trigger.as_ref() else {
         return Ok(ChildDecision::NoTrigger);
+    };
+    let (ledger_key, first_state) = match (trigger.is_aligned(), run_key, keyed_state) {
+        (false, _, _) => (None, unkeyed_state),
+        (true, Some(k), Some(state)) => (Some(k), state),
+        (true, _, _) => return Ok(ChildDecision::NoRunKey),
     };
     let bus = bus_arn(&registration, &settings.default_bus_name);
     let parents = registration.parents();
@@ -241,16 +264,17 @@ where
         // After a lost claim, read the cursor again: the winner moved it.
         let state = match first_state.take() {
             Some(state) => state,
-            None => ledger.cursor(child).await?,
+            None => ledger.cursor(child, ledger_key).await?,
         };
         let stored = state.as_ref().map(|s| s.cursor);
         if let Some(pending) = state.and_then(|s| s.pending) {
             if pending.fired_at < registration.registered_at {
                 // Claimed for an earlier registration of this name, deleted since (and its
                 // ledger not forgotten, the deleting function having died): never sent to
-                // this one. Only this trigger: another evaluation may have dropped it already
-                // and claimed a new one.
-                ledger.forget(child, Some(&pending.trigger_id)).await?;
+                // this one. Only this trigger goes: another key's, or one claimed since, stays.
+                ledger
+                    .drop_pending(child, ledger_key, &pending.trigger_id)
+                    .await?;
                 continue;
             }
             return Ok(ChildDecision::Pending {
@@ -258,14 +282,31 @@ where
                 bus_arn: bus,
             });
         }
-        let cursor = effective_cursor(stored, &registration);
-        let runs = parent_runs(run_log, &parents, cursor, settings).await?;
-        let evaluation = evaluate(child, trigger, cursor, now, &runs);
+        let evaluation = match ledger_key {
+            None => {
+                let cursor = effective_cursor(stored, &registration);
+                let runs = parent_runs(run_log, &parents, None, cursor, settings).await?;
+                evaluate(child, trigger, cursor, now, &runs)
+            }
+            Some(k) => {
+                // Aligned: the runs of key k since the floor; the cursor for k decides news.
+                let floor = registration.floor();
+                let runs = parent_runs(run_log, &parents, Some(k), floor, settings).await?;
+                let cursor = effective_cursor(stored, &registration);
+                evaluate_key(child, trigger, k, floor, cursor, now, &runs)
+            }
+        };
         let Some(firing) = evaluation.firing() else {
-            return Ok(ChildDecision::Waiting { evaluation });
+            return Ok(ChildDecision::Waiting {
+                evaluation: Box::new(evaluation),
+            });
         };
         // The target is the registered pipeline: its state machine ARN is the one registered.
-        let mut pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
+        // Decided under this registration, so never stamped before it: `now` was read before the
+        // registration, which a re-creation may have written since, and a pending trigger older
+        // than its registration is taken for a deleted pipeline's and forgotten, never sent.
+        let fired_at = now.max(registration.registered_at);
+        let mut pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, fired_at);
         pipeline_trigger.environment = settings.environment.clone();
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
@@ -275,7 +316,7 @@ where
                 return Ok(ChildDecision::Claimed {
                     trigger: pipeline_trigger,
                     bus_arn: bus,
-                    evaluation,
+                    evaluation: Box::new(evaluation),
                 })
             }
             // Someone else moved the cursor or claimed this very firing: what they did is now
@@ -320,16 +361,18 @@ where
     E: RunEvents + Sync,
 {
     let child = trigger.target.id();
+    let key = trigger.run_key.as_ref();
     let id = &trigger.trigger_id;
     let lease = &invocation.lease;
     // A fresh reading: another holder's lease may have ended since the invocation started.
     if !ledger
-        .take_send_lease(&child, id, lease, invocation.read_clock())
+        .take_send_lease(&child, key, id, lease, invocation.read_clock())
         .await?
     {
         // A run this delivery was woken by may have come after the holder read the log: the
-        // holder decides again after sending, or, if it already has, this delivery does.
-        return Ok(if ledger.ask_to_decide_again(&child, id).await? {
+        // holder decides again (for the same key) after sending, or, if it already has, this
+        // delivery does.
+        return Ok(if ledger.ask_to_decide_again(&child, key, id).await? {
             Delivery::SentElsewhere
         } else {
             Delivery::NoLongerPending
@@ -337,10 +380,12 @@ where
     }
     if let Err(sent) = bus.send(bus_arn, trigger).await {
         // Best effort: if giving the lease back fails too, it ends on its own.
-        let _ = ledger.release_send_lease(&child, id, &lease.holder).await;
+        let _ = ledger
+            .release_send_lease(&child, key, id, &lease.holder)
+            .await;
         return Err(sent.into());
     }
-    let decide_again = ledger.mark_sent(&child, id).await?;
+    let decide_again = ledger.mark_sent(&child, key, id).await?;
     events.publish(&RunEvent::trigger_notice(trigger)).await?;
     Ok(Delivery::Sent { decide_again })
 }
@@ -350,12 +395,14 @@ where
 pub enum Step {
     NotRegistered,
     NoTrigger,
+    /// Aligned child, woken by a run without a key.
+    NoRunKey,
     /// An evaluation (fired or waiting) with its explanation.
-    Evaluated(Evaluation),
+    Evaluated(Box<Evaluation>),
     /// A trigger was delivered (or found being delivered elsewhere); `resent`: it was pending
     /// from an earlier claim.
     Delivered {
-        trigger: PipelineTrigger,
+        trigger: Box<PipelineTrigger>,
         bus_arn: String,
         resent: bool,
         delivery: Delivery,
@@ -380,10 +427,13 @@ pub struct Ports<'a, L, R, G, B, E> {
 }
 
 /// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
-/// (the pending one may have been what held the cursor back).
+/// (the pending one may have been what held the cursor back). `run_key`: the key of the run
+/// that woke it (an aligned child is decided for that key; a sweep of a pending trigger passes
+/// the trigger's key).
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
+    run_key: Option<&RunKey>,
     invocation: &Invocation,
     settings: &FlowSettings,
 ) -> ChildReport
@@ -407,6 +457,7 @@ where
             ports.run_log,
             ports.ledger,
             child,
+            run_key,
             invocation.read_clock(),
             settings,
         )
@@ -422,6 +473,10 @@ where
             }
             Ok(ChildDecision::NoTrigger) => {
                 report.steps.push(Step::NoTrigger);
+                return report;
+            }
+            Ok(ChildDecision::NoRunKey) => {
+                report.steps.push(Step::NoRunKey);
                 return report;
             }
             Ok(ChildDecision::Waiting { evaluation }) => {
@@ -454,7 +509,7 @@ where
             }
             Ok(delivery) => {
                 report.steps.push(Step::Delivered {
-                    trigger,
+                    trigger: Box::new(trigger),
                     bus_arn,
                     resent,
                     delivery,
@@ -502,7 +557,7 @@ where
     let children = children_to_wake(ports.registry, run).await?;
     // Bounded concurrency, reports in the children's order.
     let reports = stream::iter(&children)
-        .map(|child| wake_child(ports, child, invocation, settings))
+        .map(|child| wake_child(ports, child, run.run_key.as_ref(), invocation, settings))
         .buffered(settings.child_concurrency.max(1))
         .collect()
         .await;
@@ -515,17 +570,26 @@ pub fn effective_cursor(stored: Option<Timestamp>, registration: &Registration) 
     stored.unwrap_or_default().max(registration.floor())
 }
 
-/// The runs of each parent later than `cursor` with a status some leaf wants, newest first,
-/// bounded per parent and status.
+/// The runs of each parent (of `run_key` only, when given) later than `cursor` with a status
+/// some leaf wants, newest first, bounded per parent and status.
 async fn parent_runs<L: RunLog + Sync>(
     run_log: &L,
     parents: &BTreeMap<PipelineId, BTreeSet<RunStatus>>,
+    run_key: Option<&RunKey>,
     cursor: Timestamp,
     settings: &FlowSettings,
 ) -> Result<Vec<RunRef>, StoreError> {
     // One query per parent and status, all in flight together; results in the parents' order.
-    let per_parent = try_join_all(parents.iter().map(|(parent, statuses)| {
-        run_log.runs_since(parent, statuses, cursor, settings.runs_per_parent)
+    let limit = settings.runs_per_parent;
+    let per_parent = try_join_all(parents.iter().map(|(parent, statuses)| async move {
+        match run_key {
+            Some(k) => {
+                run_log
+                    .runs_of_key(parent, k, statuses, cursor, limit)
+                    .await
+            }
+            None => run_log.runs_since(parent, statuses, cursor, limit).await,
+        }
     }))
     .await?;
     Ok(per_parent.iter().flatten().map(Run::reference).collect())
@@ -535,21 +599,25 @@ async fn parent_runs<L: RunLog + Sync>(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inspection {
     pub registration: Registration,
+    /// The run key inspected (aligned children are decided per key).
+    pub run_key: Option<RunKey>,
     pub cursor_state: Option<CursorState>,
-    /// The cursor the evaluation used ([`effective_cursor`]).
+    /// The cursor the evaluation used ([`effective_cursor`]; for an aligned child, its cursor
+    /// for the key).
     pub cursor: Timestamp,
-    /// `None` when the pipeline has no trigger condition.
+    /// `None` when the pipeline has no trigger condition, or it is aligned and no key was given.
     pub evaluation: Option<Evaluation>,
 }
 
 /// Reads `child`'s registration, cursor and parent runs and evaluates its condition at `now`,
-/// exactly as [`decide_child`] would, without claiming anything: "why hasn't it started?".
-/// `None` when the pipeline is not registered.
+/// exactly as [`decide_child`] would, without claiming anything: "why hasn't it started?" (for
+/// run key `run_key`, when the child is aligned). `None` when the pipeline is not registered.
 pub async fn inspect_child<L, R, G>(
     registry: &R,
     run_log: &L,
     ledger: &G,
     child: &PipelineId,
+    run_key: Option<&RunKey>,
     now: Timestamp,
     settings: &FlowSettings,
 ) -> Result<Option<Inspection>, StoreError>
@@ -558,26 +626,34 @@ where
     R: Registry + Sync,
     G: Ledger + Sync,
 {
-    let (registration, cursor_state) = try_join(registry.get(child), ledger.cursor(child)).await?;
-    let Some(registration) = registration else {
+    let Some(registration) = registry.get(child).await? else {
         return Ok(None);
     };
+    let trigger = registration.definition.trigger.as_ref();
+    let run_key = run_key.filter(|_| trigger.is_some_and(|t| t.is_aligned()));
+    let cursor_state = ledger.cursor(child, run_key).await?;
     let cursor = effective_cursor(cursor_state.as_ref().map(|s| s.cursor), &registration);
-    let evaluation = match registration.definition.trigger.as_ref() {
-        Some(trigger) => {
-            // Every status, so a waiting leaf's explanation can name the latest run of another.
-            let every_status: BTreeMap<PipelineId, BTreeSet<RunStatus>> = registration
-                .parents()
-                .into_keys()
-                .map(|p| (p, RunStatus::ALL.into_iter().collect()))
-                .collect();
-            let runs = parent_runs(run_log, &every_status, cursor, settings).await?;
-            Some(evaluate(child, trigger, cursor, now, &runs))
+    // Every status, so a waiting leaf's explanation can name the latest run of another.
+    let every_status: BTreeMap<PipelineId, BTreeSet<RunStatus>> = registration
+        .parents()
+        .into_keys()
+        .map(|p| (p, RunStatus::ALL.into_iter().collect()))
+        .collect();
+    let evaluation = match (trigger, run_key) {
+        (Some(t), _) if !t.is_aligned() => {
+            let runs = parent_runs(run_log, &every_status, None, cursor, settings).await?;
+            Some(evaluate(child, t, cursor, now, &runs))
         }
-        None => None,
+        (Some(t), Some(k)) => {
+            let floor = registration.floor();
+            let runs = parent_runs(run_log, &every_status, Some(k), floor, settings).await?;
+            Some(evaluate_key(child, t, k, floor, cursor, now, &runs))
+        }
+        _ => None,
     };
     Ok(Some(Inspection {
         registration,
+        run_key: run_key.cloned(),
         cursor_state,
         cursor,
         evaluation,

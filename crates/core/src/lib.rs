@@ -14,19 +14,23 @@ pub mod pipeline;
 pub mod ports;
 pub mod registration;
 pub mod run;
+pub mod run_key;
 pub mod slack_thread;
 pub mod start;
 pub mod status;
 pub mod time;
 
-pub use condition::{Condition, Group, Leaf, Operator, Trigger};
+pub use condition::{AlignOn, AtLeast, Condition, Group, Leaf, Operator, Trigger};
 pub use definition::{
     NotificationType, Notifications, PipelineDefinition, Problem, ValidationError,
 };
-pub use evaluator::{evaluate, Decision, Evaluation, Explanation, Firing, LeafOutcome, TriggerId};
+pub use evaluator::{
+    evaluate, evaluate_key, Decision, Evaluation, Explanation, Firing, LeafOutcome, TriggerId,
+};
 pub use events::{PipelineTrigger, RunEvent, RunEventKind};
 pub use graph::{Cycle, DependencyGraph};
 pub use pipeline::PipelineId;
 pub use run::{Run, RunRef};
+pub use run_key::{NoRunKey, RunKey, RunKeyPath};
 pub use status::RunStatus;
 pub use time::{Span, Timestamp};

@@ -390,11 +390,18 @@ fn consumed_line(r: &RunRef) -> String {
 /// A trigger notice: baton started `trigger.target`, and which parent runs made it start.
 pub fn trigger_notice(trigger: &PipelineTrigger) -> SlackMessage {
     let target = &trigger.target;
+    // Aligned triggers say which run key (e.g. which day) they started the pipeline for.
+    let for_key = trigger
+        .run_key
+        .as_ref()
+        .map(|k| format!(" for run key {k}"))
+        .unwrap_or_default();
     let mut blocks = vec![section(format!(
-        ":rocket: baton started *{}* ({} in {})",
+        ":rocket: baton started *{}* ({} in {}){}",
         escape(&target.name),
         escape(&target.account),
-        escape(&target.region)
+        escape(&target.region),
+        escape(&for_key)
     ))];
     if !trigger.consumed.is_empty() {
         let mut lines: Vec<String> = trigger
@@ -422,7 +429,7 @@ pub fn trigger_notice(trigger: &PipelineTrigger) -> SlackMessage {
         .map(|r| format!("{} {} {}", r.pipeline.name, r.execution_name(), r.status))
         .collect();
     let text = format!(
-        "baton started {} ({} in {}) after {}",
+        "baton started {} ({} in {}){for_key} after {}",
         target.name,
         target.account,
         target.region,
@@ -505,6 +512,30 @@ mod tests {
         assert!(
             console_url(arn, "cn-north-1").starts_with("https://cn-north-1.console.amazonaws.cn/")
         );
+    }
+
+    #[test]
+    fn a_trigger_notice_names_the_run_key_it_started_the_pipeline_for() {
+        let trigger: PipelineTrigger = serde_json::from_value(serde_json::json!({
+            "batonTriggerId": "t1", "runKey": "2026-11-24",
+            "target": {"account": "333333333333", "region": "eu-west-1", "name": "pipeline-x",
+                       "stateMachineArn": "arn:aws:states:eu-west-1:333333333333:stateMachine:pipeline-x"},
+            "consumed": [], "reason": "run key 2026-11-24: listings SUCCEEDED", "firedAt": 1000
+        }))
+        .unwrap();
+        let message = trigger_notice(&trigger);
+        assert!(
+            message.text.starts_with(
+                "baton started pipeline-x (333333333333 in eu-west-1) for run key 2026-11-24 after"
+            ),
+            "{}",
+            message.text
+        );
+        let unaligned = PipelineTrigger {
+            run_key: None,
+            ..trigger
+        };
+        assert!(!trigger_notice(&unaligned).text.contains("run key"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::evaluator::TriggerId;
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
 use crate::run::Run;
+use crate::run_key::RunKey;
 use crate::status::RunStatus;
 use crate::time::Timestamp;
 
@@ -60,21 +61,24 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What recording a run found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
     /// First time this (execution, status) was seen: announce it.
     New,
-    /// Seen before but its announcement was never confirmed (a crash or a failed publish): announce it again.
-    Unannounced,
+    /// Seen before but its announcement was never confirmed (a crash or a failed publish):
+    /// announce it again, with the run key its first recording gave it (the registration that
+    /// decides the key may have changed since).
+    Unannounced { run_key: Option<RunKey> },
     /// Seen and announced before: nothing to do.
     AlreadyAnnounced,
 }
 
 /// The run log: every (execution, status) seen, and the latest state of each execution.
 pub trait RunLog {
-    /// Records a run idempotently: a repeat changes nothing. Also updates the execution's latest
-    /// state, where a final status beats RUNNING whatever the arrival order
-    /// ([`Run::precedence`]).
+    /// Records a run idempotently: a repeat changes nothing (the first recording's run key
+    /// stays). A run with a key is also recorded under its key, before this returns. Also updates
+    /// the execution's latest state, where a final status beats RUNNING whatever the arrival
+    /// order ([`Run::precedence`]).
     fn record(&self, run: &Run) -> impl Future<Output = StoreResult<Recorded>> + Send;
 
     /// Notes that the run's `RunEvent` was published, so a redelivery does not publish it again.
@@ -89,6 +93,17 @@ pub trait RunLog {
     fn runs_since(
         &self,
         pipeline: &PipelineId,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Run>>> + Send;
+
+    /// As [`RunLog::runs_since`], over the runs of `pipeline` whose run key is `key` only: one
+    /// key's runs never read the pipeline's whole history.
+    fn runs_of_key(
+        &self,
+        pipeline: &PipelineId,
+        key: &RunKey,
         statuses: &BTreeSet<RunStatus>,
         after: Timestamp,
         limit: usize,
@@ -241,14 +256,16 @@ pub enum ClaimOutcome {
 
 /// The ledger: per child, the cursor, and the claims that make each firing happen exactly once.
 pub trait Ledger {
-    /// The child's cursor state, if it has ever fired.
+    /// The child's cursor state (for an aligned child, its cursor for `run_key`), if it has
+    /// ever fired (for that key).
     fn cursor(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
     ) -> impl Future<Output = StoreResult<Option<CursorState>>> + Send;
 
     /// Commits a firing in one conditional transaction: a claim keyed by the trigger id (which must
-    /// not exist), and the cursor moved to `cursor_after` only from `cursor_read` (the value read
+    /// not exist), and the cursor (of the trigger's run key, if it has one) moved to `cursor_after` only from `cursor_read` (the value read
     /// before deciding; `None` when there was no cursor item) and only while no trigger is pending.
     fn claim(
         &self,
@@ -265,21 +282,26 @@ pub trait Ledger {
     fn mark_sent(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Forgets a child whose registration was deleted: its pending trigger (and lease) go, so a
+    /// Forgets a child whose registration was deleted: its pending triggers (and leases), of
+    /// every run key, go, so a
     /// pipeline registered again under the name is never sent the old trigger. The cursor value
     /// stays: an evaluation that read the old registration must not fire again on runs the child
     /// already consumed, and the new registration's floor is later anyway.
-    ///
-    /// With `only`, the pending trigger goes only while it is that one: a stale trigger found by
-    /// one evaluation must not take with it the trigger a concurrent evaluation has claimed since
-    /// for the new registration.
-    fn forget(
+    fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Drops `trigger_id`, pending on the child's cursor item of `run_key` but claimed for an
+    /// earlier registration of the name (deleted since, its ledger not forgotten), only while it
+    /// is still the pending one: it is never sent to the new registration, and a trigger claimed
+    /// since (on this or another key's item) is left alone.
+    fn drop_pending(
         &self,
         child: &PipelineId,
-        only: Option<&TriggerId>,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
@@ -351,9 +373,10 @@ impl Lease {
     }
 }
 
-/// Who may send a pending trigger right now. The lease lives on the child's cursor item, beside
-/// the pending trigger it guards, so of any number of evaluations that find the same pending
-/// trigger (the winner of the claim included) exactly one sends it.
+/// Who may send a pending trigger right now. The lease lives on the child's cursor item (of the
+/// trigger's run key, `run_key`), beside the pending trigger it guards, so of any number of
+/// evaluations that find the same pending trigger (the winner of the claim included) exactly
+/// one sends it.
 pub trait SendLease {
     /// Takes the send lease of `trigger_id` for `lease.holder` while it is the child's pending
     /// trigger and no other holder's lease runs at `now` (the holder's own repeated take, e.g. the
@@ -362,6 +385,7 @@ pub trait SendLease {
     fn take_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         lease: &Lease,
         now: Timestamp,
@@ -373,6 +397,7 @@ pub trait SendLease {
     fn ask_to_decide_again(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -380,6 +405,7 @@ pub trait SendLease {
     fn release_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         holder: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;

@@ -3,8 +3,9 @@
 //! - Only the stack that registered a pipeline may change or remove it.
 //! - An Update that changes nothing the registration means (its fingerprint) writes nothing.
 //! - The first registration time is kept; the trigger floor moves to the Update's time when the
-//!   trigger is added or its set of parents changes (DESIGN "Floor"), so no child fires on runs
-//!   from before its condition existed.
+//!   trigger is added, its set of parents changes (DESIGN "Floor") or it starts or stops being
+//!   aligned on run keys (the runs it consumed unaligned were never consumed per key, and per-key
+//!   cursors would not know them), so no child fires on runs from before its condition existed.
 //! - No registration closes a dependency cycle, across accounts, even when two race: a write that
 //!   adds an edge expects the graph version its cycle check was made at, so of two racing
 //!   registrations the second is refused by the store, reads again, and is checked against the
@@ -79,7 +80,9 @@ pub fn plan(stored: Option<&Registration>, incoming: &Registration) -> Result<Pl
     let old_parents: BTreeSet<PipelineId> = old.parents().into_keys().collect();
     let new_parents: BTreeSet<PipelineId> = incoming.parents().into_keys().collect();
     let trigger_added = old.definition.trigger.is_none() && incoming.definition.trigger.is_some();
-    new.trigger_floor = if trigger_added || old_parents != new_parents {
+    let aligned = |r: &Registration| r.definition.trigger.as_ref().map(|t| t.is_aligned());
+    let realigned = aligned(old) != aligned(incoming);
+    new.trigger_floor = if trigger_added || realigned || old_parents != new_parents {
         now
     } else {
         old.floor()
@@ -151,7 +154,7 @@ pub async fn unregister<R: Registry, L: Ledger>(
             });
         }
         if registry.remove(&stored).await? {
-            ledger.forget(pipeline, None).await?;
+            ledger.forget(pipeline).await?;
             return Ok(Deleted::Removed);
         }
     }
@@ -347,6 +350,14 @@ mod tests {
         let quiet = written(plan(None, &quiet));
         let gained = written(plan(Some(&quiet), &at(registration("y", "a"), 500)));
         assert_eq!(gained.floor(), Timestamp(500));
+
+        // The same parents, now aligned on run keys: runs before the Update never count.
+        let mut aligned = at(registration("y", "a"), 700);
+        if let Some(t) = aligned.definition.trigger.as_mut() {
+            t.align_on = Some(crate::condition::AlignOn::RunKey);
+        }
+        let aligned = written(plan(Some(&gained), &aligned));
+        assert_eq!(aligned.floor(), Timestamp(700));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::PipelineId;
+use crate::run_key::RunKey;
 use crate::status::RunStatus;
 use crate::time::Timestamp;
 
@@ -28,6 +29,9 @@ pub struct Run {
     /// The baton trigger that started this execution, when a `PipelineTrigger` did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_id: Option<String>,
+    /// The run's key, read from its execution input at its pipeline's `runKey` path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
 }
 
 impl Run {
@@ -53,6 +57,7 @@ impl Run {
             execution_arn: self.execution_arn.clone(),
             status: self.status,
             status_time: self.status_time(),
+            run_key: self.run_key.clone(),
         }
     }
 
@@ -72,6 +77,9 @@ pub struct RunRef {
     pub execution_arn: String,
     pub status: RunStatus,
     pub status_time: Timestamp,
+    /// The run's key, if it has one (aligned triggers read only runs of the key they decide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_key: Option<RunKey>,
 }
 
 impl RunRef {

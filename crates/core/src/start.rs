@@ -233,9 +233,11 @@ mod tests {
             execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:run-1".into(),
             status: RunStatus::Succeeded,
             status_time: Timestamp(1_000),
+            run_key: None,
         }];
         let firing = Firing {
             trigger_id: TriggerId::of(child, &consumed),
+            run_key: None,
             consumed,
             cursor_after: Timestamp(1_000),
         };
@@ -259,6 +261,20 @@ mod tests {
         assert_eq!(input, trigger);
         // Two deliveries make the same input, which Step Functions needs to treat them as one.
         assert_eq!(start_request(&trigger, &home()).unwrap(), request);
+    }
+
+    #[test]
+    fn an_aligned_trigger_puts_its_run_key_in_the_input_where_dollar_run_key_finds_it() {
+        let trigger = PipelineTrigger {
+            run_key: Some(crate::RunKey("2026-11-24".into())),
+            ..trigger_for(&child())
+        };
+        let request = start_request(&trigger, &home()).unwrap();
+        let path = crate::RunKeyPath::parse("$.runKey").unwrap();
+        assert_eq!(
+            path.read(&request.input),
+            Ok(crate::RunKey("2026-11-24".into()))
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@ fn listings(status: RunStatus) -> Run {
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -158,6 +159,7 @@ fn trigger_notice() {
         reason: "allOf holds: listings (111111111111) SUCCEEDED at 2026-11-22T04:02:03Z, searches (222222222222) SUCCEEDED at 2026-11-22T04:30:00Z".into(),
         fired_at: at("2026-11-22T04:30:01Z"),
         environment: None,
+        run_key: None,
     };
     check(
         "trigger_notice",

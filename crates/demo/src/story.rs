@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use crate::account_c::AccountC;
 use crate::capture::Captured;
 
+mod two_days;
+
 const CENTRAL: &str = "123456789012";
 const A: &str = "111111111111";
 const B: &str = "222222222222";
@@ -266,7 +268,13 @@ impl World {
                 }
             }))?;
         let at = change.stop.unwrap_or(change.start);
-        let written = run_log_writer::handle(event, &self.central.run_log(), &self.events).await?;
+        let written = run_log_writer::handle(
+            event,
+            &self.central.run_log(),
+            &self.central.registry(),
+            &self.events,
+        )
+        .await?;
         println!(
             "{}  {} {} {} (account {}) -> run-log-writer: {}{}",
             clock(at),
@@ -599,7 +607,9 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     world.status_change(&running).await?;
     world.status_change(&done).await?;
 
-    heading("6. What happened");
+    two_days::play(&world).await?;
+
+    heading("8. What happened");
     println!(
         "  Pipeline Triggers that reached account {C}'s bus: {}",
         triggers.len()

@@ -8,8 +8,11 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::{ConfigError, Env};
 use baton_core::pipeline::{check_account, check_region};
-use baton_core::ports::{PublishError, Recorded, RunEvents, RunLog, StoreError};
-use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Span, Timestamp};
+use baton_core::ports::{PublishError, Recorded, Registry, RunEvents, RunLog, StoreError};
+use baton_core::{
+    NoRunKey, PipelineId, PipelineTrigger, Run, RunEvent, RunKey, RunKeyPath, RunStatus, Span,
+    Timestamp,
+};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
@@ -25,6 +28,8 @@ pub const SOURCE: &str = "aws.states";
 pub struct Config {
     /// `BATON_RUNS_TABLE`
     pub runs_table: String,
+    /// `BATON_REGISTRY_TABLE` (read only: each pipeline's `runKey` path)
+    pub registry_table: String,
     /// `BATON_RUN_EVENTS_TOPIC_ARN`
     pub run_events_topic_arn: String,
     /// `BATON_RUN_RETENTION_DAYS` (default 90): how long runs stay in the log.
@@ -36,6 +41,7 @@ impl Config {
         let days = env.positive_or("BATON_RUN_RETENTION_DAYS", 90)?;
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
+            registry_table: env.required("BATON_REGISTRY_TABLE")?,
             run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
             retention: Span(
                 Span::DAY
@@ -102,6 +108,8 @@ pub struct Written {
     pub announced: bool,
     /// The baton trigger that started the execution, when one did.
     pub trigger_id: Option<String>,
+    /// The run's key, when its pipeline declares `runKey` and the input has one.
+    pub run_key: Option<RunKey>,
 }
 
 /// Reads the run an event describes, or says what is wrong with it.
@@ -198,28 +206,77 @@ pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterErro
         error: text("error")?,
         cause: text("cause")?,
         trigger_id,
+        run_key: None,
     })
 }
 
-/// Handles one status change event: validate, record, announce the first time, confirm.
-pub async fn handle<L, E>(
+/// The run's key, read at its pipeline's `runKey` path from the execution input the event
+/// carries (Step Functions includes it up to 248 KB; `inputDetails.included` says whether it did).
+pub fn run_key_in_event(path: &RunKeyPath, detail: &Value) -> Result<RunKey, NoRunKey> {
+    let included = detail
+        .get("inputDetails")
+        .and_then(|d| d.get("included"))
+        .and_then(Value::as_bool);
+    if included == Some(false) {
+        return Err(NoRunKey::InputNotIncluded);
+    }
+    match detail.get("input").and_then(Value::as_str) {
+        Some(input) => path.read(input),
+        None => Err(NoRunKey::NotInInput),
+    }
+}
+
+/// The run's key when its pipeline declares `runKey` (one GetItem of its registration).
+async fn run_key<R: Registry + Sync>(
+    registry: &R,
+    run: &Run,
+    detail: &Value,
+) -> Result<Option<RunKey>, WriterError> {
+    let registration = registry.get(&run.pipeline).await?;
+    let Some(path) = registration.and_then(|r| r.definition.run_key) else {
+        return Ok(None);
+    };
+    match run_key_in_event(&path, detail) {
+        Ok(key) => Ok(Some(key)),
+        Err(why) => {
+            // Aligned children never count this run; say why once, here.
+            tracing::warn!(
+                pipeline = %run.pipeline.key(), execution = %run.execution_arn,
+                run_key_path = %path, reason = %why,
+                "run has no run key: aligned children will not count it"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Handles one status change event: validate, read the run key, record, announce the first
+/// time, confirm.
+pub async fn handle<L, R, E>(
     event: EventBridgeEvent<Value>,
     run_log: &L,
+    registry: &R,
     run_events: &E,
 ) -> Result<Written, WriterError>
 where
     L: RunLog + Sync,
+    R: Registry + Sync,
     E: RunEvents + Sync,
 {
-    let run = match run_from_event(&event) {
+    let mut run = match run_from_event(&event) {
         Ok(run) => run,
         Err(e) => {
             tracing::error!(event_id = ?event.id, account = ?event.account, error = %e, "status change event refused");
             return Err(e);
         }
     };
+    run.run_key = run_key(registry, &run, &event.detail).await?;
     let recorded = run_log.record(&run).await?;
-    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced);
+    // The key of the run's first recording, whatever the registration says now.
+    if let Recorded::Unannounced { run_key } = &recorded {
+        run.run_key.clone_from(run_key);
+    }
+    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced { .. });
     if announce {
         run_events.publish(&RunEvent::status(&run)).await?;
         run_log.mark_announced(&run).await?;
@@ -229,6 +286,7 @@ where
         execution = %run.execution_arn,
         status = %run.status,
         trigger_id = run.trigger_id.as_deref().unwrap_or(""),
+        run_key = run.run_key.as_ref().map_or("", |k| k.as_str()),
         recorded = ?recorded,
         announced = announce,
         "run recorded"
@@ -239,6 +297,7 @@ where
         status: run.status,
         announced: announce,
         trigger_id: run.trigger_id,
+        run_key: run.run_key,
     })
 }
 
@@ -273,6 +332,20 @@ mod tests {
         assert_eq!(run.status, RunStatus::Running);
         assert_eq!(run.trigger_id.as_deref(), Some("abc"));
         assert_eq!(run.stopped_at, None);
+    }
+
+    #[test]
+    fn reads_the_run_key_at_the_path_or_says_why_there_is_none() {
+        let path = RunKeyPath::parse("$.runKey").unwrap();
+        let mut d = detail("SUCCEEDED");
+        d["input"] = r#"{"batonTriggerId": "abc", "runKey": "2026-11-24"}"#.into();
+        d["inputDetails"] = serde_json::json!({"included": true});
+        assert_eq!(run_key_in_event(&path, &d), Ok(RunKey("2026-11-24".into())));
+        d["inputDetails"] = serde_json::json!({"included": false});
+        d["input"] = Value::Null;
+        let why = run_key_in_event(&path, &d).unwrap_err();
+        assert_eq!(why, NoRunKey::InputNotIncluded);
+        assert!(why.to_string().contains("248 KB"), "{why}");
     }
 
     #[test]

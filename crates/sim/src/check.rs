@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use baton_core::{DependencyGraph, PipelineId, Run, RunStatus, Timestamp};
+use baton_core::{DependencyGraph, PipelineId, Run, RunKey, RunStatus, Timestamp};
 use baton_testbed::memory::Memory;
 use baton_testbed::oracle;
 
@@ -41,11 +41,12 @@ pub fn at_rest(truth: &mut Truth, mem: &Memory, now: i64, leftovers: (usize, usi
 }
 
 fn nothing_pending(truth: &mut Truth, mem: &Memory) {
-    for (child, item) in mem.ledger.cursors() {
+    for ((child, key), item) in mem.ledger.cursors() {
         if let Some(id) = &item.pending_trigger_id {
+            let key = key.map_or(String::new(), |k| format!(" (key {k})"));
             truth.violation(
                 "pending trigger",
-                format!("{child} ends with trigger {id} pending: it can never fire again"),
+                format!("{child}{key} ends with trigger {id} pending: it can never fire again"),
                 vec![
                     child.name.clone(),
                     id.as_str().get(..8).unwrap_or("").to_owned(),
@@ -136,27 +137,73 @@ fn registry_has_no_cycle(truth: &mut Truth, mem: &Memory) {
 /// The oracle, over every run that happened and each child's final cursor (never below its
 /// floor), finds nothing that should still fire: every firing it expects was made.
 fn nothing_left_to_fire(truth: &mut Truth, mem: &Memory, now: i64) {
-    let cursors: BTreeMap<PipelineId, i64> = mem
+    let cursors: BTreeMap<(PipelineId, Option<RunKey>), i64> = mem
         .ledger
         .cursors()
         .into_iter()
-        .map(|(child, item)| (child, item.cursor.0))
+        .map(|(slot, item)| (slot, item.cursor.0))
         .collect();
-    let runs: Vec<&Run> = truth.runs.iter().collect();
+    // The decision depends only on the runs in the log: each run with the key its pipeline's
+    // registration made of its input when it was recorded.
+    let recorded: BTreeMap<(String, RunStatus), Option<RunKey>> = mem
+        .run_log
+        .all_runs()
+        .into_iter()
+        .map(|r| ((r.execution_arn, r.status), r.run_key))
+        .collect();
+    let keyed: Vec<Run> = truth
+        .runs
+        .iter()
+        .map(|r| Run {
+            run_key: recorded
+                .get(&(r.execution_arn.clone(), r.status))
+                .cloned()
+                .flatten(),
+            ..r.clone()
+        })
+        .collect();
+    let runs: Vec<&Run> = keyed.iter().collect();
+    let keys = oracle::keys(&runs);
     let mut missed = Vec::new();
     for r in mem.registry.all() {
         let Some(trigger) = &r.definition.trigger else {
             continue;
         };
         let child = &r.pipeline;
-        let cursor = cursors
-            .get(child)
-            .copied()
-            .unwrap_or(i64::MIN)
-            .max(truth.floor(child));
-        if let Some(expected) =
-            oracle::decide(child, trigger, &runs, Timestamp(cursor), Timestamp(now))
+        let floor = truth.floor(child);
+        let cursor_of = |key: Option<RunKey>| {
+            cursors
+                .get(&(child.clone(), key))
+                .copied()
+                .unwrap_or(i64::MIN)
+                .max(floor)
+        };
+        // Aligned: every key any run has, each with its own cursor.
+        let decisions: Vec<(Option<String>, i64, Option<oracle::Expected>)> = if trigger
+            .is_aligned()
         {
+            keys.iter()
+                .map(|k| {
+                    let cursor = cursor_of(Some(RunKey(k.clone())));
+                    let expected = oracle::decide_key(
+                        child,
+                        trigger,
+                        &runs,
+                        k,
+                        Timestamp(floor),
+                        Timestamp(cursor),
+                        Timestamp(now),
+                    );
+                    (Some(k.clone()), cursor, expected)
+                })
+                .collect()
+        } else {
+            let cursor = cursor_of(None);
+            let expected = oracle::decide(child, trigger, &runs, Timestamp(cursor), Timestamp(now));
+            vec![(None, cursor, expected)]
+        };
+        for (key, cursor, expected) in decisions {
+            let Some(expected) = expected else { continue };
             let used: Vec<String> = expected
                 .consumed
                 .iter()
@@ -168,10 +215,14 @@ fn nothing_left_to_fire(truth: &mut Truth, mem: &Memory, now: i64) {
                     )
                 })
                 .collect();
-            missed.push((child.clone(), cursor, used));
+            let shown = match key {
+                Some(k) => format!("{child} (key {k})"),
+                None => child.to_string(),
+            };
+            missed.push((shown, child.name.clone(), cursor, used));
         }
     }
-    for (child, cursor, used) in missed {
+    for (child, name, cursor, used) in missed {
         truth.violation(
             "firing missed",
             format!(
@@ -179,7 +230,7 @@ fn nothing_left_to_fire(truth: &mut Truth, mem: &Memory, now: i64) {
                 used.join(", "),
                 clock(cursor)
             ),
-            vec![child.name.clone()],
+            vec![name],
         );
     }
 }

@@ -169,14 +169,28 @@ pub fn describe(op: &Op<'_>) -> String {
         Op::PutLatest(r) => format!("PutItem latest {} {}", r.execution_name, r.status),
         Op::MarkAnnounced(r) => format!("UpdateItem announced {} {}", r.execution_name, r.status),
         Op::GetLatest(arn) => format!("GetItem latest {arn}"),
+        Op::PutRunKey(r) => format!(
+            "PutItem run {} {} under key {}",
+            r.execution_name,
+            r.status,
+            r.run_key.as_ref().map_or("-", |k| k.as_str())
+        ),
         Op::QueryRuns {
             pipeline,
+            key,
             status,
             after,
         } => format!(
-            "Query {status} runs of {} after {}",
+            "Query {status} runs of {}{} after {}",
             pipeline.name,
+            key.map_or(String::new(), |k| format!(" key {k}")),
             clock(after.0)
+        ),
+        Op::QueryCursors(child) => format!("Query cursors of {}", child.name),
+        Op::DropPending { child, trigger_id } => format!(
+            "UpdateItem drop stale pending {} {}",
+            child.name,
+            short(trigger_id)
         ),
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
         Op::GetGraphVersion => "GetItem graph version".to_owned(),

@@ -33,6 +33,8 @@ pub struct Outcome {
     pub invocations: u64,
     pub executions: u64,
     pub requests: u64,
+    /// Firings of aligned children, for one run key.
+    pub key_firings: u64,
     /// The trace, when asked for.
     pub trace: Vec<String>,
 }
@@ -90,6 +92,7 @@ pub fn run_schedule(seed: u64, trace: bool) -> Outcome {
         invocations: world.invocations,
         executions: world.truth.executions,
         requests: mem.requests.count(),
+        key_firings: world.truth.key_claims,
         trace: shared.trace.take().unwrap_or_default(),
     }
 }

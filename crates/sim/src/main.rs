@@ -93,7 +93,7 @@ fn report(outcome: &Outcome) -> ExitCode {
 fn many(args: &Args) -> ExitCode {
     let started = Instant::now();
     let next = AtomicU64::new(0);
-    let totals = Mutex::new((Injected::default(), 0_u64, 0_u64, 0_u64));
+    let totals = Mutex::new((Injected::default(), 0_u64, 0_u64, 0_u64, 0_u64));
     let failures: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let threads = args
         .threads
@@ -120,6 +120,7 @@ fn many(args: &Args) -> ExitCode {
                     t.1 += outcome.invocations;
                     t.2 += outcome.executions;
                     t.3 += outcome.requests;
+                    t.4 += outcome.key_firings;
                 }
                 if !outcome.violations.is_empty() {
                     if let Ok(mut f) = failures.lock() {
@@ -129,11 +130,12 @@ fn many(args: &Args) -> ExitCode {
             });
         }
     });
-    let (injected, invocations, executions, requests) = totals.into_inner().unwrap_or_default();
+    let (injected, invocations, executions, requests, key_firings) =
+        totals.into_inner().unwrap_or_default();
     let mut failures = failures.into_inner().unwrap_or_default();
     failures.sort_by_key(|o| o.seed);
     println!(
-        "{} schedules (base seed {}) in {:.1?}: {invocations} invocations, {executions} executions, {requests} requests",
+        "{} schedules (base seed {}) in {:.1?}: {invocations} invocations, {executions} executions ({key_firings} triggers of aligned children, for one run key), {requests} requests",
         args.schedules,
         args.base,
         started.elapsed()

@@ -1,6 +1,9 @@
 //! A small generated organisation for one schedule: a few pipelines over a few accounts, trigger
-//! conditions in every shape a definition takes (allOf, anyOf, nesting, operator OR, a fallback
-//! on FAILED, `within`), registrations and Updates during the day, and the roots' runs.
+//! conditions in every shape a definition takes (allOf, anyOf, nesting, operator OR, atLeast, a
+//! fallback on FAILED, `within` in the top or a nested group), registrations and Updates during
+//! the day, and the roots' runs. In half of the schedules runs carry run keys (two business
+//! days, the roots' runs of either day in any order, re-runs keeping their day) and some
+//! children are aligned on them.
 
 use baton_core::ports::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Timestamp};
@@ -36,6 +39,8 @@ pub struct PlannedRun {
     pub may_rerun: bool,
     /// From start to final status.
     pub duration: i64,
+    /// The run key in its input (`{"runKey": ...}`), in keyed schedules.
+    pub key: Option<String>,
 }
 
 /// One schedule's organisation.
@@ -48,6 +53,9 @@ pub struct Organisation {
     pub changes: Vec<Change>,
     pub roots: Vec<PlannedRun>,
 }
+
+/// The run keys of a keyed schedule: two business days.
+pub const KEYS: [&str; 2] = ["2026-11-21", "2026-11-22"];
 
 fn account(a: u64) -> String {
     format!("{:012}", 100_000_000_000_u64 + a)
@@ -79,16 +87,25 @@ fn trigger(parents: &[&PipelineId], rng: &mut Rng) -> Value {
         }
     } else if roll < 60 {
         json!({"anyOf": leaves})
-    } else if roll < 80 && k >= 3 {
+    } else if roll < 70 && k >= 3 {
         json!({"allOf": [leaves[0], {"anyOf": leaves[1..]}]})
+    } else if roll < 80 && k >= 2 {
+        json!({"atLeast": k - 1, "of": leaves})
     } else {
         json!({"allOf": [leaves[0]], "anyOf": leaves[1..], "operator": "OR"})
     };
-    let mut block = json!({"executions": executions});
+    let mut executions = executions;
     if rng.chance(0.3) {
-        block["within"] = json!(format!("{}h", 1 + rng.below(4)));
+        let within = json!(format!("{}h", 1 + rng.below(4)));
+        // In the top group, or in the nested one when there is one (it bounds only its leaves).
+        match executions.get_mut("allOf").and_then(|a| a.get_mut(1)) {
+            Some(nested) if nested.get("anyOf").is_some() && rng.chance(0.5) => {
+                nested["within"] = within
+            }
+            _ => executions["within"] = within,
+        }
     }
-    block
+    json!({"executions": executions})
 }
 
 fn definition(trigger: Option<Value>) -> anyhow::Result<PipelineDefinition> {
@@ -215,7 +232,45 @@ pub fn generate(rng: &mut Rng) -> anyhow::Result<Organisation> {
         racing_cycle(&mut org, rng)?;
     }
     plan_roots(&mut org, roots, together, rng);
+    if rng.chance(0.5) {
+        keyed(&mut org, roots, rng)?;
+    }
     Ok(org)
+}
+
+/// Run keys: every pipeline declares `runKey: $.runKey` (the roots are registered for it; a
+/// child started by an aligned trigger finds the key in its input), each root run belongs to
+/// one of two days, and some children are aligned on the key.
+fn keyed(org: &mut Organisation, roots: usize, rng: &mut Rng) -> anyhow::Result<()> {
+    let path = baton_core::RunKeyPath::parse("$.runKey")
+        .map_err(|e| anyhow::anyhow!("generated run key path: {e}"))?;
+    for root in &org.pipelines[..roots] {
+        let mut r = registration(root, None, DAY0 - 48 * HOUR)?;
+        r.definition.run_key = Some(path.clone());
+        org.initial.push(r);
+    }
+    let aligned: Vec<PipelineId> = org.pipelines[roots..]
+        .iter()
+        .filter(|_| rng.chance(0.5))
+        .cloned()
+        .collect();
+    let every = org.initial.iter_mut().chain(
+        org.changes
+            .iter_mut()
+            .flat_map(|c| std::iter::once(&mut c.registration).chain(c.then.iter_mut())),
+    );
+    for r in every {
+        r.definition.run_key = Some(path.clone());
+        if let Some(t) = r.definition.trigger.as_mut() {
+            if aligned.contains(&r.pipeline) {
+                t.align_on = Some(baton_core::AlignOn::RunKey);
+            }
+        }
+    }
+    for run in &mut org.roots {
+        run.key = Some(KEYS[rng.below(2) as usize].to_owned());
+    }
+    Ok(())
 }
 
 /// Two new pipelines, each naming the other as a parent, registered at the same moment: each
@@ -260,6 +315,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, together: Option<i64>, rng: 
                 cause_bytes: 200,
                 may_rerun: true,
                 duration: rng.between(MINUTE, 20 * MINUTE),
+                key: None,
             });
         }
     }
@@ -273,6 +329,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, together: Option<i64>, rng: 
             cause_bytes: 0,
             may_rerun: false,
             duration: rng.between(MINUTE, 20 * MINUTE),
+            key: None,
         });
         let cause_bytes = if rng.chance(0.5) { 32 * 1024 } else { 200 };
         for _ in 0..40 + rng.below(30) {
@@ -284,6 +341,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, together: Option<i64>, rng: 
                 cause_bytes,
                 may_rerun: false,
                 duration: rng.between(MINUTE, 20 * MINUTE),
+                key: None,
             });
         }
     }
@@ -300,6 +358,7 @@ fn plan_roots(org: &mut Organisation, roots: usize, together: Option<i64>, rng: 
                 cause_bytes: 200,
                 may_rerun: true,
                 duration,
+                key: None,
             });
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::ports::Registration;
-use baton_core::{PipelineId, PipelineTrigger, Run, RunStatus};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunKey, RunStatus};
 
 use crate::faults::{clock, short, Observed, Seen};
 
@@ -30,6 +30,10 @@ pub struct Truth {
     pub deletions: BTreeMap<PipelineId, Vec<i64>>,
     /// (child, execution ARN, status) -> the trigger that consumed the run.
     pub consumed: BTreeMap<(PipelineId, String, RunStatus), String>,
+    /// Aligned: (child, run key) -> the latest status time any firing for the key consumed.
+    pub key_cursors: BTreeMap<(PipelineId, RunKey), i64>,
+    /// Claims of aligned children, for one run key.
+    pub key_claims: u64,
     /// trigger id -> (holding task, lease end).
     pub leases: BTreeMap<String, (u64, i64)>,
     /// Per pipeline, (from when, floor): runs at or before the floor never count.
@@ -65,7 +69,13 @@ impl Truth {
                 .map(|_| r.parents().into_keys().collect())
         });
         let has_trigger = registration.definition.trigger.is_some();
-        if has_trigger && before.as_ref() != Some(&parents) {
+        // Starting or stopping to align on run keys moves the floor too.
+        let aligned = |r: &Registration| r.definition.trigger.as_ref().map(|t| t.is_aligned());
+        let realigned = self
+            .registrations
+            .get(p)
+            .is_some_and(|old| aligned(old) != aligned(registration));
+        if has_trigger && (before.as_ref() != Some(&parents) || realigned) {
             self.floors
                 .entry(p.clone())
                 .or_default()
@@ -135,6 +145,7 @@ impl Truth {
                 focus.clone(),
             );
         }
+        self.check_aligned_claim(trigger, &focus);
         let floor = self.floor_at(&child, started);
         for run in &trigger.consumed {
             if run.status_time.0 <= floor {
@@ -151,6 +162,10 @@ impl Truth {
                     focus.clone(),
                 );
             }
+            if trigger.run_key.is_some() {
+                // Aligned: a run may fire the child again for its key, with a newer run.
+                continue;
+            }
             let key = (child.clone(), run.execution_arn.clone(), run.status);
             if let Some(other) = self.consumed.insert(key, id.clone()) {
                 self.violation(
@@ -165,6 +180,52 @@ impl Truth {
                     focus.clone(),
                 );
             }
+        }
+    }
+
+    /// Aligned: every consumed run has the trigger's key, and each firing for a key consumes a
+    /// run later than every run an earlier firing for that key consumed (a re-run or backfill
+    /// re-fires the key; the same runs never do).
+    fn check_aligned_claim(&mut self, trigger: &PipelineTrigger, focus: &[String]) {
+        let Some(key) = &trigger.run_key else { return };
+        self.key_claims += 1;
+        let child = trigger.target.id();
+        if let Some(r) = trigger
+            .consumed
+            .iter()
+            .find(|r| r.run_key.as_ref() != Some(key))
+        {
+            self.violation(
+                "run of another key",
+                format!(
+                    "trigger {} of {child} for key {key} consumed {} {} of key {:?}",
+                    short(&trigger.trigger_id),
+                    r.execution_name(),
+                    r.status,
+                    r.run_key
+                ),
+                focus.to_vec(),
+            );
+        }
+        let latest = trigger.consumed.iter().map(|r| r.status_time.0).max();
+        let slot = (child.clone(), key.clone());
+        let before = self.key_cursors.get(&slot).copied();
+        if let (Some(latest), Some(before)) = (latest, before) {
+            if latest <= before {
+                self.violation(
+                    "key fired twice on the same runs",
+                    format!(
+                        "trigger {} of {child} for key {key} consumes nothing later than {}, which an earlier firing for the key consumed",
+                        short(&trigger.trigger_id),
+                        clock(before)
+                    ),
+                    focus.to_vec(),
+                );
+            }
+        }
+        if let Some(latest) = latest {
+            let entry = self.key_cursors.entry(slot).or_insert(latest);
+            *entry = (*entry).max(latest);
         }
     }
 

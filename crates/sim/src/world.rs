@@ -11,7 +11,9 @@ use aws_lambda_events::sns::SnsEvent;
 use baton_core::flow::{self, FlowSettings};
 use baton_core::ports::Registration;
 use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
-use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunStatus, Timestamp};
+use baton_core::{
+    PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunKey, RunStatus, Timestamp,
+};
 use baton_testbed::memory::Memory;
 use serde_json::{json, Value};
 
@@ -43,14 +45,14 @@ pub enum Job {
     /// registration of the stack created again once it succeeded.
     Unregister(Box<Registration>, Option<Box<Registration>>),
     /// The pending-trigger sweep for one child, once faults have stopped.
-    Sweep(PipelineId),
+    Sweep(PipelineId, Option<RunKey>),
 }
 
 impl Job {
     fn timeout(&self) -> i64 {
         match self {
             Job::Writer(_) | Job::Register(_) | Job::Unregister(..) => WRITER_TIMEOUT,
-            Job::Manager(_) | Job::Sweep(_) => MANAGER_TIMEOUT,
+            Job::Manager(_) | Job::Sweep(..) => MANAGER_TIMEOUT,
         }
     }
 
@@ -70,7 +72,8 @@ impl Job {
             ),
             Job::Register(r) => format!("register {}", r.pipeline.name),
             Job::Unregister(r, _) => format!("unregister {}", r.pipeline.name),
-            Job::Sweep(p) => format!("sweep {}", p.name),
+            Job::Sweep(p, None) => format!("sweep {}", p.name),
+            Job::Sweep(p, Some(k)) => format!("sweep {} key {k}", p.name),
         }
     }
 }
@@ -235,13 +238,13 @@ impl<'m> World<'m> {
             }
             return true;
         }
-        let pending: Vec<PipelineId> = self
+        let pending: Vec<(PipelineId, Option<RunKey>)> = self
             .mem
             .ledger
             .cursors()
             .into_iter()
             .filter(|(_, item)| item.pending_trigger_id.is_some())
-            .map(|(child, _)| child)
+            .map(|(slot, _)| slot)
             .collect();
         if pending.is_empty() || self.truth.sweeps >= 4 {
             return false;
@@ -250,8 +253,8 @@ impl<'m> World<'m> {
         // After every lease taken so far has ended (a lease outlasts its invocation's deadline by
         // the margin).
         let at = now + MANAGER_TIMEOUT + self.settings.lease_margin.0 + SECOND;
-        for child in pending {
-            self.push(at, Job::Sweep(child), 1);
+        for (child, key) in pending {
+            self.push(at, Job::Sweep(child, key), 1);
         }
         true
     }
@@ -294,7 +297,7 @@ impl<'m> World<'m> {
         let sim = self.sim.clone();
         match job.clone() {
             Job::Writer(event) => Box::pin(async move {
-                run_log_writer::handle(*event, &mem.run_log, &mem.topic)
+                run_log_writer::handle(*event, &mem.run_log, &mem.registry, &mem.topic)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -347,9 +350,10 @@ impl<'m> World<'m> {
                     Err(e) => Err(e.to_string()),
                 }
             }),
-            Job::Sweep(child) => Box::pin(async move {
+            Job::Sweep(child, key) => Box::pin(async move {
                 let ports = mem.ports();
-                let report = flow::wake_child(&ports, &child, &invocation, settings).await;
+                let report =
+                    flow::wake_child(&ports, &child, key.as_ref(), &invocation, settings).await;
                 match report.error {
                     Some(e) => Err(e.to_string()),
                     None => Ok(()),
@@ -472,6 +476,7 @@ impl<'m> World<'m> {
             cause_bytes: 200,
             may_rerun: true,
             duration: self.sim.lock().rng.between(MINUTE, 20 * MINUTE),
+            key: None,
         };
         self.execute(&run, Some(trigger));
     }
@@ -517,6 +522,7 @@ impl<'m> World<'m> {
             error: None,
             cause: None,
             trigger_id: trigger.map(|t| t.trigger_id.0.clone()),
+            run_key: None,
         };
         let mut done = running.clone();
         done.stopped_at = Some(Timestamp(stop));
@@ -527,7 +533,13 @@ impl<'m> World<'m> {
         } else {
             done.status = RunStatus::Succeeded;
         }
-        let input = trigger.and_then(|t| serde_json::to_string(t).ok());
+        // A triggered execution's input is its trigger (with `runKey` when aligned); a root's
+        // names its day in keyed schedules.
+        let input = match (trigger, &planned.key) {
+            (Some(t), _) => serde_json::to_string(t).ok(),
+            (None, Some(key)) => Some(json!({ "runKey": key }).to_string()),
+            (None, None) => None,
+        };
         let final_at = stop + latencies.1;
         let running_at = if running_late {
             final_at + latencies.0
@@ -554,6 +566,8 @@ impl<'m> World<'m> {
                 cause_bytes: 0,
                 may_rerun: false,
                 duration,
+                // A re-run of the same day.
+                key: planned.key.clone(),
             };
             self.execute(&again, None);
         }

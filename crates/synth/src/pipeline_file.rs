@@ -28,6 +28,8 @@ pub struct PipelineFile {
     pub trigger: Option<Value>,
     /// The `Notifications` property.
     pub notifications: Option<Value>,
+    /// The `RunKey` property: where a run's key is in its execution input (docs/trigger-semantics.md).
+    pub run_key: Option<Value>,
     /// The definition as cfn-responder will see it.
     pub definition: PipelineDefinition,
 }
@@ -52,6 +54,7 @@ impl PipelineFile {
             &[
                 "name",
                 "description",
+                "runKey",
                 "stateMachine",
                 "trigger",
                 "notifications",
@@ -80,6 +83,16 @@ impl PipelineFile {
             trigger.as_ref().map(|t| ("trigger", t)),
             notifications.as_ref().map(|n| ("notifications", n)),
         );
+        let run_key = map.get("runKey").cloned();
+        let key_path = PipelineDefinition::run_key_path(run_key.as_ref().map(|k| ("runKey", k)));
+        let checked = match (checked, key_path) {
+            (Ok(d), Ok(path)) => Ok(PipelineDefinition { run_key: path, ..d }),
+            (Err(mut e), Err(more)) => {
+                e.problems.extend(more.problems);
+                Err(e)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         let definition = match checked {
             Ok(d) => Some(d),
             Err(e) => {
@@ -101,6 +114,7 @@ impl PipelineFile {
                     schedule,
                     trigger,
                     notifications,
+                    run_key,
                     definition,
                 });
             }

@@ -274,6 +274,9 @@ fn registration(pipeline: &PipelineFile, env: &Environment, email: bool) -> Valu
     if let Some(notifications) = &pipeline.notifications {
         props.insert(s("Notifications"), json(notifications));
     }
+    if let Some(run_key) = &pipeline.run_key {
+        props.insert(s("RunKey"), json(run_key));
+    }
     if email {
         props.insert(s("NotificationTopicArn"), reference("NotificationTopic"));
     }

@@ -29,14 +29,16 @@ fn time(run: &Run) -> i64 {
 struct View<'a> {
     child: &'a PipelineId,
     runs: &'a [&'a Run],
-    cursor: i64,
+    /// Runs at or before this never count: the cursor, or (aligned) the floor.
+    after: i64,
     now: i64,
-    within: Option<i64>,
+    /// Aligned: only runs with this key count.
+    key: Option<&'a str>,
 }
 
 impl View<'_> {
-    /// The leaf's latest qualifying run, if any.
-    fn leaf(&self, leaf: &Leaf) -> Option<Used> {
+    /// The leaf's latest qualifying run under the `within` bounds of every group above it.
+    fn leaf(&self, leaf: &Leaf, bounds: &[i64]) -> Option<Used> {
         let account = leaf.account.as_deref().unwrap_or(&self.child.account);
         let region = leaf.region.as_deref().unwrap_or(&self.child.region);
         self.runs
@@ -47,27 +49,45 @@ impl View<'_> {
                     && r.pipeline.name == leaf.name
                     && leaf.status.contains(&r.status)
             })
+            .filter(|r| {
+                self.key
+                    .is_none_or(|k| r.run_key.as_ref().is_some_and(|rk| rk.as_str() == k))
+            })
             .map(|r| (time(r), r.execution_arn.clone(), r.status))
-            .filter(|(t, _, _)| *t > self.cursor)
-            .filter(|(t, _, _)| self.within.is_none_or(|w| self.now - t <= w))
+            .filter(|(t, _, _)| *t > self.after)
+            .filter(|(t, _, _)| bounds.iter().all(|w| self.now - t <= *w))
             .max()
             .map(|(t, arn, status)| (arn, status, t))
     }
 
-    fn entry(&self, entry: &Condition) -> (bool, Vec<Used>) {
+    fn entry(&self, entry: &Condition, bounds: &[i64]) -> (bool, Vec<Used>) {
         match entry {
-            Condition::Leaf(leaf) => match self.leaf(leaf) {
+            Condition::Leaf(leaf) => match self.leaf(leaf, bounds) {
                 Some(used) => (true, vec![used]),
                 None => (false, Vec::new()),
             },
-            Condition::Group(group) => self.group(group),
+            Condition::Group(group) => self.group(group, bounds),
         }
     }
 
     /// Whether the group holds, and the runs of the leaves that make it hold.
-    fn group(&self, group: &Group) -> (bool, Vec<Used>) {
-        let all: Vec<(bool, Vec<Used>)> = group.all_of.iter().map(|e| self.entry(e)).collect();
-        let any: Vec<(bool, Vec<Used>)> = group.any_of.iter().map(|e| self.entry(e)).collect();
+    fn group(&self, group: &Group, bounds: &[i64]) -> (bool, Vec<Used>) {
+        let bounds: Vec<i64> = bounds
+            .iter()
+            .copied()
+            .chain(group.within.map(|w| w.0))
+            .collect();
+        let holding = |entries: &[Condition]| -> Vec<(bool, Vec<Used>)> {
+            entries.iter().map(|e| self.entry(e, &bounds)).collect()
+        };
+        if let Some(k) = &group.at_least {
+            let of = holding(&k.of);
+            let holds = of.iter().filter(|(h, _)| *h).count() >= k.count;
+            let used = of.into_iter().filter(|(h, _)| *h).flat_map(|(_, u)| u);
+            return (holds, if holds { used.collect() } else { Vec::new() });
+        }
+        let all = holding(&group.all_of);
+        let any = holding(&group.any_of);
         let all_holds = all.iter().all(|(h, _)| *h);
         let any_holds = any.iter().any(|(h, _)| *h);
         let all_used: Vec<Used> = all.into_iter().flat_map(|(_, u)| u).collect();
@@ -98,6 +118,7 @@ impl View<'_> {
 }
 
 /// The firing `trigger` makes for `child` at `now` over the runs visible then, from `cursor`.
+/// For an aligned trigger, use [`decide_key`].
 pub fn decide(
     child: &PipelineId,
     trigger: &Trigger,
@@ -108,17 +129,50 @@ pub fn decide(
     let view = View {
         child,
         runs,
-        cursor: cursor.0,
+        after: cursor.0,
         now: now.0,
-        within: trigger.within.map(|w| w.0),
+        key: None,
     };
-    let (holds, used) = view.group(&trigger.executions);
+    conclude(&view, trigger, cursor.0)
+}
+
+/// DESIGN "Alignment": the firing an aligned `trigger` makes for `child` and run key `key` at
+/// `now`: the tree over the runs of key `key` later than `floor`, firing when it holds and a
+/// run it uses is later than `cursor`, the child's cursor for the key.
+pub fn decide_key(
+    child: &PipelineId,
+    trigger: &Trigger,
+    runs: &[&Run],
+    key: &str,
+    floor: Timestamp,
+    cursor: Timestamp,
+    now: Timestamp,
+) -> Option<Expected> {
+    let view = View {
+        child,
+        runs,
+        after: floor.0,
+        now: now.0,
+        key: Some(key),
+    };
+    conclude(&view, trigger, cursor.0.max(floor.0))
+}
+
+/// The run keys among `runs` (for checking every key of an aligned child).
+pub fn keys(runs: &[&Run]) -> BTreeSet<String> {
+    runs.iter()
+        .filter_map(|r| r.run_key.as_ref().map(|k| k.as_str().to_owned()))
+        .collect()
+}
+
+fn conclude(view: &View<'_>, trigger: &Trigger, cursor: i64) -> Option<Expected> {
+    let (holds, used) = view.group(&trigger.executions, &[]);
     if !holds {
         return None;
     }
     let consumed: BTreeSet<Used> = used.into_iter().collect();
     let cursor_after = consumed.iter().map(|(_, _, t)| *t).max()?;
-    Some(Expected {
+    (cursor_after > cursor).then_some(Expected {
         consumed,
         cursor_after,
     })
@@ -158,6 +212,7 @@ mod tests {
             error: None,
             cause: None,
             trigger_id: None,
+            run_key: None,
         }
     }
 

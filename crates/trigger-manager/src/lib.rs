@@ -235,6 +235,10 @@ fn log_report(parent: &RunRef, report: &ChildReport) {
                 child, parent = parent_pipeline, parent_execution = %parent.execution_arn,
                 "child has no trigger condition; skipped"
             ),
+            Step::NoRunKey => tracing::info!(
+                child, parent = parent_pipeline, parent_execution = %parent.execution_arn,
+                "child is aligned on run keys and this run has no run key (its pipeline declares no `runKey`, or its input had none); skipped"
+            ),
             Step::Evaluated(evaluation) => {
                 let firing = evaluation.firing();
                 tracing::info!(
@@ -242,6 +246,7 @@ fn log_report(parent: &RunRef, report: &ChildReport) {
                     parent = parent_pipeline,
                     parent_execution = %parent.execution_arn,
                     parent_status = %parent.status,
+                    run_key = evaluation.run_key.as_ref().map(|k| k.as_str()).unwrap_or(""),
                     decision = if firing.is_some() { "fired" } else { "waiting" },
                     trigger_id = firing.map(|f| f.trigger_id.as_str()).unwrap_or(""),
                     explanation = %evaluation.render(),
@@ -257,6 +262,7 @@ fn log_report(parent: &RunRef, report: &ChildReport) {
                 child,
                 parent_execution = %parent.execution_arn,
                 trigger_id = %trigger.trigger_id,
+                run_key = trigger.run_key.as_ref().map(|k| k.as_str()).unwrap_or(""),
                 bus = %bus_arn,
                 resent,
                 delivery = ?delivery,

@@ -178,7 +178,7 @@ impl World {
         event: &Value,
     ) -> Result<run_log_writer::Written, run_log_writer::WriterError> {
         let event: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
-        run_log_writer::handle(event, &self.run_log, &self.events).await
+        run_log_writer::handle(event, &self.run_log, &self.registry, &self.events).await
     }
 
     /// What was published on the run-events topic since the last call (SNS notifications).

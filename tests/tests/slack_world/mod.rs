@@ -143,6 +143,7 @@ pub fn run(p: &PipelineId, execution: &str, status: RunStatus) -> Run {
         error: None,
         cause: None,
         trigger_id: None,
+        run_key: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | the child's cursor (and pending trigger) | `child#<account:region:name>` | `cursor` |
+//! | an aligned child's cursor for one run key (and its pending trigger) | `child#<account:region:name>` | `cursor#<run key>` |
 //! | a claim of one firing | `child#<account:region:name>` | `trigger#<trigger id>` |
 //!
 //! A firing is committed by one TransactWriteItems: the claim must not exist, and the cursor item
@@ -18,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
-use baton_core::{PipelineId, Timestamp};
+use baton_core::{PipelineId, RunKey, Timestamp};
 
 use super::{is_condition_failed, key, n, s, store_error, transacted, Reader};
 
@@ -29,9 +30,26 @@ pub struct DynamoLedger {
     table: String,
 }
 
-fn child_pk(child: &PipelineId) -> String {
-    format!("child#{}", child.key())
+/// The ledger's keys, shared with the in-memory ledger that mirrors this layout.
+pub mod keys {
+    use baton_core::{PipelineId, RunKey};
+
+    /// `child#<pipeline key>`
+    pub fn child_pk(child: &PipelineId) -> String {
+        format!("child#{}", child.key())
+    }
+
+    /// `cursor`, or `cursor#<run key>` for an aligned child's cursor of one key: each key has
+    /// its own cursor, pending trigger and send lease, so keys never wait on each other.
+    pub fn cursor_sk(key: Option<&RunKey>) -> String {
+        match key {
+            Some(k) => format!("cursor#{k}"),
+            None => "cursor".to_owned(),
+        }
+    }
 }
+
+use keys::{child_pk, cursor_sk};
 
 impl DynamoLedger {
     pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
@@ -51,12 +69,16 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+    async fn cursor(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+    ) -> StoreResult<Option<CursorState>> {
         let got = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .consistent_read(true)
             .send()
             .await
@@ -98,7 +120,7 @@ impl Ledger for DynamoLedger {
             .map_err(|e| self.request_error(e))?;
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(&child), "cursor")))
+            .set_key(Some(key(child_pk(&child), cursor_sk(trigger.run_key.as_ref()))))
             .update_expression(
                 "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger",
             )
@@ -131,12 +153,17 @@ impl Ledger for DynamoLedger {
         })
     }
 
-    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
+    async fn mark_sent(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression(
                 "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain SET lastSentTriggerId = :id",
             )
@@ -156,24 +183,91 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn forget(&self, child: &PipelineId, only: Option<&TriggerId>) -> StoreResult<()> {
-        let request = self
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        // Every cursor item of the child with a pending trigger: `cursor`, and `cursor#<key>` of
+        // each run key (a child aligned on daily keys has one item a day; only the pending ones
+        // need a write).
+        let mut sort_keys = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
+                .filter_expression("attribute_exists(pendingTriggerId)")
+                .expression_attribute_values(":pk", s(child_pk(child)))
+                .expression_attribute_values(":cursor", s("cursor"))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query (cursors of a child)", &self.table, e))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                    sort_keys.push(sk.clone());
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        for sk in sort_keys {
+            self.forget_cursor(child, sk).await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_pending(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        let dropped = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression(
                 "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
-            );
-        let request = match only {
-            None => request.condition_expression("attribute_exists(pk)"),
-            Some(id) => request
-                .condition_expression("pendingTriggerId = :id")
-                .expression_attribute_values(":id", s(id.0.clone())),
-        };
-        match request.send().await {
+            )
+            .condition_expression("pendingTriggerId = :id")
+            .expression_attribute_values(":id", s(trigger_id.as_str()))
+            .send()
+            .await;
+        match dropped {
             Ok(_) => Ok(()),
-            // Never fired, or no longer that trigger pending: nothing to forget.
+            // No longer pending: dropped (or sent) by another delivery already.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error(
+                "UpdateItem (drop stale pending)",
+                &self.table,
+                e,
+            )),
+        }
+    }
+}
+
+impl DynamoLedger {
+    /// Removes one cursor item's pending trigger (and lease); its cursor value stays.
+    async fn forget_cursor(&self, child: &PipelineId, sk: String) -> StoreResult<()> {
+        let forgotten = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(child_pk(child), sk)))
+            .update_expression(
+                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match forgotten {
+            Ok(_) => Ok(()),
+            // Gone since the Query: nothing to forget.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem (forget pending)", &self.table, e)),
         }
@@ -185,6 +279,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn take_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         lease: &Lease,
         now: Timestamp,
@@ -193,7 +288,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("SET leaseHolder = :holder, leaseUntil = :until")
             .condition_expression(
                 "pendingTriggerId = :id AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseHolder = :holder)",
@@ -215,13 +310,14 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn ask_to_decide_again(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
     ) -> StoreResult<bool> {
         let asked = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("SET decideAgain = :yes")
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
@@ -238,6 +334,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
     async fn release_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         holder: &str,
     ) -> StoreResult<()> {
@@ -245,7 +342,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), "cursor")))
+            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression("REMOVE leaseHolder, leaseUntil")
             .condition_expression("pendingTriggerId = :id AND leaseHolder = :holder")
             .expression_attribute_values(":id", s(trigger_id.as_str()))

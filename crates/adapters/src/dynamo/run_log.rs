@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | a run at a status | `run#<account:region:name>` | `<STATUS>#<status time, 13 digits>#<execution name>` |
 //! | an execution's latest state | `execution#<execution ARN>` | `latest` |
+//! | a run with a run key, under its key | `runkey#<account:region:name>#<run key>` | as the run item |
 //!
 //! The status leads the sort key and the status time follows, so "runs of a pipeline with status
 //! S newer than T, newest first" is one Query that reads only such runs: however many runs with
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::Client;
 use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
-use baton_core::{PipelineId, Run, RunStatus, Span, Timestamp};
+use baton_core::{PipelineId, Run, RunKey, RunStatus, Span, Timestamp};
 
 use super::{create_or_read, is_condition_failed, key, n, s, store_error, Creation, Item, Reader};
 
@@ -29,7 +30,7 @@ pub struct DynamoRunLog {
 
 /// The run log's keys, shared with the in-memory run log that mirrors this layout.
 pub mod keys {
-    use baton_core::{PipelineId, Run, Timestamp};
+    use baton_core::{PipelineId, Run, RunKey, Timestamp};
 
     /// Final statuses outrank non-final ones by this much in the latest-state precedence number.
     pub const FINAL_RANK: i64 = 1 << 52;
@@ -37,6 +38,11 @@ pub mod keys {
     /// `run#<pipeline key>`
     pub fn run_pk(pipeline: &PipelineId) -> String {
         format!("run#{}", pipeline.key())
+    }
+
+    /// `runkey#<pipeline key>#<run key>`: the runs of one key of a pipeline.
+    pub fn run_key_pk(pipeline: &PipelineId, key: &RunKey) -> String {
+        format!("runkey#{}#{}", pipeline.key(), key)
     }
 
     /// A status time as the 13-digit epoch milliseconds that sort as text.
@@ -61,7 +67,7 @@ pub mod keys {
     }
 }
 
-use keys::{rank, run_pk, run_sk, sort_time};
+use keys::{rank, run_key_pk, run_pk, run_sk, sort_time};
 
 impl DynamoRunLog {
     /// `retention`: how long run items live before DynamoDB's TTL removes them.
@@ -90,6 +96,9 @@ impl DynamoRunLog {
             if let Some(v) = value {
                 item.insert(name.into(), s(v));
             }
+        }
+        if let Some(k) = &run.run_key {
+            item.insert("runKey".into(), s(k.as_str()));
         }
         let expires = run.status_time().plus(self.retention).0 / 1000;
         item.insert(super::schema::TTL_ATTRIBUTE.into(), n(expires));
@@ -122,7 +131,82 @@ impl DynamoRunLog {
             error: r.opt_string("error")?,
             cause: r.opt_string("cause")?,
             trigger_id: r.opt_string("triggerId")?,
+            run_key: r.opt_string("runKey")?.map(RunKey),
         })
+    }
+
+    /// The run's item under its key, put if absent: its content is the run's, fixed by the event,
+    /// so a repeat finds it there, and a redelivery writes one that was lost before the run was
+    /// announced.
+    async fn put_key_item(&self, run: &Run, run_key: Option<&RunKey>) -> StoreResult<()> {
+        let Some(run_key) = run_key else {
+            return Ok(());
+        };
+        let run = Run {
+            run_key: Some(run_key.clone()),
+            ..run.clone()
+        };
+        let mut item = key(run_key_pk(&run.pipeline, run_key), run_sk(&run));
+        self.run_attributes(&run, &mut item);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            // Already there: a repeat of the same run.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("PutItem (run under its key)", &self.table, e)),
+        }
+    }
+
+    /// One Query page per status of the partition `pk`: runs with that status later than
+    /// `after`, newest first, at most `limit` each; all in flight together.
+    async fn query_runs(
+        &self,
+        pk: String,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let pk = &pk;
+        let per_status = futures::future::try_join_all(statuses.iter().map(|status| {
+            // `<STATUS>#<time>` from just after `after` to the end of that status's runs.
+            let from = format!(
+                "{status}#{}",
+                sort_time(Timestamp(after.0.saturating_add(1)))
+            );
+            let to = format!("{status}#~");
+            async move {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(pk))
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to))
+                    .scan_index_forward(false)
+                    .limit(limit)
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("Query (runs of a pipeline)", &self.table, e))?;
+                out.items()
+                    .iter()
+                    .map(|item| self.read_run(item))
+                    .collect::<StoreResult<Vec<Run>>>()
+            }
+        }))
+        .await?;
+        let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
+        Ok(runs)
     }
 
     async fn update_latest(&self, run: &Run) -> StoreResult<()> {
@@ -164,11 +248,11 @@ impl RunLog for DynamoRunLog {
                 &self.client,
                 &self.table,
                 item,
-                Some("announced"),
+                Some("announced, runKey"),
                 ("PutItem (run)", "GetItem (run)"),
             )
             .await?;
-            Ok(match found {
+            let recorded = match found {
                 Creation::Created => Recorded::New,
                 Creation::Exists(item) => {
                     let reader = Reader {
@@ -178,11 +262,25 @@ impl RunLog for DynamoRunLog {
                     if reader.bool("announced") {
                         Recorded::AlreadyAnnounced
                     } else {
-                        Recorded::Unannounced
+                        Recorded::Unannounced {
+                            run_key: reader.opt_string("runKey")?.map(RunKey),
+                        }
                     }
                 }
-            })
+            };
+            // Then the item under the run's key, as the run item has it (the first recording
+            // decides the key, as it decides everything else of the run): before the run is
+            // announced, so an announced run is always found under its key.
+            let run_key = match &recorded {
+                Recorded::New => run.run_key.as_ref(),
+                Recorded::Unannounced { run_key } => run_key.as_ref(),
+                Recorded::AlreadyAnnounced => None,
+            };
+            self.put_key_item(run, run_key).await?;
+            Ok(recorded)
         };
+        // The run item and the latest state are independent: in flight together. Requests per
+        // event stay constant.
         let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)
     }
@@ -224,39 +322,19 @@ impl RunLog for DynamoRunLog {
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
-        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
-        // One Query per status, all in flight together: each reads only runs of its status.
-        let per_status = futures::future::try_join_all(statuses.iter().map(|status| {
-            // `<STATUS>#<time>` from just after `after` to the end of that status's runs.
-            let from = format!(
-                "{status}#{}",
-                sort_time(Timestamp(after.0.saturating_add(1)))
-            );
-            let to = format!("{status}#~");
-            async move {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                    .expression_attribute_values(":pk", s(run_pk(pipeline)))
-                    .expression_attribute_values(":from", s(from))
-                    .expression_attribute_values(":to", s(to))
-                    .scan_index_forward(false)
-                    .limit(limit)
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("Query (runs of a pipeline)", &self.table, e))?;
-                out.items()
-                    .iter()
-                    .map(|item| self.read_run(item))
-                    .collect::<StoreResult<Vec<Run>>>()
-            }
-        }))
-        .await?;
-        let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
-        runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
-        Ok(runs)
+        self.query_runs(run_pk(pipeline), statuses, after, limit)
+            .await
+    }
+
+    async fn runs_of_key(
+        &self,
+        pipeline: &PipelineId,
+        run_key: &RunKey,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        self.query_runs(run_key_pk(pipeline, run_key), statuses, after, limit)
+            .await
     }
 }

@@ -4,8 +4,13 @@
 //! in-memory store. Roots run on a schedule; children run when their trigger is sent; some runs
 //! fail and some failures are re-run; a few events arrive twice or out of order.
 //!
+//! Runs carry run keys: a root's run is for the day (a fifth of the roots run again later, half of
+//! those a backfill of the day before), a re-run keeps its day, and a child started by an aligned
+//! trigger runs for the trigger's key (as `runKey: $.runKey` reads it from the input).
+//!
 //! Afterwards an independent brute-force evaluation (`baton_testbed::oracle`) checks a sample of children:
-//! each fired exactly at the points where its condition held, with the runs it should consume.
+//! each fired exactly at the points where its condition held (aligned children: per key, with a
+//! cursor per key), with the runs it should consume.
 
 pub mod org;
 
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use baton_core::flow::{self, FlowSettings, Ports, Step};
 use baton_core::ports::{Recorded, RunLog};
-use baton_core::{DependencyGraph, PipelineId, Run, RunStatus, Timestamp};
+use baton_core::{DependencyGraph, PipelineId, Run, RunKey, RunStatus, Timestamp};
 
 use baton_testbed::memory::Memory;
 use baton_testbed::oracle;
@@ -66,6 +71,8 @@ pub struct ScaleReport {
     pub checked_children: usize,
     pub checked_points: u64,
     pub checked_firings: u64,
+    /// Of them, firings of aligned children, for one run key.
+    pub checked_key_firings: u64,
     pub mismatches: Vec<String>,
 }
 
@@ -127,7 +134,13 @@ impl Day {
 
     /// Starts an execution of `pipeline` at `start`: its RUNNING event and its final event, each
     /// delivered a little later (sometimes twice, sometimes RUNNING after the final status).
-    fn start(&mut self, pipeline: &PipelineId, start: i64, trigger_id: Option<String>) {
+    fn start(
+        &mut self,
+        pipeline: &PipelineId,
+        start: i64,
+        trigger_id: Option<String>,
+        run_key: Option<RunKey>,
+    ) {
         if start >= DAY_START + DAY {
             return;
         }
@@ -155,6 +168,7 @@ impl Day {
             error: None,
             cause: None,
             trigger_id,
+            run_key: run_key.clone(),
         };
         let mut finished = running.clone();
         finished.status = status;
@@ -168,7 +182,7 @@ impl Day {
                 let rerun = stop + self.rng.between(10 * MINUTE, 120 * MINUTE);
                 self.report.reruns += 1;
                 // The re-run is a new execution, started later from the queue.
-                self.push(rerun, rerun_marker(pipeline));
+                self.push(rerun, rerun_marker(pipeline, run_key));
             }
         }
         let running_at = if self.rng.chance(0.01) {
@@ -189,7 +203,8 @@ impl Day {
 }
 
 /// A queue entry that means "start a re-run of this pipeline now" rather than a status event.
-fn rerun_marker(pipeline: &PipelineId) -> Run {
+/// The re-run is for the same day as the run it fixes (`run_key`).
+fn rerun_marker(pipeline: &PipelineId, run_key: Option<RunKey>) -> Run {
     Run {
         pipeline: pipeline.clone(),
         execution_arn: String::new(),
@@ -200,6 +215,7 @@ fn rerun_marker(pipeline: &PipelineId) -> Run {
         error: None,
         cause: None,
         trigger_id: None,
+        run_key,
     }
 }
 
@@ -280,12 +296,19 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         report,
     };
     // Roots run on their schedule, a fifth of them twice a day.
+    let today = RunKey("2026-11-22".to_owned());
+    let yesterday = RunKey("2026-11-21".to_owned());
     for &i in &org.roots {
         let start = DAY_START + day.rng.between(0, 20 * 60 * MINUTE);
-        day.start(&org.pipelines[i].clone(), start, None);
+        day.start(&org.pipelines[i].clone(), start, None, Some(today.clone()));
         if day.rng.chance(0.2) {
             let again = DAY_START + day.rng.between(12 * 60 * MINUTE, 23 * 60 * MINUTE);
-            day.start(&org.pipelines[i].clone(), again, None);
+            let key = if day.rng.chance(0.5) {
+                &yesterday
+            } else {
+                &today
+            };
+            day.start(&org.pipelines[i].clone(), again, None, Some(key.clone()));
         }
     }
 
@@ -299,7 +322,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             break;
         }
         if due.run.execution_arn.is_empty() {
-            day.start(&due.run.pipeline, due.at, None);
+            day.start(&due.run.pipeline, due.at, None, due.run.run_key.clone());
             continue;
         }
         event_no += 1;
@@ -330,6 +353,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
             let child_report = futures::executor::block_on(flow::wake_child(
                 &ports,
                 child,
+                parent.run_key.as_ref(),
                 &invocation,
                 &settings,
             ));
@@ -367,6 +391,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
                 &trigger.target.id(),
                 start,
                 Some(trigger.trigger_id.0.clone()),
+                trigger.run_key.clone(),
             );
         }
     }
@@ -420,7 +445,9 @@ fn check_sample(
             .iter()
             .filter(|(_, r)| parents.contains(&r.pipeline))
             .collect();
-        let mut cursor = registered_at;
+        // One cursor, or (aligned) one per run key.
+        let mut cursors: HashMap<Option<RunKey>, Timestamp> = HashMap::new();
+        let aligned = trigger.is_aligned();
         let mut decided = watch.decisions.iter().peekable();
         for (k, (event_no, run)) in mine.iter().enumerate() {
             if !oracle::wakes(child, trigger, &run.pipeline, run.status) {
@@ -445,18 +472,38 @@ fn check_sample(
                 break;
             }
             let visible: Vec<&Run> = mine[..=k].iter().map(|(_, r)| r).collect();
+            // Aligned: decided for the waking run's key; a run without a key decides nothing.
+            let key = if aligned { run.run_key.clone() } else { None };
+            let rounds = if aligned && key.is_none() { 0 } else { 3 };
             // As the flow does: decide, and after a firing decide again (up to three rounds).
             let mut expected = Vec::new();
-            for _ in 0..3 {
-                match oracle::decide(child, trigger, &visible, cursor, Timestamp(*now)) {
+            for _ in 0..rounds {
+                let cursor = cursors.get(&key).copied().unwrap_or(registered_at);
+                let now = Timestamp(*now);
+                let firing = match &key {
+                    Some(k) => oracle::decide_key(
+                        child,
+                        trigger,
+                        &visible,
+                        k.as_str(),
+                        registered_at,
+                        cursor,
+                        now,
+                    ),
+                    None => oracle::decide(child, trigger, &visible, cursor, now),
+                };
+                match firing {
                     Some(firing) => {
-                        cursor = Timestamp(firing.cursor_after);
+                        cursors.insert(key.clone(), Timestamp(firing.cursor_after));
                         expected.push(firing);
                     }
                     None => break,
                 }
             }
             report.checked_firings += expected.len() as u64;
+            if aligned {
+                report.checked_key_firings += expected.len() as u64;
+            }
             if &expected != got {
                 mismatch(
                     report,
@@ -495,6 +542,7 @@ mod tests {
         .unwrap();
         assert!(report.triggers > 100, "{report:?}");
         assert!(report.checked_firings > 20, "{report:?}");
+        assert!(report.checked_key_firings > 5, "{report:?}");
         assert!(report.reruns > 0 && report.duplicates > 0, "{report:?}");
         assert!(report.mismatches.is_empty(), "{:#?}", report.mismatches);
     }

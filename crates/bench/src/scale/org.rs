@@ -1,7 +1,7 @@
 //! A generated organisation: pipelines spread over accounts, a random DAG of trigger conditions
 //! (at most 5 parents each, every parent earlier in a topological order, so no cycle can form),
-//! in the shapes real definitions take (allOf, anyOf, nested groups, operator OR, a leaf that
-//! also accepts FAILED, `within`).
+//! in the shapes real definitions take (allOf, anyOf, nested groups, operator OR, atLeast, a leaf
+//! that also accepts FAILED, `within`), a fifth of them aligned on run keys.
 
 use baton_core::ports::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Timestamp};
@@ -109,15 +109,20 @@ fn definition(
         }
     } else if roll < 80 {
         json!({"anyOf": leaves})
+    } else if roll < 86 && k >= 2 {
+        json!({"atLeast": k - 1, "of": leaves})
     } else if roll < 92 && k >= 3 {
         json!({"allOf": [leaves[0], {"anyOf": leaves[1..]}]})
     } else {
         json!({"allOf": [leaves[0]], "anyOf": leaves[1..], "operator": "OR"})
     };
-    let mut trigger = json!({"executions": executions.take()});
     if rng.chance(0.25) {
-        trigger["within"] = json!("6h");
+        executions["within"] = json!("6h");
     }
+    if rng.chance(0.2) {
+        executions["alignOn"] = json!("runKey");
+    }
+    let trigger = json!({"executions": executions.take()});
     PipelineDefinition::from_document(&json!({"trigger": trigger}))
         .map_err(|e| anyhow::anyhow!("generated definition: {e}"))
 }

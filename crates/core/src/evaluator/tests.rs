@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::definition::PipelineDefinition;
+use crate::status::RunStatus;
 use proptest::prelude::*;
 
 const A: &str = "111111111111";
@@ -27,6 +28,7 @@ fn run(p: &PipelineId, execution: &str, status: RunStatus, time: Timestamp) -> R
         ),
         status,
         status_time: time,
+        run_key: None,
     }
 }
 
@@ -144,7 +146,7 @@ fn a_failed_parent_fixed_by_a_rerun_fires_the_child_after_the_rerun() {
 fn within_refuses_todays_a_with_yesterdays_b() {
     let x = pipeline(C, "pipeline-x");
     let mut t = scout24();
-    t.within = Some(Span::hours(20));
+    t.executions.within = Some(Span::hours(20));
     let runs = vec![
         run(
             &pipeline(B, "searches"),
@@ -167,7 +169,7 @@ fn within_refuses_todays_a_with_yesterdays_b() {
     );
 
     // Without `within` the same runs would fire: the bound is what refuses them.
-    t.within = None;
+    t.executions.within = None;
     assert!(evaluate(&x, &t, at(20, 0), at(22, 3), &runs)
         .firing()
         .is_some());
@@ -408,16 +410,42 @@ fn arb_group_from(entry: BoxedStrategy<Condition>) -> impl Strategy<Value = Grou
     let block = proptest::collection::vec(entry, 1..=3);
     (
         proptest::option::of(block.clone()),
-        proptest::option::of(block),
+        proptest::option::of(block.clone()),
         any::<bool>(),
+        proptest::option::of((block, 1usize..=3)),
+        proptest::option::weighted(0.3, 1i64..30),
     )
-        .prop_filter("a group has a block", |(a, b, _)| {
-            a.is_some() || b.is_some()
+        .prop_filter("a group has a block", |(a, b, _, k, _)| {
+            a.is_some() || b.is_some() || k.is_some()
         })
-        .prop_map(|(all_of, any_of, or)| Group {
-            all_of: all_of.unwrap_or_default(),
-            any_of: any_of.unwrap_or_default(),
-            operator: if or { Operator::Or } else { Operator::And },
+        .prop_map(|(all_of, any_of, or, k_of, within)| {
+            let within = within.map(Span::hours);
+            match k_of {
+                // `atLeast` is a group of its own (validation refuses it beside allOf/anyOf).
+                Some((of, k)) if all_of.is_none() && any_of.is_none() || k == 3 => Group {
+                    at_least: Some(AtLeast {
+                        count: k.min(of.len()),
+                        of,
+                    }),
+                    within,
+                    ..Group::default()
+                },
+                _ if all_of.is_none() && any_of.is_none() => Group {
+                    all_of: vec![],
+                    any_of: vec![],
+                    ..Group::default()
+                },
+                _ => Group {
+                    all_of: all_of.unwrap_or_default(),
+                    any_of: any_of.unwrap_or_default(),
+                    operator: if or { Operator::Or } else { Operator::And },
+                    at_least: None,
+                    within,
+                },
+            }
+        })
+        .prop_filter("a group has a block", |g| {
+            g.at_least.is_some() || !g.all_of.is_empty() || !g.any_of.is_empty()
         })
 }
 
@@ -425,14 +453,10 @@ fn arb_trigger() -> impl Strategy<Value = Trigger> {
     let condition = arb_leaf().prop_recursive(3, 12, 3, |inner| {
         arb_group_from(inner.boxed()).prop_map(Condition::Group)
     });
-    (
-        arb_group_from(condition.boxed()),
-        proptest::option::of(1i64..30),
-    )
-        .prop_map(|(executions, within)| Trigger {
-            executions,
-            within: within.map(Span::hours),
-        })
+    arb_group_from(condition.boxed()).prop_map(|executions| Trigger {
+        executions,
+        align_on: None,
+    })
 }
 
 fn arb_runs() -> impl Strategy<Value = Vec<RunRef>> {
@@ -455,11 +479,20 @@ fn arb_runs() -> impl Strategy<Value = Vec<RunRef>> {
 }
 
 /// An independent reading of the rules: does the condition hold over the runs that qualify?
-fn holds_brute_force(group: &Group, qualifying: &dyn Fn(&Leaf) -> bool) -> bool {
+/// `qualifying(leaf, bounds)`: whether the leaf has a run no older than every bound above it.
+fn holds_brute_force(
+    group: &Group,
+    bounds: &[Span],
+    qualifying: &dyn Fn(&Leaf, &[Span]) -> bool,
+) -> bool {
+    let bounds: Vec<Span> = bounds.iter().copied().chain(group.within).collect();
     let entry = |c: &Condition| match c {
-        Condition::Leaf(l) => qualifying(l),
-        Condition::Group(g) => holds_brute_force(g, qualifying),
+        Condition::Leaf(l) => qualifying(l, &bounds),
+        Condition::Group(g) => holds_brute_force(g, &bounds, qualifying),
     };
+    if let Some(k) = &group.at_least {
+        return k.of.iter().filter(|c| entry(c)).count() >= k.count;
+    }
     let all = (!group.all_of.is_empty()).then(|| group.all_of.iter().all(entry));
     let any = (!group.any_of.is_empty()).then(|| group.any_of.iter().any(entry));
     match (all, any) {
@@ -476,12 +509,28 @@ fn qualifies(
     child: &PipelineId,
     cursor: Timestamp,
     now: Timestamp,
-    within: Option<Span>,
+    bounds: &[Span],
 ) -> bool {
     r.pipeline == leaf.parent(child)
         && leaf.status.contains(&r.status)
         && r.status_time > cursor
-        && within.is_none_or(|w| now.0 - r.status_time.0 <= w.0)
+        && bounds.iter().all(|w| now.0 - r.status_time.0 <= w.0)
+}
+
+/// Every leaf with the bounds of the groups above it.
+fn bounded_leaves<'a>(group: &'a Group, bounds: &[Span], out: &mut Vec<(&'a Leaf, Vec<Span>)>) {
+    let bounds: Vec<Span> = bounds.iter().copied().chain(group.within).collect();
+    for c in group
+        .all_of
+        .iter()
+        .chain(&group.any_of)
+        .chain(group.at_least.iter().flat_map(|k| &k.of))
+    {
+        match c {
+            Condition::Leaf(l) => out.push((l, bounds.clone())),
+            Condition::Group(g) => bounded_leaves(g, &bounds, out),
+        }
+    }
 }
 
 proptest! {
@@ -495,16 +544,18 @@ proptest! {
         let cursor = Timestamp(at(20, 0).0 + Span::hours(cursor_h).0);
         let now = Timestamp(at(20, 0).0 + Span::hours(now_h).0);
         let e = evaluate(&child, &t, cursor, now, &runs);
-        let expected = holds_brute_force(&t.executions, &|leaf: &Leaf| {
-            runs.iter().any(|r| qualifies(r, leaf, &child, cursor, now, t.within))
+        let expected = holds_brute_force(&t.executions, &[], &|leaf: &Leaf, bounds: &[Span]| {
+            runs.iter().any(|r| qualifies(r, leaf, &child, cursor, now, bounds))
         });
         prop_assert_eq!(e.firing().is_some(), expected);
         if let Some(f) = e.firing() {
             prop_assert!(!f.consumed.is_empty());
+            let mut leaves = Vec::new();
+            bounded_leaves(&t.executions, &[], &mut leaves);
             for r in &f.consumed {
                 prop_assert!(runs.contains(r), "consumed run {:?} was not given", r);
-                prop_assert!(r.status_time > cursor);
-                prop_assert!(t.within.is_none_or(|w| now.0 - r.status_time.0 <= w.0));
+                // Each consumed run qualifies for some leaf under that leaf's bounds.
+                prop_assert!(leaves.iter().any(|(l, b)| qualifies(r, l, &child, cursor, now, b)));
             }
             prop_assert!(f.cursor_after > cursor);
         }

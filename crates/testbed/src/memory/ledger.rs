@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, SendLease, StoreResult};
-use baton_core::{PipelineId, PipelineTrigger, Timestamp, TriggerId};
+use baton_core::{PipelineId, PipelineTrigger, RunKey, Timestamp, TriggerId};
 
 use super::{lock, unavailable, Effect, Op, Requests};
 
@@ -35,7 +35,8 @@ pub struct ClaimItem {
 
 #[derive(Default)]
 struct Tables {
-    cursors: BTreeMap<PipelineId, CursorItem>,
+    /// (child, run key): `cursor`, or `cursor#<key>` of an aligned child.
+    cursors: BTreeMap<(PipelineId, Option<RunKey>), CursorItem>,
     claims: BTreeMap<(PipelineId, TriggerId), ClaimItem>,
 }
 
@@ -53,8 +54,8 @@ impl MemoryLedger {
         }
     }
 
-    /// Every cursor item: for checks over the whole ledger.
-    pub fn cursors(&self) -> BTreeMap<PipelineId, CursorItem> {
+    /// Every cursor item, by child and run key: for checks over the whole ledger.
+    pub fn cursors(&self) -> BTreeMap<(PipelineId, Option<RunKey>), CursorItem> {
         self.tables
             .lock()
             .map(|t| t.cursors.clone())
@@ -76,6 +77,7 @@ impl MemoryLedger {
         op: Op<'_>,
         operation: &'static str,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         condition: impl FnOnce(Option<&CursorItem>) -> bool,
         change: impl FnOnce(&mut CursorItem),
     ) -> StoreResult<bool> {
@@ -85,10 +87,11 @@ impl MemoryLedger {
                     Ok(t) => t,
                     Err(e) => return (Err(e), Effect::Read),
                 };
-                if !condition(t.cursors.get(child)) {
+                let slot = (child.clone(), run_key.cloned());
+                if !condition(t.cursors.get(&slot)) {
                     return (Ok(false), Effect::ConditionFailed);
                 }
-                change(t.cursors.entry(child.clone()).or_default());
+                change(t.cursors.entry(slot).or_default());
                 (Ok(true), Effect::Written)
             })
             .await
@@ -101,11 +104,16 @@ fn pending_is(item: Option<&CursorItem>, trigger_id: &TriggerId) -> bool {
 }
 
 impl Ledger for MemoryLedger {
-    async fn cursor(&self, child: &PipelineId) -> StoreResult<Option<CursorState>> {
+    async fn cursor(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+    ) -> StoreResult<Option<CursorState>> {
+        let slot = (child.clone(), run_key.cloned());
         self.requests
             .request(Op::GetCursor(child), || {
                 let got = lock(&self.tables, TABLE, "GetItem (cursor)").map(|t| {
-                    t.cursors.get(child).map(|item| CursorState {
+                    t.cursors.get(&slot).map(|item| CursorState {
                         cursor: item.cursor,
                         last_trigger_id: item.last_trigger_id.clone(),
                         pending: item.pending_trigger.clone(),
@@ -132,9 +140,10 @@ impl Ledger for MemoryLedger {
                     Err(e) => return (Err(e), Effect::Read),
                 };
                 let key = (child.clone(), trigger.trigger_id.clone());
+                let slot = (child.clone(), trigger.run_key.clone());
                 // The claim must not exist; the cursor moves only from the value read and
                 // only while no trigger is pending.
-                let cursor_ok = match (t.cursors.get(&child), cursor_read) {
+                let cursor_ok = match (t.cursors.get(&slot), cursor_read) {
                     (None, None) => true,
                     (Some(item), Some(read)) => {
                         item.cursor == read && item.pending_trigger_id.is_none()
@@ -150,7 +159,7 @@ impl Ledger for MemoryLedger {
                         trigger: trigger.clone(),
                     },
                 );
-                let item = t.cursors.entry(child.clone()).or_default();
+                let item = t.cursors.entry(slot).or_default();
                 item.cursor = cursor_after;
                 item.last_trigger_id = Some(trigger.trigger_id.clone());
                 item.pending_trigger_id = Some(trigger.trigger_id.clone());
@@ -161,7 +170,12 @@ impl Ledger for MemoryLedger {
             .map_err(|f| unavailable(operation, TABLE, f))?
     }
 
-    async fn mark_sent(&self, child: &PipelineId, trigger_id: &TriggerId) -> StoreResult<bool> {
+    async fn mark_sent(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<bool> {
         // One UpdateItem on the cursor item, only while this trigger is the pending one,
         // returning the old item (its `decideAgain`).
         let asked = std::sync::atomic::AtomicBool::new(false);
@@ -169,6 +183,7 @@ impl Ledger for MemoryLedger {
             Op::MarkSent { child, trigger_id },
             "UpdateItem (trigger sent)",
             child,
+            run_key,
             |item| pending_is(item, trigger_id),
             |item| {
                 asked.store(item.decide_again, std::sync::atomic::Ordering::Relaxed);
@@ -184,17 +199,57 @@ impl Ledger for MemoryLedger {
         Ok(asked.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    async fn forget(&self, child: &PipelineId, only: Option<&TriggerId>) -> StoreResult<()> {
-        // `attribute_exists(pk)`, or `pendingTriggerId = :id` with `only`: the cursor value
-        // stays, the pending trigger goes.
+    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
+        // As the adapter: one Query of the child's cursor items with a pending trigger, then one
+        // UpdateItem (`attribute_exists(pk)`) per item: the cursor value stays, the pending
+        // trigger goes.
+        let keys: Vec<Option<RunKey>> = self
+            .requests
+            .request(Op::QueryCursors(child), || {
+                let got = lock(&self.tables, TABLE, "Query (cursors of a child)").map(|t| {
+                    t.cursors
+                        .iter()
+                        .filter(|((c, _), item)| c == child && item.pending_trigger_id.is_some())
+                        .map(|((_, k), _)| k.clone())
+                        .collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable("Query (cursors of a child)", TABLE, f))??;
+        for run_key in keys {
+            self.update_cursor(
+                Op::Forget(child),
+                "UpdateItem (forget pending)",
+                child,
+                run_key.as_ref(),
+                |item| item.is_some(),
+                |item| {
+                    item.pending_trigger_id = None;
+                    item.pending_trigger = None;
+                    item.lease_holder = None;
+                    item.lease_until = None;
+                    item.decide_again = false;
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_pending(
+        &self,
+        child: &PipelineId,
+        run_key: Option<&RunKey>,
+        trigger_id: &TriggerId,
+    ) -> StoreResult<()> {
+        // `pendingTriggerId = :id`; a failed condition is success.
         self.update_cursor(
-            Op::Forget(child),
-            "UpdateItem (forget pending)",
+            Op::DropPending { child, trigger_id },
+            "UpdateItem (drop stale pending)",
             child,
-            |item| match only {
-                None => item.is_some(),
-                Some(id) => pending_is(item, id),
-            },
+            run_key,
+            |item| pending_is(item, trigger_id),
             |item| {
                 item.pending_trigger_id = None;
                 item.pending_trigger = None;
@@ -212,6 +267,7 @@ impl SendLease for MemoryLedger {
     async fn take_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         lease: &Lease,
         now: Timestamp,
@@ -228,6 +284,7 @@ impl SendLease for MemoryLedger {
             },
             "UpdateItem (take send lease)",
             child,
+            run_key,
             |item| {
                 pending_is(item, trigger_id)
                     && item.is_some_and(|c| {
@@ -246,12 +303,14 @@ impl SendLease for MemoryLedger {
     async fn ask_to_decide_again(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
     ) -> StoreResult<bool> {
         self.update_cursor(
             Op::AskDecideAgain { child, trigger_id },
             "UpdateItem (decide again)",
             child,
+            run_key,
             |item| pending_is(item, trigger_id),
             |item| item.decide_again = true,
         )
@@ -261,6 +320,7 @@ impl SendLease for MemoryLedger {
     async fn release_send_lease(
         &self,
         child: &PipelineId,
+        run_key: Option<&RunKey>,
         trigger_id: &TriggerId,
         holder: &str,
     ) -> StoreResult<()> {
@@ -268,6 +328,7 @@ impl SendLease for MemoryLedger {
             Op::ReleaseLease { child, trigger_id },
             "UpdateItem (release send lease)",
             child,
+            run_key,
             |item| {
                 pending_is(item, trigger_id)
                     && item.is_some_and(|c| c.lease_holder.as_deref() == Some(holder))

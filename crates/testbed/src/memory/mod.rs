@@ -42,12 +42,16 @@ pub enum Op<'a> {
     GetRun(&'a baton_core::Run),
     /// PutItem of an execution's latest state, `attribute_not_exists(pk) OR rank < :rank`.
     PutLatest(&'a baton_core::Run),
+    /// PutItem of a run under its run key, `attribute_not_exists(pk)`.
+    PutRunKey(&'a baton_core::Run),
     /// UpdateItem `announced = true`, `attribute_exists(pk)`.
     MarkAnnounced(&'a baton_core::Run),
     GetLatest(&'a str),
     /// Query of one pipeline's runs with one status later than `after`, newest first.
+    /// With `key`: of its runs under that run key.
     QueryRuns {
         pipeline: &'a PipelineId,
+        key: Option<&'a baton_core::RunKey>,
         status: baton_core::RunStatus,
         after: Timestamp,
     },
@@ -68,8 +72,15 @@ pub enum Op<'a> {
         child: &'a PipelineId,
         trigger_id: &'a TriggerId,
     },
+    /// Query of a child's cursor items (`begins_with(sk, cursor)`), before forgetting them.
+    QueryCursors(&'a PipelineId),
     /// UpdateItem of a child's cursor item: its pending trigger (and lease) removed.
     Forget(&'a PipelineId),
+    /// UpdateItem of a cursor item: a stale pending trigger dropped, only while it is pending.
+    DropPending {
+        child: &'a PipelineId,
+        trigger_id: &'a TriggerId,
+    },
     /// UpdateItem of the cursor item: the lease holder asked to decide again after sending.
     AskDecideAgain {
         child: &'a PipelineId,
@@ -256,5 +267,7 @@ impl Memory {
     }
 }
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,16 @@
 //! The run log in memory, laid out and queried as `DynamoRunLog` does: run items keyed by
 //! (`run#<pipeline>`, `<STATUS>#<status time, 13 digits>#<execution name>`), an execution's
-//! latest state keyed by its ARN and guarded by its rank, and one Query per wanted status that
+//! latest state keyed by its ARN and guarded by its rank, a run with a run key also under
+//! (`runkey#<pipeline>#<key>`, the same sort key), and one Query per wanted status that
 //! stops at `Limit` items or 1 MB of items, whichever comes first, as DynamoDB's does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{Recorded, RunLog, StoreResult};
-use baton_core::{PipelineId, Run, RunStatus, Timestamp};
+use baton_core::{PipelineId, Run, RunKey, RunStatus, Timestamp};
 
-use baton_adapters::dynamo::run_log::keys::{rank, run_pk, run_sk, sort_time};
+use baton_adapters::dynamo::run_log::keys::{rank, run_key_pk, run_pk, run_sk, sort_time};
 
 use super::{lock, unavailable, Effect, Op, Requests};
 
@@ -30,6 +31,8 @@ struct Tables {
     runs: BTreeMap<(String, String), RunItem>,
     /// execution ARN -> (rank, latest state).
     latest: HashMap<String, (i64, Run)>,
+    /// (`runkey#<pipeline>#<key>`, run sort key) -> the run, under its key.
+    keyed: BTreeMap<(String, String), Run>,
 }
 
 /// [`RunLog`] in memory.
@@ -50,6 +53,7 @@ fn item_bytes(pk: &str, sk: &str, run: &Run) -> usize {
         ("error", run.error.as_deref()),
         ("cause", run.cause.as_deref()),
         ("triggerId", run.trigger_id.as_deref()),
+        ("runKey", run.run_key.as_ref().map(RunKey::as_str)),
     ];
     let text: usize = texts
         .iter()
@@ -97,13 +101,42 @@ impl MemoryRunLog {
             .map_err(|f| unavailable("PutItem (run)", TABLE, f))?
     }
 
-    /// One consistent GetItem of the run item's `announced` (empty if it vanished).
-    async fn announced(&self, run: &Run) -> StoreResult<bool> {
+    /// One PutItem of the run under `run_key`, `attribute_not_exists(pk)`, a failed condition
+    /// being success (none without a key).
+    async fn put_key_item(&self, run: &Run, run_key: Option<&RunKey>) -> StoreResult<()> {
+        let Some(run_key) = run_key else {
+            return Ok(());
+        };
+        let run = Run {
+            run_key: Some(run_key.clone()),
+            ..run.clone()
+        };
+        let key = (run_key_pk(&run.pipeline, run_key), run_sk(&run));
+        self.requests
+            .request(Op::PutRunKey(&run), || {
+                match lock(&self.tables, TABLE, "PutItem (run under its key)") {
+                    Ok(mut t) if !t.keyed.contains_key(&key) => {
+                        t.keyed.insert(key, run.clone());
+                        (Ok(()), Effect::Written)
+                    }
+                    Ok(_) => (Ok(()), Effect::ConditionFailed),
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable("PutItem (run under its key)", TABLE, f))?
+    }
+
+    /// One consistent GetItem of the run item's `announced` and `runKey` (empty if it vanished).
+    async fn announced(&self, run: &Run) -> StoreResult<(bool, Option<RunKey>)> {
         let key = (run_pk(&run.pipeline), run_sk(run));
         self.requests
             .request(Op::GetRun(run), || {
-                let got = lock(&self.tables, TABLE, "GetItem (run)")
-                    .map(|t| t.runs.get(&key).is_some_and(|item| item.announced));
+                let got = lock(&self.tables, TABLE, "GetItem (run)").map(|t| {
+                    t.runs.get(&key).map_or((false, None), |item| {
+                        (item.announced, item.run.run_key.clone())
+                    })
+                });
                 (got, Effect::Read)
             })
             .await
@@ -135,16 +168,24 @@ impl MemoryRunLog {
 impl RunLog for MemoryRunLog {
     async fn record(&self, run: &Run) -> StoreResult<Recorded> {
         // As the adapter: the run item (put, or read back when taken) and the latest state are
-        // independent requests, in flight together.
+        // independent requests, in flight together; the item under the run's key follows the run
+        // item, with the key the run item has.
         let run_item = async {
-            if self.put_run(run).await? {
-                return Ok(Recorded::New);
-            }
-            Ok(if self.announced(run).await? {
-                Recorded::AlreadyAnnounced
+            let recorded = if self.put_run(run).await? {
+                Recorded::New
             } else {
-                Recorded::Unannounced
-            })
+                match self.announced(run).await? {
+                    (true, _) => Recorded::AlreadyAnnounced,
+                    (false, run_key) => Recorded::Unannounced { run_key },
+                }
+            };
+            let run_key = match &recorded {
+                Recorded::New => run.run_key.as_ref(),
+                Recorded::Unannounced { run_key } => run_key.as_ref(),
+                Recorded::AlreadyAnnounced => None,
+            };
+            self.put_key_item(run, run_key).await?;
+            Ok(recorded)
         };
         let (recorded, ()) = futures::future::try_join(run_item, self.update_latest(run)).await?;
         Ok(recorded)
@@ -198,30 +239,58 @@ impl RunLog for MemoryRunLog {
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
-        // One Query per status, all in flight together, as the adapter makes them.
+        self.query(pipeline, None, statuses, after, limit).await
+    }
+
+    async fn runs_of_key(
+        &self,
+        pipeline: &PipelineId,
+        key: &RunKey,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
+        self.query(pipeline, Some(key), statuses, after, limit)
+            .await
+    }
+}
+
+impl MemoryRunLog {
+    /// One Query per status, all in flight together, as the adapter makes them: of the
+    /// pipeline's run items, or of its runs under `key`.
+    async fn query(
+        &self,
+        pipeline: &PipelineId,
+        key: Option<&RunKey>,
+        statuses: &BTreeSet<RunStatus>,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Run>> {
         let per_status = futures::future::try_join_all(
             statuses
                 .iter()
-                .map(|status| self.query_status(pipeline, *status, after, limit)),
+                .map(|status| self.query_status(pipeline, key, *status, after, limit)),
         )
         .await?;
         let mut runs: Vec<Run> = per_status.into_iter().flatten().collect();
         runs.sort_by_key(|r| std::cmp::Reverse(r.status_time()));
         Ok(runs)
     }
-}
 
-impl MemoryRunLog {
-    /// One Query page of `pipeline`'s runs with `status` later than `after`, newest first:
-    /// `Limit` items or 1 MB.
+    /// One Query page of `pipeline`'s runs (of `key`, when given) with `status` later than
+    /// `after`, newest first: `Limit` items or 1 MB.
     async fn query_status(
         &self,
         pipeline: &PipelineId,
+        key: Option<&RunKey>,
         status: RunStatus,
         after: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Run>> {
-        let pk = run_pk(pipeline);
+        let pk = match key {
+            Some(k) => run_key_pk(pipeline, k),
+            None => run_pk(pipeline),
+        };
         let from = format!(
             "{status}#{}",
             sort_time(Timestamp(after.0.saturating_add(1)))
@@ -232,20 +301,27 @@ impl MemoryRunLog {
             .request(
                 Op::QueryRuns {
                     pipeline,
+                    key,
                     status,
                     after,
                 },
                 || {
                     let page = lock(&self.tables, TABLE, "Query (runs of a pipeline)").map(|t| {
+                        let range = (pk.clone(), from.clone())..=(pk.clone(), to.clone());
+                        let items: Box<dyn Iterator<Item = (&(String, String), &Run)>> = match key {
+                            Some(_) => Box::new(t.keyed.range(range).rev()),
+                            None => {
+                                Box::new(t.runs.range(range).rev().map(|(k, item)| (k, &item.run)))
+                            }
+                        };
                         let mut bytes = 0;
                         let mut page = Vec::new();
-                        let range = (pk.clone(), from.clone())..=(pk.clone(), to.clone());
-                        for ((item_pk, sk), item) in t.runs.range(range).rev() {
-                            bytes += item_bytes(item_pk, sk, &item.run);
+                        for ((item_pk, sk), run) in items {
+                            bytes += item_bytes(item_pk, sk, run);
                             if page.len() == limit || (bytes > PAGE_BYTES && !page.is_empty()) {
                                 break;
                             }
-                            page.push(item.run.clone());
+                            page.push(run.clone());
                         }
                         page
                     });

@@ -1,7 +1,7 @@
 //! The in-memory ports keep the DynamoDB adapters' conditions and request counts.
 
 use baton_core::ports::{ClaimOutcome, Ledger, RunLog, SendLease};
-use baton_core::{PipelineId, PipelineTrigger, Run, RunStatus, Timestamp, TriggerId};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunKey, RunStatus, Timestamp, TriggerId};
 use futures::executor::block_on;
 
 use super::{Memory, PAGE_BYTES};
@@ -32,6 +32,7 @@ fn failed_run(i: i64, cause_bytes: usize) -> Run {
         error: Some("States.TaskFailed".into()),
         cause: Some("x".repeat(cause_bytes)),
         trigger_id: None,
+        run_key: None,
     }
 }
 
@@ -58,13 +59,58 @@ fn a_claim_moves_the_cursor_only_from_the_value_read_and_only_once() {
         .unwrap(),
         ClaimOutcome::Lost
     );
-    let state = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    let state = block_on(mem.ledger.cursor(&child(), None))
+        .unwrap()
+        .unwrap();
     assert_eq!(state.cursor, Timestamp(50));
     assert_eq!(
         state.pending.map(|p| p.trigger_id),
         Some(TriggerId("t1".into()))
     );
     assert_eq!(mem.requests.count(), 5);
+}
+
+#[test]
+fn each_run_key_has_its_own_cursor_and_pending_trigger_and_forget_clears_them_all() {
+    let mem = Memory::new(None);
+    let keyed = |id: &str, key: &str| PipelineTrigger {
+        run_key: Some(RunKey(key.into())),
+        ..trigger(id)
+    };
+    let d1 = RunKey("d1".into());
+    // d1 fires and stays pending; d2 still fires: keys never wait on each other.
+    assert_eq!(
+        block_on(mem.ledger.claim(&keyed("t1", "d1"), None, Timestamp(50))).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        block_on(mem.ledger.claim(&keyed("t2", "d2"), None, Timestamp(40))).unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // d1 again, from the value read, while its trigger is pending: lost.
+    assert_eq!(
+        block_on(
+            mem.ledger
+                .claim(&keyed("t3", "d1"), Some(Timestamp(50)), Timestamp(60))
+        )
+        .unwrap(),
+        ClaimOutcome::Lost
+    );
+    assert_eq!(block_on(mem.ledger.cursor(&child(), None)).unwrap(), None);
+    let state = block_on(mem.ledger.cursor(&child(), Some(&d1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.cursor, Timestamp(50));
+    block_on(mem.ledger.forget(&child())).unwrap();
+    let pending: Vec<_> = mem
+        .ledger
+        .cursors()
+        .into_values()
+        .filter_map(|c| c.pending_trigger_id)
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+    // Three claims, two cursor reads; forget: one Query, one UpdateItem per cursor item.
+    assert_eq!(mem.requests.count(), 3 + 2 + 1 + 2);
 }
 
 #[test]
@@ -81,7 +127,7 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
         };
         block_on(
             mem.ledger
-                .take_send_lease(&child(), id, &lease, Timestamp(now)),
+                .take_send_lease(&child(), None, id, &lease, Timestamp(now)),
         )
         .unwrap()
     };
@@ -89,17 +135,19 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
     assert!(!take("b", 160), "a holds it until 160");
     assert!(take("a", 150), "a's own take again");
     assert!(take("b", 211), "a's lease ended at 210");
-    block_on(mem.ledger.release_send_lease(&child(), id, "a")).unwrap();
+    block_on(mem.ledger.release_send_lease(&child(), None, id, "a")).unwrap();
     assert!(!take("c", 212), "only the holder gives it back");
-    block_on(mem.ledger.release_send_lease(&child(), id, "b")).unwrap();
+    block_on(mem.ledger.release_send_lease(&child(), None, id, "b")).unwrap();
     assert!(take("c", 213), "given back");
-    block_on(mem.ledger.mark_sent(&child(), id)).unwrap();
+    block_on(mem.ledger.mark_sent(&child(), None, id)).unwrap();
     assert!(!take("d", 10_000), "sent: never again");
-    let item = mem.ledger.cursors().remove(&child()).unwrap();
+    let item = mem.ledger.cursors().remove(&(child(), None)).unwrap();
     assert_eq!(item.pending_trigger_id, None);
     assert_eq!(item.last_sent_trigger_id.as_ref(), Some(id));
-    block_on(mem.ledger.forget(&child(), None)).unwrap();
-    let kept = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    block_on(mem.ledger.forget(&child())).unwrap();
+    let kept = block_on(mem.ledger.cursor(&child(), None))
+        .unwrap()
+        .unwrap();
     assert!(
         kept.pending.is_none(),
         "forget keeps the cursor, drops the pending trigger"
@@ -112,7 +160,7 @@ fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     block_on(mem.ledger.claim(&trigger("stale"), None, Timestamp(50))).unwrap();
     block_on(
         mem.ledger
-            .forget(&child(), Some(&TriggerId("stale".into()))),
+            .drop_pending(&child(), None, &TriggerId("stale".into())),
     )
     .unwrap();
     block_on(
@@ -122,10 +170,12 @@ fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     .unwrap();
     block_on(
         mem.ledger
-            .forget(&child(), Some(&TriggerId("stale".into()))),
+            .drop_pending(&child(), None, &TriggerId("stale".into())),
     )
     .unwrap();
-    let state = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    let state = block_on(mem.ledger.cursor(&child(), None))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         state.pending.map(|p| p.trigger_id.0),
         Some("fresh".to_owned())
@@ -178,7 +228,7 @@ fn recording_a_run_twice_reports_what_was_announced() {
     assert_eq!(block_on(mem.run_log.record(&run)).unwrap(), Recorded::New);
     assert_eq!(
         block_on(mem.run_log.record(&run)).unwrap(),
-        Recorded::Unannounced
+        Recorded::Unannounced { run_key: None }
     );
     block_on(mem.run_log.mark_announced(&run)).unwrap();
     assert_eq!(
@@ -187,6 +237,38 @@ fn recording_a_run_twice_reports_what_was_announced() {
     );
     // PutItem run + PutItem latest, then each repeat adds a GetItem; one UpdateItem.
     assert_eq!(mem.requests.count(), 2 + 3 + 1 + 3);
+}
+
+#[test]
+fn a_runs_key_is_its_first_recordings_and_it_is_found_under_it_before_it_is_announced() {
+    use baton_core::ports::Recorded;
+    let mem = Memory::new(None);
+    let d1 = RunKey("d1".into());
+    let keyed = Run {
+        run_key: Some(d1.clone()),
+        ..failed_run(1, 10)
+    };
+    assert_eq!(block_on(mem.run_log.record(&keyed)).unwrap(), Recorded::New);
+    // Redelivered after its pipeline's registration lost its `runKey` (deleted, changed): the
+    // run keeps the key it was first recorded with.
+    let unkeyed = Run {
+        run_key: None,
+        ..keyed.clone()
+    };
+    assert_eq!(
+        block_on(mem.run_log.record(&unkeyed)).unwrap(),
+        Recorded::Unannounced {
+            run_key: Some(d1.clone())
+        }
+    );
+    let statuses = std::collections::BTreeSet::from([RunStatus::Failed]);
+    let under_key =
+        block_on(
+            mem.run_log
+                .runs_of_key(&keyed.pipeline, &d1, &statuses, Timestamp(0), 10),
+        )
+        .unwrap();
+    assert_eq!(under_key, vec![keyed]);
 }
 
 #[test]
