@@ -3,6 +3,7 @@
 //! AWS crate, so every rule can be tested with plain values.
 
 pub mod condition;
+pub mod deadlines;
 pub mod definition;
 pub mod evaluator;
 pub mod events;
@@ -17,6 +18,7 @@ pub mod slack_thread;
 pub mod start;
 pub mod status;
 pub mod time;
+pub mod watch;
 
 pub use condition::{Condition, Group, Leaf, Operator, Trigger};
 pub use definition::{
