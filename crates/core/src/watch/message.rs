@@ -52,11 +52,12 @@ pub fn alert_message(event: &AlertEvent, mention_text: Option<&str>) -> SlackMes
                 .as_deref()
                 .map(|n| format!(" (run {n})"))
                 .unwrap_or_default();
-            let text = format!(
-                "{} {what} {} late{run}",
-                alert.pipeline.name,
-                late(*late_by)
-            );
+            let when = if late_by.0 == 0 {
+                "on time after all (its status reached baton late)".to_owned()
+            } else {
+                format!("{} late", late(*late_by))
+            };
+            let text = format!("{} {what} {when}{run}", alert.pipeline.name);
             let blocks = vec![section(format!(
                 ":white_check_mark: *{}* {what} {when}{}",
                 escape(&alert.pipeline.name),

@@ -97,6 +97,10 @@ where
     report
 }
 
+/// How many times one UTC day's due checks are read in one run (each read judges what is due;
+/// a judged check moves to its next deadline, two per day at most).
+const CATCH_UP_ROUNDS: usize = 8;
+
 /// A run's failure, as the report shows it.
 type Failure = String;
 
@@ -189,21 +193,35 @@ where
         let mut day = watermark.clone().unwrap_or_else(|| today.clone());
         let mut keep: Option<String> = None;
         loop {
-            let checks = self
-                .ports
-                .watch
-                .due_on(&day, self.now)
-                .await
-                .map_err(|e| e.to_string())?;
-            for check in checks {
-                report.checked += 1;
-                if let Err(e) = self.judge_check(&check, report).await {
-                    report.errors.push(format!(
-                        "{} due at {}: {e}",
-                        check.pipeline.key(),
-                        check.at
-                    ));
+            // A check judged late schedules the next one, which may be due already (the watchdog
+            // did not run for a while): read the day again until nothing is due.
+            let mut rounds = 0;
+            loop {
+                let checks = self
+                    .ports
+                    .watch
+                    .due_on(&day, self.now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let failed_before = report.errors.len();
+                let judged = checks.len();
+                for check in checks {
+                    report.checked += 1;
+                    if let Err(e) = self.judge_check(&check, report).await {
+                        report.errors.push(format!(
+                            "{} due at {}: {e}",
+                            check.pipeline.key(),
+                            check.at
+                        ));
+                    }
+                }
+                rounds += 1;
+                if report.errors.len() > failed_before || rounds >= CATCH_UP_ROUNDS {
                     keep.get_or_insert_with(|| day.clone());
+                    break;
+                }
+                if judged == 0 {
+                    break;
                 }
             }
             if day >= today {

@@ -17,6 +17,7 @@ mod publish;
 mod registry;
 mod run_log;
 mod slack_threads;
+mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +33,7 @@ pub use publish::{MemoryTopic, MemoryTriggerBus};
 pub use registry::MemoryRegistry;
 pub use run_log::{MemoryRunLog, PAGE_BYTES};
 pub use slack_threads::MemorySlackThreads;
+pub use watch::MemoryWatch;
 
 /// The request a port call is making, with what its condition and effect depend on.
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +92,9 @@ pub enum Op<'a> {
     Publish(&'a RunEvent),
     /// A request on a Slack thread ledger slot (claim, read, record, release).
     SlackSlot(&'a baton_core::slack_thread::PostSlot),
+    /// A request of the watchdog's own (the deadline inbox, the pending-trigger index, the watch
+    /// table), named as its DynamoDB request is.
+    Watch(&'a str),
     /// EventBridge PutEvents of a trigger to a pipeline bus.
     PutTrigger {
         bus_arn: &'a str,
@@ -218,6 +223,7 @@ pub struct Memory {
     pub topic: MemoryTopic,
     pub buses: MemoryTriggerBus,
     pub slack_threads: MemorySlackThreads,
+    pub watch: MemoryWatch,
 }
 
 impl Memory {
@@ -231,6 +237,7 @@ impl Memory {
             topic: MemoryTopic::new(requests.clone()),
             buses: MemoryTriggerBus::new(requests.clone()),
             slack_threads: MemorySlackThreads::new(requests.clone()),
+            watch: MemoryWatch::new(requests.clone()),
             requests,
         }
     }
@@ -252,6 +259,25 @@ impl Memory {
             ledger: &self.ledger,
             bus: &self.buses,
             events: &self.topic,
+        }
+    }
+
+    /// The ports as core's watchdog takes them.
+    #[allow(clippy::type_complexity)]
+    pub fn watch_ports(
+        &self,
+    ) -> baton_core::watch::run::WatchPorts<
+        '_,
+        MemoryRunLog,
+        MemoryRegistry,
+        MemoryLedger,
+        MemoryTriggerBus,
+        MemoryTopic,
+        MemoryWatch,
+    > {
+        baton_core::watch::run::WatchPorts {
+            flow: self.ports(),
+            watch: &self.watch,
         }
     }
 }
