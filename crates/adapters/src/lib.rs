@@ -11,7 +11,9 @@ pub mod secrets;
 pub mod slack;
 
 pub use config::{ConfigError, Env};
-pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+pub use dynamo::{
+    DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, DynamoWatch, TableNames,
+};
 
 pub mod eventbridge;
 pub mod sfn;

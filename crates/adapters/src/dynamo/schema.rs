@@ -4,8 +4,8 @@
 
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -46,6 +46,57 @@ pub async fn create_table(
     Ok(())
 }
 
+/// Creates the ledger table with its sparse index of pending triggers (partition
+/// `pendingIndex`, sort `pendingSince`, keys only), as `template.yaml` declares it.
+pub async fn create_ledger_table(
+    client: &Client,
+    name: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pendingIndex")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pendingSince")
+                .attribute_type(ScalarAttributeType::N)
+                .build()?,
+        )
+        .key_schema(key_element("pk", KeyType::Hash)?)
+        .key_schema(key_element("sk", KeyType::Range)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(super::PENDING_INDEX)
+                .key_schema(key_element("pendingIndex", KeyType::Hash)?)
+                .key_schema(key_element("pendingSince", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates the watchdog's watch table (its alert items expire).
+pub async fn create_watch_table(
+    client: &Client,
+    name: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    create_table(client, name, true).await
+}
+
 /// Creates all four tables.
 pub async fn create_tables(
     client: &Client,
@@ -53,7 +104,7 @@ pub async fn create_tables(
 ) -> Result<(), aws_sdk_dynamodb::Error> {
     create_table(client, &names.runs, true).await?;
     create_table(client, &names.registry, false).await?;
-    create_table(client, &names.ledger, false).await?;
+    create_ledger_table(client, &names.ledger).await?;
     create_table(client, &names.slack_threads, true).await?;
     Ok(())
 }

@@ -207,8 +207,12 @@ impl DeadlineInbox for MemoryRegistry {
         let operation = "Query (deadline inbox)";
         self.requests
             .request(Op::Watch(operation), || {
-                let got = lock(&self.tables, TABLE, operation)
-                    .map(|t| t.inbox.iter().map(|(p, f)| (p.clone(), f.clone())).collect());
+                let got = lock(&self.tables, TABLE, operation).map(|t| {
+                    t.inbox
+                        .iter()
+                        .map(|(p, f)| (p.clone(), f.clone()))
+                        .collect()
+                });
                 (got, Effect::Read)
             })
             .await

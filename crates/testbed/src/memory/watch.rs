@@ -78,7 +78,10 @@ impl MemoryWatch {
 impl DeadlineWatch for MemoryWatch {
     async fn schedule(&self, check: &DueCheck) -> StoreResult<()> {
         self.write("PutItem (due check)", |t| {
-            t.due.entry(utc_day(check.at)).or_default().insert(check.clone());
+            t.due
+                .entry(utc_day(check.at))
+                .or_default()
+                .insert(check.clone());
             ((), Effect::Written)
         })
         .await
@@ -110,8 +113,10 @@ impl DeadlineWatch for MemoryWatch {
     }
 
     async fn watermark(&self) -> StoreResult<Option<String>> {
-        self.write("GetItem (watermark)", |t| (t.watermark.clone(), Effect::Read))
-            .await
+        self.write("GetItem (watermark)", |t| {
+            (t.watermark.clone(), Effect::Read)
+        })
+        .await
     }
 
     async fn advance_watermark(&self, read: Option<&str>, day: &str) -> StoreResult<()> {
@@ -156,12 +161,14 @@ impl DeadlineWatch for MemoryWatch {
     }
 
     async fn mark_announced(&self, key: &str) -> StoreResult<()> {
-        self.write("UpdateItem (alert announced)", |t| match t.open.get_mut(key) {
-            Some(announced) => {
-                *announced = true;
-                ((), Effect::Written)
+        self.write("UpdateItem (alert announced)", |t| {
+            match t.open.get_mut(key) {
+                Some(announced) => {
+                    *announced = true;
+                    ((), Effect::Written)
+                }
+                None => ((), Effect::ConditionFailed),
             }
-            None => ((), Effect::ConditionFailed),
         })
         .await
     }
