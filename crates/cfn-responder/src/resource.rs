@@ -12,6 +12,7 @@ pub const PROPERTIES: &[&str] = &[
     "PipelineBusArn",
     "Trigger",
     "Notifications",
+    "Deadlines",
 ];
 
 const PHYSICAL_ID_PREFIX: &str = "baton:pipeline:";

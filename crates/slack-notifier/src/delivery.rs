@@ -91,7 +91,7 @@ impl Delivery {
 }
 
 /// What claiming a slot came to for this delivery.
-enum Hold {
+pub(crate) enum Hold {
     /// This delivery holds the slot; what an earlier holder recorded.
     Mine(SlotState),
     /// The slot is done.
@@ -239,7 +239,11 @@ where
     }
 
     /// Claims `slot`, waiting a little while another delivery holds it.
-    async fn hold(&self, slot: &PostSlot, delivery: &Delivery) -> Result<Hold, DeliveryError> {
+    pub(crate) async fn hold(
+        &self,
+        slot: &PostSlot,
+        delivery: &Delivery,
+    ) -> Result<Hold, DeliveryError> {
         let until = (Instant::now() + CLAIM_WAIT).min(
             delivery
                 .deadline
@@ -266,7 +270,7 @@ where
     }
 
     /// Posts for a slot this delivery holds; a failed post gives the slot back at once.
-    async fn post_claimed(
+    pub(crate) async fn post_claimed(
         &self,
         slot: &PostSlot,
         channel: &str,
@@ -288,7 +292,7 @@ where
 
     /// Records after a post. A lost lease means another delivery took the slot after this one's
     /// lease ended; this post then stands beside its post (logged, nothing else to do).
-    async fn record(
+    pub(crate) async fn record(
         &self,
         slot: &PostSlot,
         delivery: &Delivery,
@@ -301,7 +305,7 @@ where
     }
 
     /// Releases a slot after a failure; a failed release only delays the retry until the lease ends.
-    async fn give_back(&self, slot: &PostSlot, delivery: &Delivery) {
+    pub(crate) async fn give_back(&self, slot: &PostSlot, delivery: &Delivery) {
         if let Err(e) = self.threads.release(slot, delivery.holder()).await {
             tracing::warn!(slot = %slot.describe(), error = %e, "could not give the slot back; the next delivery takes it when the lease ends");
         }

@@ -12,6 +12,7 @@
 //! and exhausted retries fail the invocation after the other channels were served, so SNS/Lambda
 //! retry it and the DLQ finally keeps it.
 
+mod alert;
 pub mod config;
 mod delivery;
 
@@ -214,6 +215,25 @@ where
                 };
                 self.deliver_status(&run, &notifications, &channels, delivery)
                     .await
+            }
+            RunEventKind::Alert => {
+                let Some(alert) = &event.alert else {
+                    tracing::error!(pipeline = %pipeline.key(), "alert event without alert; ignored");
+                    return Vec::new();
+                };
+                // Only the alert itself carries the owners' mention, in their own channels.
+                let mention = match alert.news {
+                    baton_core::watch::AlertNews::Raised => {
+                        notifications.mention_on_failure.as_deref()
+                    }
+                    _ => None,
+                };
+                let mut out = Vec::new();
+                for channel in &channels {
+                    let result = self.deliver_alert(alert, mention, channel, delivery).await;
+                    out.push(self.settle(&pipeline, None, channel, result));
+                }
+                out
             }
             RunEventKind::Trigger => {
                 let Some(trigger) = &event.trigger else {
