@@ -82,6 +82,7 @@ pub enum AlertNews {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertEvent {
+    #[serde(flatten)]
     pub alert: DeadlineAlert,
     #[serde(flatten)]
     pub news: AlertNews,
