@@ -276,3 +276,69 @@ async fn a_trigger_left_pending_is_found_on_the_index_and_re_sent_once() {
     assert!(dog.run(&world, at(22, 6, 10)).await.resent.is_empty());
     assert!(bus_c.received().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_run_past_its_max_duration_is_found_on_the_running_index() {
+    let world = World::new("watchdog-running").await;
+    let x = pipeline(ACCOUNT_C, "pipeline-x");
+    let yaml = "deadlines: {maxDuration: 2h, timezone: Europe/Berlin}\nnotifications: {targets: [{channel: SLACK, addresses: [rent-journey]}]}\n";
+    world.register(&x, yaml, None, at(21, 12, 0)).await;
+    let dog = Watchdog::new(&world);
+    dog.run(&world, at(22, 5, 0)).await;
+    world
+        .write(&status_event(
+            &x,
+            "long",
+            RunStatus::Running,
+            at(22, 5, 1),
+            None,
+        ))
+        .await
+        .unwrap();
+    world
+        .write(&status_event(
+            &x,
+            "short",
+            RunStatus::Running,
+            at(22, 5, 2),
+            None,
+        ))
+        .await
+        .unwrap();
+    world
+        .write(&status_event(
+            &x,
+            "short",
+            RunStatus::Succeeded,
+            at(22, 5, 2),
+            Some(at(22, 5, 30)),
+        ))
+        .await
+        .unwrap();
+    dog.run(&world, at(22, 5, 3)).await;
+    world.published().await;
+    assert!(dog.run(&world, at(22, 7, 0)).await.raised.is_empty());
+    let watched = dog.run(&world, at(22, 7, 1)).await;
+    assert_eq!(
+        watched.raised,
+        ["333333333333:eu-west-1:pipeline-x#2026-11-22#tooLong"]
+    );
+    let raised = alerts(&world.published().await);
+    assert_eq!(raised.len(), 1);
+    assert_eq!(
+        raised[0]["alert"]["executionArn"],
+        execution_arn(&x, "long")
+    );
+    world
+        .write(&status_event(
+            &x,
+            "long",
+            RunStatus::Succeeded,
+            at(22, 5, 1),
+            Some(at(22, 7, 31)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(dog.run(&world, at(22, 7, 32)).await.resolved.len(), 1);
+    assert!(dog.run(&world, at(22, 8, 0)).await.raised.is_empty());
+}

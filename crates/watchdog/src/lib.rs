@@ -10,7 +10,7 @@ use baton_adapters::{ConfigError, Env};
 use baton_core::flow::{FlowSettings, Invocation, Step};
 use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
-use baton_core::watch::{DeadlineInbox, DeadlineWatch, PendingTriggers};
+use baton_core::watch::{DeadlineInbox, DeadlineWatch, PendingTriggers, RunningRuns};
 use baton_core::Span;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -87,7 +87,7 @@ pub async fn handle<L, R, G, B, E, W>(
     invocation: &Invocation,
 ) -> Result<Watched, WatchIncomplete>
 where
-    L: RunLog + Sync,
+    L: RunLog + RunningRuns + Sync,
     R: Registry + DeadlineInbox + Sync,
     G: Ledger + SendLease + PendingTriggers + Sync,
     B: TriggerBus + Sync,

@@ -355,3 +355,59 @@ fn a_trigger_left_pending_is_re_sent_with_its_id_without_a_parent_event() {
         .is_none());
     assert!(w.watch("2026-11-26T06:10:00Z").0.resent.is_empty());
 }
+
+#[test]
+fn a_run_longer_than_max_duration_is_reported_once_and_followed_up_when_it_stops() {
+    let w = World::new();
+    let yaml = "deadlines: {maxDuration: 2h, timezone: Europe/Berlin}\nnotifications: {targets: [{channel: SLACK, addresses: [x]}]}\n";
+    w.register(&x(), yaml, at("2026-11-25T12:00:00Z"));
+    w.watch("2026-11-26T05:00:00Z");
+    // A short run and a long one, both seen by the watchdog soon after they start.
+    w.run(
+        &x(),
+        "short",
+        RunStatus::Running,
+        "2026-11-26T05:00:30Z",
+        None,
+    );
+    w.run(
+        &x(),
+        "long",
+        RunStatus::Running,
+        "2026-11-26T05:01:00Z",
+        None,
+    );
+    w.watch("2026-11-26T05:02:00Z");
+    w.run(
+        &x(),
+        "short",
+        RunStatus::Succeeded,
+        "2026-11-26T05:00:30Z",
+        Some("2026-11-26T05:30:00Z"),
+    );
+    assert!(w.watch("2026-11-26T07:00:59Z").0.raised.is_empty());
+    let (watched, alerts) = w.watch("2026-11-26T07:01:00Z");
+    assert_eq!(
+        watched.raised,
+        ["333333333333:eu-west-1:pipeline-x#2026-11-26#tooLong"]
+    );
+    assert_eq!(
+        alerts[0].1.alert.reasons,
+        ["run long has been running since 06:01, longer than its maxDuration 2h"]
+    );
+    assert!(w.watch("2026-11-26T07:30:00Z").0.raised.is_empty());
+    w.run(
+        &x(),
+        "long",
+        RunStatus::Failed,
+        "2026-11-26T05:01:00Z",
+        Some("2026-11-26T07:41:00Z"),
+    );
+    let (watched, alerts) = w.watch("2026-11-26T07:42:00Z");
+    assert_eq!(watched.resolved.len(), 1);
+    let message = baton_core::watch::message::alert_message(&alerts[0].1, None);
+    assert_eq!(
+        message.text,
+        "pipeline-x (run long) stopped 40 min after its maxDuration"
+    );
+}

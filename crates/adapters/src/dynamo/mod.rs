@@ -21,7 +21,7 @@ use crate::config::{ConfigError, Env};
 pub use ledger::DynamoLedger;
 pub use ledger::PENDING_INDEX;
 pub use registry::DynamoRegistry;
-pub use run_log::DynamoRunLog;
+pub use run_log::{DynamoRunLog, RUNNING_INDEX};
 pub use slack_threads::DynamoSlackThreads;
 pub use watch::DynamoWatch;
 

@@ -46,11 +46,20 @@ pub async fn create_table(
     Ok(())
 }
 
-/// Creates the ledger table with its sparse index of pending triggers (partition
-/// `pendingIndex`, sort `pendingSince`, keys only), as `template.yaml` declares it.
-pub async fn create_ledger_table(
+/// Creates the runs table with its sparse index of running executions (partition
+/// `runningIndex`, sort `runningSince`, keys only) and TTL, as `template.yaml` declares it.
+pub async fn create_runs_table(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
+    create_indexed(client, name, "running", ("runningIndex", "runningSince")).await?;
+    enable_ttl(client, name).await
+}
+
+/// Creates a table with baton's keys and one keys-only global secondary index (a string
+/// partition key and a number sort key).
+async fn create_indexed(
     client: &Client,
     name: &str,
+    index: &str,
+    (partition, sort): (&str, &str),
 ) -> Result<(), aws_sdk_dynamodb::Error> {
     client
         .create_table()
@@ -58,15 +67,10 @@ pub async fn create_ledger_table(
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute("pk")?)
         .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(attribute(partition)?)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("pendingIndex")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pendingSince")
+                .attribute_name(sort)
                 .attribute_type(ScalarAttributeType::N)
                 .build()?,
         )
@@ -74,9 +78,9 @@ pub async fn create_ledger_table(
         .key_schema(key_element("sk", KeyType::Range)?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(super::PENDING_INDEX)
-                .key_schema(key_element("pendingIndex", KeyType::Hash)?)
-                .key_schema(key_element("pendingSince", KeyType::Range)?)
+                .index_name(index)
+                .key_schema(key_element(partition, KeyType::Hash)?)
+                .key_schema(key_element(sort, KeyType::Range)?)
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::KeysOnly)
@@ -87,6 +91,36 @@ pub async fn create_ledger_table(
         .send()
         .await?;
     Ok(())
+}
+
+async fn enable_ttl(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates the ledger table with its sparse index of pending triggers (partition
+/// `pendingIndex`, sort `pendingSince`, keys only), as `template.yaml` declares it.
+pub async fn create_ledger_table(
+    client: &Client,
+    name: &str,
+) -> Result<(), aws_sdk_dynamodb::Error> {
+    create_indexed(
+        client,
+        name,
+        super::PENDING_INDEX,
+        ("pendingIndex", "pendingSince"),
+    )
+    .await
 }
 
 /// Creates the watchdog's watch table (its alert items expire).
@@ -102,7 +136,7 @@ pub async fn create_tables(
     client: &Client,
     names: &TableNames,
 ) -> Result<(), aws_sdk_dynamodb::Error> {
-    create_table(client, &names.runs, true).await?;
+    create_runs_table(client, &names.runs).await?;
     create_table(client, &names.registry, false).await?;
     create_ledger_table(client, &names.ledger).await?;
     create_table(client, &names.slack_threads, true).await?;

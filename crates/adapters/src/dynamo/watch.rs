@@ -3,8 +3,9 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | a due check | `due#<UTC day>` | `<13-digit epoch ms>#<pipeline key>` | pipeline |
-//! | the watermark | `watermark` | `due` | day |
+//! | a due check | `due#<UTC day>` | `<13-digit epoch ms>#<pipeline key>[#<execution ARN>]` | pipeline, executionArn? |
+//! | the watermark of the due checks read | `watermark` | `due` | day |
+//! | runs started up to here were looked at | `watermark` | `runs` | until |
 //! | an alert (one per pipeline, local day, kind) | `alert#<pipeline key>#<day>#<kind>` | `alert` | alert (JSON), expiresAt |
 //! | an open alert | `alerts#open` | `<alert key>` | alert (JSON), announced |
 //!
@@ -33,10 +34,12 @@ pub struct DynamoWatch {
 }
 
 fn due_key(check: &DueCheck) -> Item {
-    key(
-        format!("due#{}", utc_day(check.at)),
-        format!("{:013}#{}", check.at.0, check.pipeline.key()),
-    )
+    let mut sk = format!("{:013}#{}", check.at.0, check.pipeline.key());
+    if let Some(arn) = &check.execution_arn {
+        sk.push('#');
+        sk.push_str(arn);
+    }
+    key(format!("due#{}", utc_day(check.at)), sk)
 }
 
 impl DynamoWatch {
@@ -65,6 +68,9 @@ impl DeadlineWatch for DynamoWatch {
     async fn schedule(&self, check: &DueCheck) -> StoreResult<()> {
         let mut item = due_key(check);
         item.insert("pipeline".into(), s(check.pipeline.key()));
+        if let Some(arn) = &check.execution_arn {
+            item.insert("executionArn".into(), s(arn));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -121,6 +127,7 @@ impl DeadlineWatch for DynamoWatch {
                 out.push(DueCheck {
                     at: Timestamp(at),
                     pipeline,
+                    execution_arn: r.opt_string("executionArn")?,
                 });
             }
             start = page.last_evaluated_key().cloned();
@@ -170,6 +177,49 @@ impl DeadlineWatch for DynamoWatch {
             // An overlapping run moved it first.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("PutItem (watermark)", &self.table, e)),
+        }
+    }
+
+    async fn sighted_until(&self) -> StoreResult<Option<Timestamp>> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("watermark", "runs")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem (runs sighted until)", &self.table, e))?;
+        match got.item() {
+            None => Ok(None),
+            Some(item) => Ok(Reader {
+                table: &self.table,
+                item,
+            }
+            .opt_number("until")?
+            .map(Timestamp)),
+        }
+    }
+
+    async fn set_sighted_until(&self, read: Option<Timestamp>, to: Timestamp) -> StoreResult<()> {
+        let mut item = key("watermark", "runs");
+        item.insert("until".into(), n(to.0));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(read) => put
+                .condition_expression("#until = :read")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":read", n(read.0)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("PutItem (runs sighted until)", &self.table, e)),
         }
     }
 

@@ -57,6 +57,15 @@ pub fn alert_message(event: &AlertEvent, mention_text: Option<&str>) -> SlackMes
             } else {
                 format!("{} late", late(*late_by))
             };
+            if alert.kind == DeadlineKind::TooLong {
+                let text = format!(
+                    "{}{run} stopped {} after its maxDuration",
+                    alert.pipeline.name,
+                    late(*late_by)
+                );
+                let blocks = vec![section(format!(":white_check_mark: {}", escape(&text)))];
+                return SlackMessage { text, blocks };
+            }
             let text = format!("{} {what} {when}{run}", alert.pipeline.name);
             let blocks = vec![section(format!(
                 ":white_check_mark: *{}* {what} {when}{}",

@@ -11,6 +11,7 @@
 mod explain;
 pub mod message;
 pub mod run;
+mod runs;
 
 use std::future::Future;
 
@@ -45,6 +46,9 @@ pub struct DeadlineAlert {
     /// The parents it waits on (their owners get a note).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_on: Vec<PipelineId>,
+    /// The run that took too long (`tooLong` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
 }
 
 impl DeadlineAlert {
@@ -88,11 +92,13 @@ pub struct AlertEvent {
     pub news: AlertNews,
 }
 
-/// A pipeline whose next daily deadline must be checked at `at`.
+/// A pipeline whose next daily deadline must be checked at `at`, or, with `execution_arn`, one
+/// of its runs whose `maxDuration` ends at `at`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DueCheck {
     pub at: Timestamp,
     pub pipeline: PipelineId,
+    pub execution_arn: Option<String>,
 }
 
 /// An alert raised and not yet resolved.
@@ -126,6 +132,16 @@ pub trait DeadlineWatch {
         &self,
         read: Option<&str>,
         day: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Runs started after this instant have not been looked at yet (`None` before the first run).
+    fn sighted_until(&self) -> impl Future<Output = StoreResult<Option<Timestamp>>> + Send;
+
+    /// Moves [`DeadlineWatch::sighted_until`] to `to` if it is still `read`.
+    fn set_sighted_until(
+        &self,
+        read: Option<Timestamp>,
+        to: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Records `alert` raised and open, once per key. `false`: it was raised before.
@@ -163,6 +179,18 @@ pub trait PendingTriggers {
         claimed_before: Timestamp,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<PipelineId>>> + Send;
+}
+
+/// Executions the run log holds as RUNNING, found through an index of running executions
+/// (their latest state), never by reading every run.
+pub trait RunningRuns {
+    /// Executions still RUNNING that started after `after`, earliest first, at most `limit`:
+    /// (execution ARN, start).
+    fn started_since(
+        &self,
+        after: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<(String, Timestamp)>>> + Send;
 }
 
 /// What the run log says about one deadline of one local day.

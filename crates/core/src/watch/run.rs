@@ -5,7 +5,7 @@
 
 use super::{
     alert_key, finish_reasons, judge, start_reasons, statuses_for, AlertEvent, AlertNews,
-    DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, PendingTriggers, Verdict,
+    DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, PendingTriggers, RunningRuns, Verdict,
 };
 use crate::deadlines::{DeadlineKind, Deadlines, DueDeadline};
 use crate::events::RunEvent;
@@ -26,6 +26,8 @@ pub struct WatchSettings {
     pub pending_grace: Span,
     /// At most this many pending triggers re-sent per run.
     pub pending_limit: usize,
+    /// At most this many newly started runs looked at per run.
+    pub runs_sighted: usize,
 }
 
 impl WatchSettings {
@@ -35,6 +37,7 @@ impl WatchSettings {
             runs_per_day: 100,
             pending_grace: Span::minutes(3),
             pending_limit: 100,
+            runs_sighted: 1_000,
         }
     }
 }
@@ -69,7 +72,7 @@ pub async fn watch_once<L, R, G, B, E, W>(
     settings: &WatchSettings,
 ) -> WatchReport
 where
-    L: RunLog + Sync,
+    L: RunLog + RunningRuns + Sync,
     R: Registry + DeadlineInbox + Sync,
     G: Ledger + SendLease + PendingTriggers + Sync,
     B: TriggerBus + Sync,
@@ -87,6 +90,11 @@ where
             .errors
             .push(format!("reading the deadline inbox: {e}"));
     }
+    if let Err(e) = watcher.sight_runs(&mut report).await {
+        report
+            .errors
+            .push(format!("reading the running executions: {e}"));
+    }
     if let Err(e) = watcher.due_checks(&mut report).await {
         report.errors.push(format!("reading the due checks: {e}"));
     }
@@ -102,17 +110,17 @@ where
 const CATCH_UP_ROUNDS: usize = 8;
 
 /// A run's failure, as the report shows it.
-type Failure = String;
+pub(super) type Failure = String;
 
-struct Watcher<'p, 'a, L, R, G, B, E, W> {
-    ports: &'p WatchPorts<'a, L, R, G, B, E, W>,
-    settings: &'p WatchSettings,
-    now: Timestamp,
+pub(super) struct Watcher<'p, 'a, L, R, G, B, E, W> {
+    pub(super) ports: &'p WatchPorts<'a, L, R, G, B, E, W>,
+    pub(super) settings: &'p WatchSettings,
+    pub(super) now: Timestamp,
 }
 
 impl<L, R, G, B, E, W> Watcher<'_, '_, L, R, G, B, E, W>
 where
-    L: RunLog + Sync,
+    L: RunLog + RunningRuns + Sync,
     R: Registry + DeadlineInbox + Sync,
     G: Ledger + SendLease + PendingTriggers + Sync,
     B: TriggerBus + Sync,
@@ -148,7 +156,10 @@ where
         Ok(())
     }
 
-    async fn deadlines_of(&self, pipeline: &PipelineId) -> Result<Option<Deadlines>, Failure> {
+    pub(super) async fn deadlines_of(
+        &self,
+        pipeline: &PipelineId,
+    ) -> Result<Option<Deadlines>, Failure> {
         let registration = self
             .ports
             .flow
@@ -170,6 +181,7 @@ where
             let check = DueCheck {
                 at: first.at,
                 pipeline: pipeline.clone(),
+                execution_arn: None,
             };
             self.ports
                 .watch
@@ -260,6 +272,16 @@ where
                 .await
                 .map_err(|e| e.to_string());
         };
+        if let Some(execution_arn) = &check.execution_arn {
+            self.judge_run(check, execution_arn, &deadlines, report)
+                .await?;
+            return self
+                .ports
+                .watch
+                .unschedule(check)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let (date, day_start) = deadlines.day_of(check.at).map_err(|e| e.to_string())?;
         let due: Vec<DueDeadline> = deadlines
             .on_day(date)
@@ -309,6 +331,7 @@ where
             raised_at: self.now,
             reasons,
             waiting_on,
+            execution_arn: None,
         };
         if self
             .ports
@@ -379,7 +402,7 @@ where
 
     /// Publishes an alert to its pipeline's channels and a note to each parent it waits on, then
     /// marks it announced (a crash before that publishes again: slack-notifier posts each once).
-    async fn announce(&self, alert: &DeadlineAlert) -> Result<(), Failure> {
+    pub(super) async fn announce(&self, alert: &DeadlineAlert) -> Result<(), Failure> {
         let events = self.ports.flow.events;
         let raised = AlertEvent {
             alert: alert.clone(),
@@ -444,11 +467,17 @@ where
                 .map_err(|e| e.to_string())?;
             return Ok(false);
         };
-        let (_, day_start) = deadlines.day_of(alert.due).map_err(|e| e.to_string())?;
-        let runs = self
-            .day_runs(&alert.pipeline, alert.kind, day_start)
-            .await?;
-        let (at, late_by, execution_name) = match judge(alert.kind, day_start, alert.due, &runs) {
+        let verdict = match &alert.execution_arn {
+            Some(arn) => self.run_verdict(arn, alert.due).await?,
+            None => {
+                let (_, day_start) = deadlines.day_of(alert.due).map_err(|e| e.to_string())?;
+                let runs = self
+                    .day_runs(&alert.pipeline, alert.kind, day_start)
+                    .await?;
+                judge(alert.kind, day_start, alert.due, &runs)
+            }
+        };
+        let (at, late_by, execution_name) = match verdict {
             Verdict::Missed => return Ok(false),
             // Its status arrived after the alert, but it was on time.
             Verdict::Met => (alert.due, Span(0), None),

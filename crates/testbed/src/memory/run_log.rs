@@ -256,3 +256,37 @@ impl MemoryRunLog {
             .map_err(|f| unavailable("Query (runs of a pipeline)", TABLE, f))?
     }
 }
+
+impl baton_core::watch::RunningRuns for MemoryRunLog {
+    /// The running index as DynamoDB's sparse GSI holds it: latest states that are RUNNING, by
+    /// start, earliest first.
+    async fn started_since(
+        &self,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        let operation = "Query (running index)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                let got = lock(&self.tables, TABLE, operation).map(|t| {
+                    let mut running: Vec<(Timestamp, String)> = t
+                        .latest
+                        .values()
+                        .filter(|(_, run)| {
+                            run.status == baton_core::RunStatus::Running && run.started_at > after
+                        })
+                        .map(|(_, run)| (run.started_at, run.execution_arn.clone()))
+                        .collect();
+                    running.sort();
+                    running
+                        .into_iter()
+                        .take(limit)
+                        .map(|(at, arn)| (arn, at))
+                        .collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+}

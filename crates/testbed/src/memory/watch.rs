@@ -18,6 +18,7 @@ struct Tables {
     /// UTC day -> due checks.
     due: BTreeMap<String, BTreeSet<DueCheck>>,
     watermark: Option<String>,
+    sighted_until: Option<Timestamp>,
     /// Every alert ever raised, by key.
     alerts: BTreeMap<String, DeadlineAlert>,
     /// Open alerts: key -> announced.
@@ -125,6 +126,24 @@ impl DeadlineWatch for MemoryWatch {
                 return ((), Effect::ConditionFailed);
             }
             t.watermark = Some(day.to_owned());
+            ((), Effect::Written)
+        })
+        .await
+    }
+
+    async fn sighted_until(&self) -> StoreResult<Option<Timestamp>> {
+        self.write("GetItem (runs sighted until)", |t| {
+            (t.sighted_until, Effect::Read)
+        })
+        .await
+    }
+
+    async fn set_sighted_until(&self, read: Option<Timestamp>, to: Timestamp) -> StoreResult<()> {
+        self.write("PutItem (runs sighted until)", |t| {
+            if t.sighted_until != read {
+                return ((), Effect::ConditionFailed);
+            }
+            t.sighted_until = Some(to);
             ((), Effect::Written)
         })
         .await
