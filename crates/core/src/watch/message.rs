@@ -174,6 +174,7 @@ mod tests {
                 "waiting on searches (222222222222): latest run <b> FAILED at 05:18".into(),
             ],
             waiting_on: Vec::new(),
+            execution_arn: None,
         }
     }
 
