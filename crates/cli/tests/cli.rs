@@ -136,7 +136,7 @@ fn validate_prints_every_problem_with_its_path_and_exits_1() {
     );
     assert_eq!(bad.status.code(), Some(1));
     let text = stdout(&bad);
-    assert!(text.contains("broken.yaml: 3 problems"), "{text}");
+    assert!(text.contains("broken.yaml: 5 problems"), "{text}");
     assert!(
         text.contains(
             "trigger.executions.allOf[0].account: account `1111` is not a 12-digit AWS account id"
@@ -148,11 +148,19 @@ fn validate_prints_every_problem_with_its_path_and_exits_1() {
         "{text}"
     );
     assert!(text.contains("notifications.type"), "{text}");
+    assert!(
+        text.contains("deadlines.startBy: \"7am\" is not a time of day; write it as HH:MM"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deadlines.timezone: \"Europe/Berlim\" is not an IANA time zone"),
+        "{text}"
+    );
 
     let json = baton(None, &["--json", "validate", &fixture("broken.yaml")]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["files"][0]["valid"], false);
-    assert_eq!(v["files"][0]["problems"].as_array().unwrap().len(), 3);
+    assert_eq!(v["files"][0]["problems"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]

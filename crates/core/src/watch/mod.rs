@@ -267,7 +267,12 @@ mod tests {
         let (day, due) = (Timestamp(1_000), Timestamp(5_000));
         let yesterday = run(RunStatus::Succeeded, 500, Some(1_500));
         assert_eq!(
-            judge(DeadlineKind::LateStart, day, due, std::slice::from_ref(&yesterday)),
+            judge(
+                DeadlineKind::LateStart,
+                day,
+                due,
+                std::slice::from_ref(&yesterday)
+            ),
             Verdict::Missed
         );
         let on_time = run(RunStatus::Running, 4_000, None);
