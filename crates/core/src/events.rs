@@ -96,6 +96,14 @@ pub struct RunEvent {
     /// Present for `kind: alert`; `pipeline` is then the pipeline whose channels hear it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertEvent>,
+    /// A status the watchdog found with `DescribeExecution` because its status change event
+    /// never arrived.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recovered: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl RunEvent {
@@ -117,6 +125,7 @@ impl RunEvent {
             trigger_id: run.trigger_id.clone(),
             trigger: None,
             alert: None,
+            recovered: false,
         }
     }
 
@@ -130,6 +139,7 @@ impl RunEvent {
             trigger_id: Some(trigger.trigger_id.0.clone()),
             trigger: Some(trigger.clone()),
             alert: None,
+            recovered: false,
         }
     }
 
@@ -144,6 +154,7 @@ impl RunEvent {
             trigger_id: None,
             trigger: None,
             alert: Some(event),
+            recovered: false,
         }
     }
 

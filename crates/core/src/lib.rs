@@ -12,6 +12,7 @@ pub mod graph;
 pub mod message;
 pub mod pipeline;
 pub mod ports;
+pub mod recording;
 pub mod registration;
 pub mod run;
 pub mod slack_thread;

@@ -8,8 +8,9 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::{ConfigError, Env};
 use baton_core::pipeline::{check_account, check_region};
-use baton_core::ports::{PublishError, Recorded, RunEvents, RunLog, StoreError};
-use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunStatus, Span, Timestamp};
+use baton_core::ports::{PublishError, RunEvents, RunLog, StoreError};
+use baton_core::recording::record_status;
+use baton_core::{PipelineId, PipelineTrigger, Run, RunStatus, Span, Timestamp};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
@@ -218,12 +219,8 @@ where
             return Err(e);
         }
     };
-    let recorded = run_log.record(&run).await?;
-    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced);
-    if announce {
-        run_events.publish(&RunEvent::status(&run)).await?;
-        run_log.mark_announced(&run).await?;
-    }
+    let (recorded, announce) =
+        record_status::<_, _, WriterError>(&run, false, run_log, run_events).await?;
     tracing::info!(
         pipeline = %run.pipeline.key(),
         execution = %run.execution_arn,

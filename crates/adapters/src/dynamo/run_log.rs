@@ -219,6 +219,20 @@ impl RunLog for DynamoRunLog {
         Ok(())
     }
 
+    async fn mark_recovered(&self, run: &Run) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
+            .update_expression("SET recoveredBy = :watchdog")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":watchdog", s("watchdog"))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem (recovered)", &self.table, e))?;
+        Ok(())
+    }
+
     async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
         let got = self
             .client

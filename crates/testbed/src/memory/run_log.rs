@@ -22,6 +22,8 @@ const TABLE: &str = "runs (memory)";
 struct RunItem {
     run: Run,
     announced: bool,
+    /// `recoveredBy`: the watchdog found this status with DescribeExecution.
+    recovered: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +77,20 @@ impl MemoryRunLog {
             .unwrap_or_default()
     }
 
+    /// The runs the watchdog recovered (marked `recoveredBy`), for tests.
+    pub fn recovered_runs(&self) -> Vec<Run> {
+        self.tables
+            .lock()
+            .map(|t| {
+                t.runs
+                    .values()
+                    .filter(|item| item.recovered)
+                    .map(|item| item.run.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// One PutItem, `attribute_not_exists(pk)`: `true` when the key was free.
     async fn put_run(&self, run: &Run) -> StoreResult<bool> {
         let key = (run_pk(&run.pipeline), run_sk(run));
@@ -85,6 +101,7 @@ impl MemoryRunLog {
                         let item = RunItem {
                             run: run.clone(),
                             announced: false,
+                            recovered: false,
                         };
                         t.runs.insert(key, item);
                         (Ok(true), Effect::Written)
@@ -178,6 +195,33 @@ impl RunLog for MemoryRunLog {
                 message: "ConditionalCheckFailedException: the run item does not exist".into(),
             })
         }
+    }
+
+    async fn mark_recovered(&self, run: &Run) -> StoreResult<()> {
+        let key = (run_pk(&run.pipeline), run_sk(run));
+        let operation = "UpdateItem (recovered)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                match lock(&self.tables, TABLE, operation) {
+                    Ok(mut t) => match t.runs.get_mut(&key) {
+                        Some(item) => {
+                            item.recovered = true;
+                            (Ok(()), Effect::Written)
+                        }
+                        None => (
+                            Err(baton_core::ports::StoreError::Rejected {
+                                operation,
+                                table: TABLE.to_owned(),
+                                message: "ConditionalCheckFailedException: the run item does not exist".into(),
+                            }),
+                            Effect::ConditionFailed,
+                        ),
+                    },
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
     }
 
     async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
