@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_adapters::{
-    DynamoRegistry, DynamoSlackThreads, DynamoWatch, SecretsManagerToken, SlackWebApi,
+    DynamoRegistry, DynamoSlackThreads, DynamoWatch, RoleExecutionLookup, SecretsManagerToken,
+    SlackWebApi, READ_ONLY_ROLE_NAME,
 };
 use baton_core::flow::{Invocation, Ports};
 use baton_core::ports::Ledger;
@@ -27,6 +28,7 @@ const SEARCHES: &str = "notifications:\n  targets: [{channel: SLACK, addresses: 
 
 struct Watchdog {
     watch: DynamoWatch,
+    lookup: RoleExecutionLookup,
     settings: WatchSettings,
 }
 
@@ -34,6 +36,7 @@ impl Watchdog {
     fn new(world: &World) -> Watchdog {
         Watchdog {
             watch: world.central.watch(),
+            lookup: RoleExecutionLookup::new(&world.central.config, READ_ONLY_ROLE_NAME),
             settings: WatchSettings::new(world.settings.clone()),
         }
     }
@@ -48,6 +51,7 @@ impl Watchdog {
                 events: &world.events,
             },
             watch: &self.watch,
+            lookup: &self.lookup,
         };
         let invocation = Invocation::new(
             unique("watchdog"),

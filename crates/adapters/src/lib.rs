@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod dynamo;
 pub mod http;
 pub mod logging;
+pub mod member_executions;
 pub mod secrets;
 pub mod slack;
 
@@ -20,6 +21,7 @@ pub mod sfn;
 pub mod sns;
 
 pub use eventbridge::EventBridgeTriggerBus;
+pub use member_executions::{RoleExecutionLookup, READ_ONLY_ROLE_NAME};
 pub use sfn::StepFunctionsStarter;
 pub use sns::SnsRunEvents;
 

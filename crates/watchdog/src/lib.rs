@@ -10,7 +10,9 @@ use baton_adapters::{ConfigError, Env};
 use baton_core::flow::{FlowSettings, Invocation, Step};
 use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
-use baton_core::watch::{DeadlineInbox, DeadlineWatch, PendingTriggers, RunningRuns};
+use baton_core::watch::{
+    DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,
+};
 use baton_core::Span;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -30,8 +32,13 @@ pub struct Config {
     /// `BATON_RUN_EVENTS_TOPIC_ARN`: where alerts and trigger notices go.
     pub run_events_topic_arn: String,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name); `BATON_PENDING_GRACE_SECONDS` (default 180): a
-    /// trigger pending longer than this since its claim is re-sent.
+    /// trigger pending longer than this since its claim is re-sent; `BATON_RECONCILE_AFTER_HOURS`
+    /// (default 24): a run RUNNING this long (or past its `maxDuration`) is looked up in Step
+    /// Functions; `BATON_READ_ONLY_ROLE_NAME` (default `baton-watchdog-read-only`): the role the
+    /// member-account template creates.
     pub watch: WatchSettings,
+    /// `BATON_READ_ONLY_ROLE_NAME`
+    pub read_only_role_name: String,
 }
 
 impl Config {
@@ -40,12 +47,17 @@ impl Config {
         let mut watch = WatchSettings::new(flow);
         let grace = env.positive_or("BATON_PENDING_GRACE_SECONDS", 180)?;
         watch.pending_grace = Span(i64::try_from(grace).unwrap_or(i64::MAX / 1000) * 1000);
+        let reconcile = env.positive_or("BATON_RECONCILE_AFTER_HOURS", 24)?;
+        watch.reconcile_after = Span::hours(i64::try_from(reconcile).unwrap_or(24 * 365));
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,
             ledger_table: env.required("BATON_LEDGER_TABLE")?,
             watch_table: env.required("BATON_WATCH_TABLE")?,
             run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
+            read_only_role_name: env
+                .optional("BATON_READ_ONLY_ROLE_NAME")
+                .unwrap_or_else(|| baton_adapters::READ_ONLY_ROLE_NAME.to_owned()),
             watch,
         })
     }
@@ -78,11 +90,15 @@ pub struct Watched {
     pub resolved: Vec<String>,
     /// Trigger ids re-sent.
     pub resent: Vec<String>,
+    /// Executions whose lost final status was recovered (`<execution ARN> <STATUS>`).
+    pub recovered: Vec<String>,
+    /// Read-only roles that refused (each account once a day).
+    pub refused: Vec<String>,
 }
 
 /// One watchdog run at `invocation`'s time (the schedule's event carries nothing else needed).
-pub async fn handle<L, R, G, B, E, W>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W>,
+pub async fn handle<L, R, G, B, E, W, X>(
+    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
     settings: &WatchSettings,
     invocation: &Invocation,
 ) -> Result<Watched, WatchIncomplete>
@@ -93,6 +109,7 @@ where
     B: TriggerBus + Sync,
     E: RunEvents + Sync,
     W: DeadlineWatch + Sync,
+    X: ExecutionLookup + Sync,
 {
     let report = watch_once(ports, invocation, settings).await;
     log(&report);
@@ -106,6 +123,12 @@ where
         checked: report.checked,
         raised: report.raised.iter().map(|a| a.key()).collect(),
         resent: resent_ids(&report),
+        recovered: report
+            .recovered
+            .iter()
+            .map(|r| format!("{} {}", r.execution_arn, r.status))
+            .collect(),
+        refused: report.refusals,
         resolved: report.resolved,
     })
 }
@@ -132,6 +155,12 @@ fn log(report: &WatchReport) {
     }
     for woken in &report.resent {
         tracing::info!(child = %woken.child.key(), steps = ?woken.steps, error = ?woken.error, "pending trigger swept");
+    }
+    for run in &report.recovered {
+        tracing::warn!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, status = %run.status, "status change event never arrived; recovered with DescribeExecution and recorded");
+    }
+    for refusal in &report.refusals {
+        tracing::error!(refusal = %refusal, "a member account's read-only role refused; its runs are not reconciled (logged once per account and day)");
     }
     for error in &report.errors {
         tracing::error!(error = %error, "watchdog step failed; the next run retries it");

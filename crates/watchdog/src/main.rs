@@ -3,7 +3,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, Env, EventBridgeTriggerBus,
-    SnsRunEvents,
+    RoleExecutionLookup, SnsRunEvents,
 };
 use baton_core::flow::{Invocation, Ports};
 use baton_core::watch::run::WatchPorts;
@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
     let watch = DynamoWatch::new(dynamo, &config.watch_table, ALERT_RETENTION);
     let bus = EventBridgeTriggerBus::new(&aws);
     let events = SnsRunEvents::new(aws_sdk_sns::Client::new(&aws), &config.run_events_topic_arn);
+    let lookup = RoleExecutionLookup::new(&aws, &config.read_only_role_name);
     let ports = WatchPorts {
         flow: Ports {
             run_log: &run_log,
@@ -37,6 +38,7 @@ async fn main() -> Result<(), Error> {
             events: &events,
         },
         watch: &watch,
+        lookup: &lookup,
     };
     let (ports, settings) = (&ports, &config.watch);
     lambda_runtime::run(service_fn(

@@ -91,6 +91,14 @@ impl World {
         block_on(self.mem.run_log.record(&run)).unwrap();
     }
 
+    /// One watchdog run at `now`, leaving what it published on the topic.
+    fn watch_only(&self, now: &str) -> Watched {
+        let now = at(now);
+        let invocation =
+            Invocation::new("watchdog", now, now.plus(Span::MINUTE), &self.settings.flow);
+        block_on(handle(&self.mem.watch_ports(), &self.settings, &invocation)).unwrap()
+    }
+
     /// One watchdog run at `now`; the alert events it published.
     fn watch(&self, now: &str) -> (Watched, Vec<(PipelineId, AlertEvent)>) {
         let now = at(now);
@@ -410,4 +418,126 @@ fn a_run_longer_than_max_duration_is_reported_once_and_followed_up_when_it_stops
         message.text,
         "pipeline-x (run long) stopped 40 min after its maxDuration"
     );
+}
+
+fn listings_run(status: RunStatus, stopped: Option<&str>) -> Run {
+    Run {
+        pipeline: id("111111111111", "listings"),
+        execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:l-26".into(),
+        execution_name: "l-26".into(),
+        status,
+        started_at: at("2026-11-26T03:00:00Z"),
+        stopped_at: stopped.map(at),
+        error: None,
+        cause: None,
+        trigger_id: None,
+    }
+}
+
+#[test]
+fn a_lost_succeeded_is_recovered_recorded_as_recovered_and_fires_the_child() {
+    let w = World::new();
+    let child = id("333333333333", "pipeline-y");
+    w.register(
+        &child,
+        "trigger: {executions: {allOf: [{name: listings, account: \"111111111111\", status: [SUCCESS]}]}}\n",
+        at("2026-11-25T12:00:00Z"),
+    );
+    // listings starts; its SUCCEEDED at 04:00 never reaches baton.
+    block_on(
+        w.mem
+            .run_log
+            .record(&listings_run(RunStatus::Running, None)),
+    )
+    .unwrap();
+    w.watch("2026-11-26T03:01:00Z");
+    w.mem.executions.set(&listings_run(
+        RunStatus::Succeeded,
+        Some("2026-11-26T04:00:00Z"),
+    ));
+    // Looked up once the reconciliation period (24 h) has passed, not before.
+    assert!(w.watch("2026-11-27T02:59:00Z").0.recovered.is_empty());
+    assert_eq!(w.mem.executions.asked(), 0);
+    let watched = w.watch_only("2026-11-27T03:00:00Z");
+    assert_eq!(
+        watched.recovered,
+        ["arn:aws:states:eu-west-1:111111111111:execution:listings:l-26 SUCCEEDED"]
+    );
+    // Recorded through the one recording path, marked recovered in the run log and the event.
+    let recovered = w.mem.run_log.recovered_runs();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].status, RunStatus::Succeeded);
+    let announced: Vec<RunEvent> = w.mem.topic.take_published();
+    assert_eq!(announced.len(), 1);
+    assert!(announced[0].recovered);
+    // trigger-manager takes the event as any other: pipeline-y starts.
+    let run = announced[0].run().unwrap().reference();
+    let now = at("2026-11-27T03:00:01Z");
+    let invocation = Invocation::new("tm", now, now.plus(Span::MINUTE), &w.settings.flow);
+    block_on(baton_core::flow::wake_children(
+        &w.mem.ports(),
+        &run,
+        &invocation,
+        &w.settings.flow,
+    ))
+    .unwrap();
+    let sent = w.mem.buses.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1.target.name, "pipeline-y");
+    // Nothing more to reconcile.
+    assert!(w.watch("2026-11-28T03:01:00Z").0.recovered.is_empty());
+    assert_eq!(w.mem.executions.asked(), 1);
+}
+
+#[test]
+fn a_refusing_role_is_logged_once_per_account_and_day_and_its_runs_are_asked_again_later() {
+    let w = World::new();
+    let second = Run {
+        execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:l-26b".into(),
+        execution_name: "l-26b".into(),
+        ..listings_run(RunStatus::Running, None)
+    };
+    block_on(
+        w.mem
+            .run_log
+            .record(&listings_run(RunStatus::Running, None)),
+    )
+    .unwrap();
+    block_on(w.mem.run_log.record(&second)).unwrap();
+    w.watch("2026-11-26T03:01:00Z");
+    w.mem.executions.refuse("111111111111");
+    let (watched, _) = w.watch("2026-11-27T03:00:00Z");
+    assert!(watched.recovered.is_empty());
+    assert_eq!(watched.refused.len(), 1, "{:?}", watched.refused);
+    assert!(watched.refused[0].starts_with("111111111111: AccessDenied"));
+    // One question, one log line, for two runs of the account.
+    assert_eq!(w.mem.executions.asked(), 1);
+    let report = block_on(baton_core::watch::run::watch_once(
+        &w.mem.watch_ports(),
+        &Invocation::new(
+            "w",
+            at("2026-11-27T03:01:00Z"),
+            at("2026-11-27T03:02:00Z"),
+            &w.settings.flow,
+        ),
+        &w.settings,
+    ));
+    assert!(
+        report.refusals.is_empty(),
+        "noted within the day: not logged again"
+    );
+    // The runs are asked about again a period later: once the role works, they are recovered.
+    w.mem.executions.set(&listings_run(
+        RunStatus::Succeeded,
+        Some("2026-11-26T04:00:00Z"),
+    ));
+    let fixed = World::new();
+    drop(fixed);
+    assert_eq!(w.mem.watch.scheduled().len(), 2);
+    assert!(w
+        .mem
+        .watch
+        .scheduled()
+        .iter()
+        .all(|c| c.at == at("2026-11-28T03:00:00Z")));
 }

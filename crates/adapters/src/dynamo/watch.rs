@@ -8,6 +8,7 @@
 //! | runs started up to here were looked at | `watermark` | `runs` | until |
 //! | an alert (one per pipeline, local day, kind) | `alert#<pipeline key>#<day>#<kind>` | `alert` | alert (JSON), expiresAt |
 //! | an open alert | `alerts#open` | `<alert key>` | alert (JSON), announced |
+//! | a member account's read-only role refused | `refusal#<account>` | `role` | notedAt, expiresAt |
 //!
 //! "What is due now" is one Query per UTC day from the watermark to today, `sk <= now`: it reads
 //! only checks that are due. Raising an alert is one transaction: the alert item must not exist,
@@ -220,6 +221,27 @@ impl DeadlineWatch for DynamoWatch {
             Ok(_) => Ok(()),
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("PutItem (runs sighted until)", &self.table, e)),
+        }
+    }
+
+    async fn note_refusal(&self, account: &str, now: Timestamp) -> StoreResult<bool> {
+        let noted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("refusal#{account}"), "role")))
+            .update_expression("SET notedAt = :now, expiresAt = :expires")
+            .condition_expression("attribute_not_exists(pk) OR notedAt < :dayAgo")
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":dayAgo", n(now.minus(Span::DAY).0))
+            .expression_attribute_values(":expires", n(now.plus(Span::DAY).0 / 1000 + 3600))
+            .send()
+            .await;
+        match noted {
+            Ok(_) => Ok(true),
+            // Noted within the day: already logged.
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem (role refusal)", &self.table, e)),
         }
     }
 

@@ -144,6 +144,15 @@ pub trait DeadlineWatch {
         to: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Notes that `account`'s read-only role refused at `now`. `true` when no refusal was noted
+    /// in the day before: only then is it logged, so a missing role is logged once per account
+    /// and day, not once per run.
+    fn note_refusal(
+        &self,
+        account: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// Records `alert` raised and open, once per key. `false`: it was raised before.
     fn raise(&self, alert: &DeadlineAlert) -> impl Future<Output = StoreResult<bool>> + Send;
 
@@ -191,6 +200,29 @@ pub trait RunningRuns {
         after: Timestamp,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<(String, Timestamp)>>> + Send;
+}
+
+/// Why Step Functions could not be asked about an execution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("the read-only role in account {account} is missing or refused DescribeExecution (deploy the member-account template there): {message}")]
+    Refused { account: String, message: String },
+    #[error("DescribeExecution of {execution_arn} failed and may succeed if retried: {message}")]
+    Unavailable {
+        execution_arn: String,
+        message: String,
+    },
+}
+
+/// Step Functions in the member accounts, asked through the read-only role each member-account
+/// stack creates (trusted by the central account only).
+pub trait ExecutionLookup {
+    /// The execution as Step Functions describes it now (its status, start, stop, error, cause
+    /// and the trigger id in its input); `None` when it no longer exists.
+    fn describe(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = Result<Option<Run>, LookupError>> + Send;
 }
 
 /// What the run log says about one deadline of one local day.

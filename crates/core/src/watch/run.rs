@@ -5,7 +5,8 @@
 
 use super::{
     alert_key, finish_reasons, judge, start_reasons, statuses_for, AlertEvent, AlertNews,
-    DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, PendingTriggers, RunningRuns, Verdict,
+    DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, ExecutionLookup, PendingTriggers,
+    RunningRuns, Verdict,
 };
 use crate::deadlines::{DeadlineKind, Deadlines, DueDeadline};
 use crate::events::RunEvent;
@@ -28,6 +29,9 @@ pub struct WatchSettings {
     pub pending_limit: usize,
     /// At most this many newly started runs looked at per run.
     pub runs_sighted: usize,
+    /// A run the log shows RUNNING this long after its start (or its pipeline's `maxDuration`)
+    /// is looked up in Step Functions, and again each such period while it runs.
+    pub reconcile_after: Span,
 }
 
 impl WatchSettings {
@@ -38,6 +42,7 @@ impl WatchSettings {
             pending_grace: Span::minutes(3),
             pending_limit: 100,
             runs_sighted: 1_000,
+            reconcile_after: Span::hours(24),
         }
     }
 }
@@ -55,19 +60,27 @@ pub struct WatchReport {
     pub resolved: Vec<String>,
     /// Children whose pending trigger was re-sent (or found being sent).
     pub resent: Vec<ChildReport>,
+    /// Final statuses recovered from Step Functions and recorded (their events never came).
+    pub recovered: Vec<Run>,
+    /// Read-only roles that refused, to log (once per account and day).
+    pub refusals: Vec<String>,
+    /// Accounts whose role refused in this run: not asked again until the next run.
+    pub refused_accounts: std::collections::BTreeSet<String>,
     /// What failed; each is retried by the next run.
     pub errors: Vec<String>,
 }
 
 /// Everything the watchdog reaches.
-pub struct WatchPorts<'a, L, R, G, B, E, W> {
+pub struct WatchPorts<'a, L, R, G, B, E, W, X> {
     pub flow: Ports<'a, L, R, G, B, E>,
     pub watch: &'a W,
+    /// Step Functions in the member accounts, through their read-only roles.
+    pub lookup: &'a X,
 }
 
 /// One watchdog run at `invocation.now`.
-pub async fn watch_once<L, R, G, B, E, W>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W>,
+pub async fn watch_once<L, R, G, B, E, W, X>(
+    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
     invocation: &Invocation,
     settings: &WatchSettings,
 ) -> WatchReport
@@ -78,6 +91,7 @@ where
     B: TriggerBus + Sync,
     E: RunEvents + Sync,
     W: DeadlineWatch + Sync,
+    X: ExecutionLookup + Sync,
 {
     let mut report = WatchReport::default();
     let watcher = Watcher {
@@ -112,13 +126,13 @@ const CATCH_UP_ROUNDS: usize = 8;
 /// A run's failure, as the report shows it.
 pub(super) type Failure = String;
 
-pub(super) struct Watcher<'p, 'a, L, R, G, B, E, W> {
-    pub(super) ports: &'p WatchPorts<'a, L, R, G, B, E, W>,
+pub(super) struct Watcher<'p, 'a, L, R, G, B, E, W, X> {
+    pub(super) ports: &'p WatchPorts<'a, L, R, G, B, E, W, X>,
     pub(super) settings: &'p WatchSettings,
     pub(super) now: Timestamp,
 }
 
-impl<L, R, G, B, E, W> Watcher<'_, '_, L, R, G, B, E, W>
+impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
 where
     L: RunLog + RunningRuns + Sync,
     R: Registry + DeadlineInbox + Sync,
@@ -126,6 +140,7 @@ where
     B: TriggerBus + Sync,
     E: RunEvents + Sync,
     W: DeadlineWatch + Sync,
+    X: ExecutionLookup + Sync,
 {
     /// Registrations written since the last run get their next due check.
     async fn schedule_changed(&self, report: &mut WatchReport) -> Result<(), Failure> {
@@ -256,6 +271,16 @@ where
     /// One due check: judge each deadline due at its instant, raise what was missed, schedule the
     /// next check, remove this one.
     async fn judge_check(&self, check: &DueCheck, report: &mut WatchReport) -> Result<(), Failure> {
+        if let Some(execution_arn) = &check.execution_arn {
+            // Every run is reconciled, whether its pipeline has deadlines (or a registration) or not.
+            self.judge_run(check, execution_arn, report).await?;
+            return self
+                .ports
+                .watch
+                .unschedule(check)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let registration = self
             .ports
             .flow
@@ -272,16 +297,6 @@ where
                 .await
                 .map_err(|e| e.to_string());
         };
-        if let Some(execution_arn) = &check.execution_arn {
-            self.judge_run(check, execution_arn, &deadlines, report)
-                .await?;
-            return self
-                .ports
-                .watch
-                .unschedule(check)
-                .await
-                .map_err(|e| e.to_string());
-        }
         let (date, day_start) = deadlines.day_of(check.at).map_err(|e| e.to_string())?;
         let due: Vec<DueDeadline> = deadlines
             .on_day(date)
@@ -513,8 +528,8 @@ where
 
 /// Re-sends every trigger pending longer than the grace, through the trigger flow (same id,
 /// under its send lease), so a failed send never waits for the parent's next run.
-async fn resend_pending<L, R, G, B, E, W>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W>,
+async fn resend_pending<L, R, G, B, E, W, X>(
+    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
     invocation: &Invocation,
     settings: &WatchSettings,
     report: &mut WatchReport,

@@ -12,6 +12,7 @@
 //! request) and lets the interceptor fail it before its effect, or after it (the response is
 //! lost), as a throttle, a timeout or a dropped connection would.
 
+mod executions;
 mod ledger;
 mod publish;
 mod registry;
@@ -28,6 +29,7 @@ use std::task::{Context, Poll};
 use baton_core::ports::StoreError;
 use baton_core::{PipelineId, PipelineTrigger, RunEvent, Timestamp, TriggerId};
 
+pub use executions::MemoryExecutions;
 pub use ledger::{ClaimItem, CursorItem, MemoryLedger};
 pub use publish::{MemoryTopic, MemoryTriggerBus};
 pub use registry::MemoryRegistry;
@@ -224,6 +226,7 @@ pub struct Memory {
     pub buses: MemoryTriggerBus,
     pub slack_threads: MemorySlackThreads,
     pub watch: MemoryWatch,
+    pub executions: MemoryExecutions,
 }
 
 impl Memory {
@@ -238,6 +241,7 @@ impl Memory {
             buses: MemoryTriggerBus::new(requests.clone()),
             slack_threads: MemorySlackThreads::new(requests.clone()),
             watch: MemoryWatch::new(requests.clone()),
+            executions: MemoryExecutions::new(requests.clone()),
             requests,
         }
     }
@@ -274,10 +278,12 @@ impl Memory {
         MemoryTriggerBus,
         MemoryTopic,
         MemoryWatch,
+        MemoryExecutions,
     > {
         baton_core::watch::run::WatchPorts {
             flow: self.ports(),
             watch: &self.watch,
+            lookup: &self.executions,
         }
     }
 }

@@ -212,7 +212,9 @@ impl RunLog for MemoryRunLog {
                             Err(baton_core::ports::StoreError::Rejected {
                                 operation,
                                 table: TABLE.to_owned(),
-                                message: "ConditionalCheckFailedException: the run item does not exist".into(),
+                                message:
+                                    "ConditionalCheckFailedException: the run item does not exist"
+                                        .into(),
                             }),
                             Effect::ConditionFailed,
                         ),

@@ -19,6 +19,8 @@ struct Tables {
     due: BTreeMap<String, BTreeSet<DueCheck>>,
     watermark: Option<String>,
     sighted_until: Option<Timestamp>,
+    /// account -> when its refusal was last noted.
+    refusals: BTreeMap<String, Timestamp>,
     /// Every alert ever raised, by key.
     alerts: BTreeMap<String, DeadlineAlert>,
     /// Open alerts: key -> announced.
@@ -145,6 +147,21 @@ impl DeadlineWatch for MemoryWatch {
             }
             t.sighted_until = Some(to);
             ((), Effect::Written)
+        })
+        .await
+    }
+
+    async fn note_refusal(&self, account: &str, now: Timestamp) -> StoreResult<bool> {
+        self.write("UpdateItem (role refusal)", |t| {
+            // `attribute_not_exists(pk) OR notedAt < :dayAgo`
+            if t.refusals
+                .get(account)
+                .is_some_and(|noted| *noted > now.minus(baton_core::Span::DAY))
+            {
+                return (false, Effect::ConditionFailed);
+            }
+            t.refusals.insert(account.to_owned(), now);
+            (true, Effect::Written)
         })
         .await
     }
