@@ -13,11 +13,11 @@ use baton_adapters::{
     SlackWebApi, READ_ONLY_ROLE_NAME,
 };
 use baton_core::flow::{Invocation, Ports};
-use baton_core::ports::Ledger;
+use baton_core::ports::{Ledger, RunLog};
 use baton_core::watch::run::{WatchPorts, WatchSettings};
 use baton_core::{PipelineTrigger, RunStatus, Span, Timestamp};
 use baton_testbed::slack_standin::SlackStandIn;
-use baton_testbed::{lambda_sns_event, unique, BusWatch, Moto};
+use baton_testbed::{lambda_sns_event, unique, BusWatch, MemberAccount, Moto};
 use common::*;
 use serde_json::Value;
 use slack_notifier::Notifier;
@@ -345,4 +345,92 @@ async fn a_run_past_its_max_duration_is_found_on_the_running_index() {
         .unwrap();
     assert_eq!(dog.run(&world, at(22, 7, 32)).await.resolved.len(), 1);
     assert!(dog.run(&world, at(22, 8, 0)).await.raised.is_empty());
+}
+
+#[tokio::test]
+async fn a_final_status_eventbridge_never_delivered_is_recovered_through_the_member_role() {
+    let world = World::new("watchdog-reconcile").await;
+    let member = MemberAccount::enter(Moto::shared(), ACCOUNT_C)
+        .await
+        .unwrap();
+    let name = unique("nightly");
+    let state_machine = member.create_pipeline(&name).await.unwrap();
+    let nightly = pipeline(ACCOUNT_C, &name);
+    world
+        .register(
+            &nightly,
+            "notifications: {targets: [{channel: SLACK, addresses: [data-alerts]}]}\n",
+            None,
+            at(21, 12, 0),
+        )
+        .await;
+    let execution = member
+        .sfn
+        .start_execution()
+        .state_machine_arn(&state_machine)
+        .name("n-1")
+        .input("{}")
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    let started = Timestamp(
+        member
+            .sfn
+            .describe_execution()
+            .execution_arn(&execution)
+            .send()
+            .await
+            .unwrap()
+            .start_date
+            .to_millis()
+            .unwrap(),
+    );
+    // RUNNING reaches baton; the execution then stops, and that event is lost.
+    world
+        .write(&status_event(
+            &nightly,
+            "n-1",
+            RunStatus::Running,
+            started,
+            None,
+        ))
+        .await
+        .unwrap();
+    world.published().await;
+    member.stop(&execution).await.unwrap();
+    let dog = Watchdog::new(&world);
+    dog.run(&world, started.plus(Span::MINUTE)).await;
+    assert!(dog
+        .run(&world, started.plus(Span::hours(23)))
+        .await
+        .recovered
+        .is_empty());
+    // A day after its start the log still says RUNNING: Step Functions is asked through the
+    // read-only role in account C, and the ABORTED it reports is recorded as recovered.
+    let watched = dog.run(&world, started.plus(Span::hours(24))).await;
+    assert_eq!(watched.recovered, [format!("{execution} ABORTED")]);
+    let latest = world.run_log.latest(&execution).await.unwrap().unwrap();
+    assert_eq!(latest.status, RunStatus::Aborted);
+    let published = world.published().await;
+    let events: Vec<Value> = published.iter().map(run_event).collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["execution"]["status"], "ABORTED");
+    assert_eq!(events[0]["recovered"], true);
+    // The run's story in Slack says how baton learned it.
+    let (notifier, slack) = notifier(&world).await;
+    tell_slack(&notifier, &published).await;
+    let posted = slack.messages("data-alerts");
+    assert_eq!(posted.len(), 1);
+    assert!(
+        posted[0].text.contains("recovered by baton's watchdog"),
+        "{}",
+        posted[0].text
+    );
+    // Recorded once: nothing is looked up again.
+    assert!(dog
+        .run(&world, started.plus(Span::hours(48)))
+        .await
+        .recovered
+        .is_empty());
 }

@@ -104,10 +104,12 @@ where
     T: SlackThreads + Sync,
     S: SlackApi + Sync,
 {
-    /// Delivers status `run.status` to `channel`, once.
+    /// Delivers status `run.status` to `channel`, once. `recovered`: the watchdog found the
+    /// status in Step Functions; the messages say so.
     pub(crate) async fn deliver_status_to(
         &self,
         run: &Run,
+        recovered: bool,
         failure: Option<&FailureContext>,
         channel: &str,
         delivery: &Delivery,
@@ -122,7 +124,7 @@ where
             Hold::Mine(state) => state,
         };
         let told = self
-            .tell_status(run, failure, channel, &slot, earlier, delivery)
+            .tell_status(run, recovered, failure, channel, &slot, earlier, delivery)
             .await;
         if told.is_err() {
             self.give_back(&slot, delivery).await;
@@ -131,9 +133,11 @@ where
     }
 
     /// With the status slot held: the root, or a reply and the root's edit; then S is done.
+    #[allow(clippy::too_many_arguments)]
     async fn tell_status(
         &self,
         run: &Run,
+        recovered: bool,
         failure: Option<&FailureContext>,
         channel: &str,
         slot: &PostSlot,
@@ -151,7 +155,7 @@ where
                         &root_slot,
                         channel,
                         None,
-                        &message::root(run, failure),
+                        &noted(message::root(run, failure), recovered),
                         delivery,
                     )
                     .await?;
@@ -185,7 +189,7 @@ where
 
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let reply = message::reply(run, failure);
+            let reply = noted(message::reply(run, failure), recovered);
             let posted = self
                 .post(channel, Some(&root.ts), &reply, delivery.deadline)
                 .await?;
@@ -198,7 +202,7 @@ where
         }
         if run.status.is_final() {
             // The root shows the final status and duration (an edit is idempotent).
-            let edited = message::root(run, None);
+            let edited = noted(message::root(run, None), recovered);
             retrying(delivery.deadline, || {
                 self.slack.update(&root.channel_id, &root.ts, &edited)
             })
@@ -332,6 +336,15 @@ where
             }
             other => other,
         }
+    }
+}
+
+/// A recovered status says how baton learned it.
+fn noted(m: SlackMessage, recovered: bool) -> SlackMessage {
+    if recovered {
+        message::recovered(m)
+    } else {
+        m
     }
 }
 

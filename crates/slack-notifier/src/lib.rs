@@ -213,7 +213,7 @@ where
                     tracing::error!(pipeline = %pipeline.key(), "status event without execution; ignored");
                     return Vec::new();
                 };
-                self.deliver_status(&run, &notifications, &channels, delivery)
+                self.deliver_status(&run, event.recovered, &notifications, &channels, delivery)
                     .await
             }
             RunEventKind::Alert => {
@@ -257,6 +257,7 @@ where
     async fn deliver_status(
         &self,
         run: &Run,
+        recovered: bool,
         notifications: &Notifications,
         channels: &[&str],
         delivery: &Delivery,
@@ -272,7 +273,7 @@ where
                 failure = Some(self.failure_context(run, notifications).await);
             }
             let result = self
-                .deliver_status_to(run, failure.as_ref(), channel, delivery)
+                .deliver_status_to(run, recovered, failure.as_ref(), channel, delivery)
                 .await;
             out.push(self.settle(&run.pipeline, Some(run), channel, result));
         }
