@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the answer is "no" (a definition has problems, a pipeline is not
 //! registered); 2 usage error; 3 configuration or AWS error.
 
+mod deadlines;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +25,7 @@ use crate::render::Style;
 #[command(
     name = "baton",
     version,
-    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs.",
+    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs, show deadlines late and due.",
     after_help = "Commands other than `validate` read baton's tables, named by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
 )]
 struct Cli {
@@ -55,6 +56,9 @@ enum Command {
     Explain { pipeline: String },
     /// Everything downstream of a pipeline (transitively), by account.
     Impact { pipeline: String },
+    /// What is late now (the watchdog's open alerts, with why) and what is due in the next 24
+    /// hours. Reads the watch table named by BATON_WATCH_TABLE.
+    Deadlines,
     /// Recent runs of a pipeline from the run log, newest first.
     Runs {
         pipeline: String,
@@ -173,6 +177,7 @@ fn validate(files: &[PathBuf], as_json: bool, style: Style) -> Result<(), Failur
 
 /// The stores, read-only, from the same configuration as the functions.
 struct Stores {
+    dynamo: aws_sdk_dynamodb::Client,
     registry: DynamoRegistry,
     run_log: DynamoRunLog,
     ledger: DynamoLedger,
@@ -190,7 +195,8 @@ async fn stores() -> Result<Stores, Failure> {
         registry: DynamoRegistry::new(dynamo.clone(), &tables.registry),
         // Read-only here: the retention only matters for writes.
         run_log: DynamoRunLog::new(dynamo.clone(), &tables.runs, Span::DAY),
-        ledger: DynamoLedger::new(dynamo, &tables.ledger),
+        ledger: DynamoLedger::new(dynamo.clone(), &tables.ledger),
+        dynamo,
         region,
     })
 }
@@ -242,6 +248,13 @@ async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Fai
         }
         Command::Impact { pipeline } => {
             impact(&stores, &pipeline_arg(&pipeline, &stores.region)?, as_json).await
+        }
+        Command::Deadlines => {
+            let table = Env::from_process()
+                .required("BATON_WATCH_TABLE")
+                .map_err(Failure::env)?;
+            let watch = baton_adapters::DynamoWatch::new(stores.dynamo.clone(), table, Span::DAY);
+            deadlines::deadlines(&stores, &watch, now(), as_json, style).await
         }
         Command::Runs { pipeline, limit } => {
             runs(

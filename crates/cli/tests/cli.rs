@@ -318,3 +318,83 @@ async fn impact_and_runs() {
     .unwrap();
     assert_eq!(v["runs"][0]["status"], "SUCCEEDED");
 }
+
+#[tokio::test]
+async fn deadlines_shows_what_is_late_with_why_and_what_is_due() {
+    use baton_core::deadlines::DeadlineKind;
+    use baton_core::watch::{DeadlineAlert, DeadlineWatch, DueCheck};
+    let (central, _) = scout24().await;
+    let x = pipeline("333333333333", "pipeline-x");
+    let watch = central.watch();
+    // What the watchdog would have written: pipeline-x late today, its next check in an hour.
+    let alert = DeadlineAlert {
+        pipeline: x.clone(),
+        kind: DeadlineKind::LateStart,
+        day: "2026-11-26".into(),
+        due: ago(1),
+        due_local: "07:00 Europe/Berlin".into(),
+        raised_at: ago(1),
+        reasons: vec!["waiting on searches (222222222222): latest run s-22 FAILED at 05:18".into()],
+        waiting_on: vec![pipeline("222222222222", "searches")],
+        execution_arn: None,
+    };
+    assert!(watch.raise(&alert).await.unwrap());
+    let next = ago(-1);
+    watch
+        .schedule(&DueCheck {
+            at: next,
+            pipeline: x.clone(),
+            execution_arn: None,
+        })
+        .await
+        .unwrap();
+    let cmd_env = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args)
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+            .env("BATON_RUNS_TABLE", &central.tables.runs)
+            .env("BATON_REGISTRY_TABLE", &central.tables.registry)
+            .env("BATON_LEDGER_TABLE", &central.tables.ledger)
+            .env("BATON_SLACK_THREADS_TABLE", &central.tables.slack_threads)
+            .env("BATON_WATCH_TABLE", &central.watch_table);
+        cmd.output().expect("the baton binary runs")
+    };
+    let out = cmd_env(&["deadlines"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "pipeline-x (333333333333/eu-west-1) lateStart 2026-11-26 (due 07:00 Europe/Berlin"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("why: waiting on searches (222222222222): latest run s-22 FAILED at 05:18"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("({next})  pipeline-x (333333333333/eu-west-1)")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&cmd_env(&["--json", "deadlines"]).stdout).unwrap();
+    assert_eq!(json["late"][0]["kind"], "lateStart");
+    assert_eq!(
+        json["due"][0]["pipeline"],
+        "333333333333:eu-west-1:pipeline-x"
+    );
+    // Without the watch table, it says which variable is missing.
+    let missing = baton(Some(&central), &["deadlines"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("BATON_WATCH_TABLE"));
+}
