@@ -4,6 +4,7 @@
 //! registered); 2 usage error; 3 configuration or AWS error.
 
 mod deadlines;
+mod dlq;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,11 +60,28 @@ enum Command {
     /// What is late now (the watchdog's open alerts, with why) and what is due in the next 24
     /// hours. Reads the watch table named by BATON_WATCH_TABLE.
     Deadlines,
+    /// The events a function failed for good (its dead-letter queue), and their re-delivery.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Recent runs of a pipeline from the run log, newest first.
     Runs {
         pipeline: String,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// How many failed events wait in each function's DLQ, and the first few with their error.
+    List,
+    /// Invoke FUNCTION again with every event in its DLQ (asynchronously, as Lambda did), deleting
+    /// each from the queue once Lambda accepted it.
+    Redrive {
+        /// run-log-writer, trigger-manager, slack-notifier, cfn-responder or watchdog.
+        function: String,
     },
 }
 
@@ -99,6 +117,15 @@ fn main() -> ExitCode {
     let style = Style::new(!cli.json && std::io::stdout().is_terminal());
     let result = match cli.command {
         Command::Validate { files } => validate(&files, cli.json, style),
+        Command::Dlq { action } => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(dead_letters(action, cli.json)),
+            Err(e) => Err(Failure::env(format!(
+                "could not start the async runtime: {e}"
+            ))),
+        },
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -229,10 +256,20 @@ fn now() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_millis())
 }
 
+/// `baton dlq`: needs queues and functions, not tables.
+async fn dead_letters(action: DlqAction, as_json: bool) -> Result<(), Failure> {
+    let aws = aws_config::load_from_env().await;
+    let env = Env::from_process();
+    match action {
+        DlqAction::List => dlq::list(&aws, &env, as_json).await,
+        DlqAction::Redrive { function } => dlq::redrive(&aws, &env, &function, as_json).await,
+    }
+}
+
 async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Failure> {
     let stores = stores().await?;
     match command {
-        Command::Validate { .. } => Ok(()),
+        Command::Validate { .. } | Command::Dlq { .. } => Ok(()),
         Command::Graph { format, from } => {
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await
