@@ -217,7 +217,7 @@ async fn pipeline_x_late_at_seven_because_searches_failed_then_started_35_min_la
         .await
         .unwrap();
     world.published().await;
-    let watched = dog.run(&world, at(22, 6, 36)).await;
+    let watched = dog.run(&world, at(22, 6, 40)).await;
     assert_eq!(
         watched.resolved,
         ["333333333333:eu-west-1:pipeline-x#2026-11-22#lateStart"]
@@ -232,7 +232,7 @@ async fn pipeline_x_late_at_seven_because_searches_failed_then_started_35_min_la
         thread[1].text,
         "pipeline-x started 35 min late (run x-2026-11-22)"
     );
-    assert!(dog.run(&world, at(22, 6, 37)).await.resolved.is_empty());
+    assert!(dog.run(&world, at(22, 6, 45)).await.resolved.is_empty());
 }
 
 #[tokio::test]
@@ -343,7 +343,7 @@ async fn a_run_past_its_max_duration_is_found_on_the_running_index() {
         ))
         .await
         .unwrap();
-    assert_eq!(dog.run(&world, at(22, 7, 32)).await.resolved.len(), 1);
+    assert_eq!(dog.run(&world, at(22, 7, 35)).await.resolved.len(), 1);
     assert!(dog.run(&world, at(22, 8, 0)).await.raised.is_empty());
 }
 

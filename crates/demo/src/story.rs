@@ -650,9 +650,10 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     );
     done.input = input;
     world.status_change(&running).await?;
-    // The watchdog's next run sees pipeline-x started: the alert's thread hears how late.
-    world.watchdog(tomorrow_at(7, 36)).await?;
-    world.pump(tomorrow_at(7, 36), None).await?;
+    // The watchdog follows up open alerts every five minutes: at 07:40 it sees pipeline-x
+    // started at 07:35, and the alert's thread hears how late.
+    world.watchdog(tomorrow_at(7, 40)).await?;
+    world.pump(tomorrow_at(7, 40), None).await?;
     world.status_change(&done).await?;
 
     heading("6. What happened");

@@ -192,7 +192,7 @@ fn late_start_is_reported_once_with_why_then_followed_up_with_how_late() {
         "2026-11-26T06:35:00Z",
         None,
     );
-    let (watched, alerts) = w.watch("2026-11-26T06:36:00Z");
+    let (watched, alerts) = w.watch("2026-11-26T06:40:00Z");
     assert_eq!(
         watched.resolved,
         ["333333333333:eu-west-1:pipeline-x#2026-11-26#lateStart"]
@@ -208,7 +208,7 @@ fn late_start_is_reported_once_with_why_then_followed_up_with_how_late() {
     let message = baton_core::watch::message::alert_message(&alerts[0].1, None);
     assert_eq!(message.text, "pipeline-x started 35 min late (run x-1)");
     // Followed up once.
-    assert!(w.watch("2026-11-26T06:37:00Z").1.is_empty());
+    assert!(w.watch("2026-11-26T06:45:00Z").1.is_empty());
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn late_finish_says_what_is_running_and_an_on_time_day_raises_nothing() {
         "2026-11-26T05:50:00Z",
         Some("2026-11-26T09:10:00Z"),
     );
-    let (_, alerts) = w.watch("2026-11-26T09:11:00Z");
+    let (_, alerts) = w.watch("2026-11-26T09:15:00Z");
     assert!(
         matches!(alerts[0].1.news, AlertNews::Resolved { late_by, .. } if late_by == Span::minutes(40))
     );
@@ -265,6 +265,22 @@ fn late_finish_says_what_is_running_and_an_on_time_day_raises_nothing() {
         watched.raised,
         ["333333333333:eu-west-1:pipeline-x#2026-11-28#lateStart"]
     );
+    // Nothing ever ran that day: a day after its deadline the alert stops waiting, silently.
+    w.watch("2026-11-28T08:30:00Z");
+    assert_eq!(
+        w.mem.watch.open_alerts_count(),
+        2,
+        "lateStart and lateFinish of day 3"
+    );
+    let (watched, alerts) = w.watch("2026-11-29T09:00:00Z");
+    assert!(watched.resolved.is_empty());
+    assert!(
+        alerts
+            .iter()
+            .all(|(_, a)| !matches!(a.news, AlertNews::Resolved { .. })),
+        "no follow-up: {alerts:?}"
+    );
+    assert_eq!(w.mem.watch.open_alerts_count(), 2, "day 4's alerts only");
 }
 
 #[test]
@@ -411,7 +427,7 @@ fn a_run_longer_than_max_duration_is_reported_once_and_followed_up_when_it_stops
         "2026-11-26T05:01:00Z",
         Some("2026-11-26T07:41:00Z"),
     );
-    let (watched, alerts) = w.watch("2026-11-26T07:42:00Z");
+    let (watched, alerts) = w.watch("2026-11-26T07:45:00Z");
     assert_eq!(watched.resolved.len(), 1);
     let message = baton_core::watch::message::alert_message(&alerts[0].1, None);
     assert_eq!(

@@ -8,6 +8,8 @@ use super::{
     DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, ExecutionLookup, PendingTriggers,
     RunningRuns, Verdict,
 };
+use futures::stream::{self, StreamExt};
+
 use crate::deadlines::{DeadlineKind, Deadlines, DueDeadline};
 use crate::events::RunEvent;
 use crate::flow::{inspect_child, wake_child, ChildReport, FlowSettings, Invocation, Ports};
@@ -125,6 +127,9 @@ const CATCH_UP_ROUNDS: usize = 8;
 
 /// A run's failure, as the report shows it.
 pub(super) type Failure = String;
+
+/// Open alerts are followed up on the minutes divisible by this (UTC).
+pub const FOLLOW_UP_EVERY: i64 = 5;
 
 pub(super) struct Watcher<'p, 'a, L, R, G, B, E, W, X> {
     pub(super) ports: &'p WatchPorts<'a, L, R, G, B, E, W, X>,
@@ -455,15 +460,31 @@ where
             .open_alerts()
             .await
             .map_err(|e| e.to_string())?;
-        for open in open {
-            let key = open.alert.key();
-            let step = async {
+        // Open alerts are looked at every FOLLOW_UP_EVERY minutes: a reply says how late from
+        // the run's own times, so it is exact whenever it comes, and the watchdog's requests per
+        // run stay bounded by the alerts open (docs/watchdog.md, "Cost").
+        let follow_up_now = (self.now.0 / Span::MINUTE.0) % FOLLOW_UP_EVERY == 0;
+        // Each alert is independent and every write is conditional or idempotent, so several
+        // are followed up at once: the run's duration is the store's latency times the alerts
+        // open divided by the concurrency, not times the alerts open.
+        let outcomes: Vec<(String, Result<bool, Failure>)> = stream::iter(open)
+            .map(|open| async move {
+                let key = open.alert.key();
                 if !open.announced {
-                    self.announce(&open.alert).await?;
+                    if let Err(e) = self.announce(&open.alert).await {
+                        return (key, Err(e));
+                    }
                 }
-                self.resolve(&open.alert).await
-            };
-            match step.await {
+                if !follow_up_now {
+                    return (key, Ok(false));
+                }
+                (key, self.resolve(&open.alert).await)
+            })
+            .buffered(self.settings.flow.child_concurrency.max(1))
+            .collect()
+            .await;
+        for (key, outcome) in outcomes {
+            match outcome {
                 Ok(true) => report.resolved.push(key),
                 Ok(false) => {}
                 Err(e) => report.errors.push(format!("alert {key}: {e}")),
@@ -474,7 +495,11 @@ where
 
     async fn resolve(&self, alert: &DeadlineAlert) -> Result<bool, Failure> {
         let key = alert_key(&alert.pipeline, &alert.day, alert.kind);
-        let Some(deadlines) = self.deadlines_of(&alert.pipeline).await? else {
+        // A day after its deadline an alert stops waiting (the next day has its own): what
+        // never happened by then is not followed up, and open alerts stay few.
+        let expired = self.now > alert.due.plus(Span::DAY);
+        let deadlines = self.deadlines_of(&alert.pipeline).await?;
+        let Some(deadlines) = deadlines.filter(|_| !expired) else {
             self.ports
                 .watch
                 .close(&key)

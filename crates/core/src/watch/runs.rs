@@ -19,7 +19,7 @@ use crate::time::{Span, Timestamp};
 
 /// How far before the last mark each look at the running index goes back: the index is
 /// eventually consistent (typically well under a second behind).
-const SIGHTING_LAG: Span = Span(120_000);
+const SIGHTING_LAG: Span = Span(30_000);
 
 impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
 where
@@ -37,7 +37,12 @@ where
     pub(super) async fn sight_runs(&self, report: &mut WatchReport) -> Result<(), Failure> {
         let watch = self.ports.watch;
         let read = watch.sighted_until().await.map_err(text)?;
-        let after = read.unwrap_or(self.now).minus(SIGHTING_LAG);
+        // The first look ever goes back a whole reconciliation period: runs already running
+        // when the watchdog was deployed are watched too.
+        let after = match read {
+            Some(mark) => mark.minus(SIGHTING_LAG),
+            None => self.now.minus(self.settings.reconcile_after),
+        };
         let started = self
             .ports
             .flow

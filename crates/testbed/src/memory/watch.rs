@@ -49,6 +49,11 @@ impl MemoryWatch {
             .unwrap_or_default()
     }
 
+    /// How many alerts are open, for tests.
+    pub fn open_alerts_count(&self) -> usize {
+        self.tables.lock().map(|t| t.open.len()).unwrap_or_default()
+    }
+
     /// Every alert ever raised, for tests.
     pub fn alerts(&self) -> Vec<DeadlineAlert> {
         self.tables
