@@ -48,7 +48,8 @@ impl WatchdogReport {
             "watchdog day: {} pipelines ({} with daily deadlines), {} runs, {} watchdog runs\n\
              requests per run: mean {mean:.0}, p50 {}, p99 {}, max {}; {total} in the day\n\
              CPU per run (in-memory store, this machine): mean {cpu_mean:?}, p99 {:?}, max {:?}\n\
-             due checks judged {}, alerts raised {}, followed up {}",
+             due checks judged {}, alerts raised {}, followed up {}\n\
+             busiest run: minute {} of the day (UTC), {} requests",
             self.pipelines,
             self.with_deadlines,
             self.runs,
@@ -61,6 +62,13 @@ impl WatchdogReport {
             self.checked,
             self.raised,
             self.resolved,
+            self.requests
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, r)| **r)
+                .map(|(m, _)| m)
+                .unwrap_or_default(),
+            self.requests.iter().max().copied().unwrap_or_default(),
         )
     }
 }
