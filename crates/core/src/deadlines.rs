@@ -374,6 +374,31 @@ mod tests {
     }
 
     #[test]
+    fn cloudformation_properties_carry_deadlines_as_strings_and_problems_with_their_path() {
+        use crate::definition::PipelineDefinition;
+        let ok = PipelineDefinition::from_cfn_properties(&json!({
+            "Deadlines": {"startBy": "07:00", "maxDuration": "2h", "timezone": "Europe/Berlin"}
+        }))
+        .unwrap();
+        let deadlines = ok.deadlines.clone().unwrap();
+        assert_eq!(deadlines.start_by, LocalTime::parse("7:00"));
+        assert_eq!(deadlines.max_duration, Some(Span::hours(2)));
+        // Problems of every block come together.
+        let bad = PipelineDefinition::from_cfn_properties(&json!({
+            "Notifications": {"type": "SOMETIMES", "targets": [{"channel": "SLACK", "addresses": ["a"]}]},
+            "Deadlines": {"finishBy": "9.30"}
+        }))
+        .unwrap_err();
+        let paths: Vec<&str> = bad.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["Notifications.type", "Deadlines.finishBy"]);
+        // The block survives the registry's JSON round trip.
+        let text = serde_json::to_string(&ok).unwrap();
+        assert!(text.contains(r#""deadlines":{"startBy":"07:00","maxDuration":7200000,"timezone":"Europe/Berlin"}"#), "{text}");
+        let back: PipelineDefinition = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ok);
+    }
+
+    #[test]
     fn every_problem_is_named_with_its_path() {
         let problems = read(
             "Deadlines",
