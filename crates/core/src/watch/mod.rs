@@ -8,6 +8,8 @@
 //! An alert stays *open* until the run log shows the start (or success) it was waiting for; then
 //! a follow-up says how late it was, in the alert's thread.
 
+mod alerts;
+mod due;
 mod explain;
 pub mod message;
 pub mod run;
