@@ -84,6 +84,7 @@ fn config(tables: &TableNames, margin: Duration, capture: &CfnCapture) -> Config
         endpoints: ResponseEndpoints {
             emulated: Some(capture.base_url().to_owned()),
         },
+        environment: Some("dev".to_owned()),
     }
 }
 
@@ -345,10 +346,13 @@ notifications:
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        stored.definition,
-        PipelineDefinition::from_yaml(yaml).unwrap()
-    );
+    let mut expected = PipelineDefinition::from_yaml(yaml).unwrap();
+    if let Some(n) = expected.notifications.as_mut() {
+        // The stack's NotificationTopicArn, where the EMAIL target's messages are published.
+        n.email_topic_arn =
+            Some("arn:aws:sns:eu-west-1:123456789012:baton-notify-pipeline-x".into());
+    }
+    assert_eq!(stored.definition, expected);
 }
 
 #[tokio::test]
@@ -367,6 +371,9 @@ async fn a_registration_closing_a_cycle_across_accounts_is_refused_and_named() {
             r["RequestId"] = json!(format!("create-{name}"));
             let p = &mut r["ResourceProperties"];
             p["PipelineName"] = json!(name);
+            p["NotificationTopicArn"] = json!(format!(
+                "arn:aws:sns:{REGION}:{account}:baton-notify-{name}"
+            ));
             p["Trigger"] = json!({"executions": {"allOf": [
                 {"name": parent.1, "account": parent.0, "status": ["SUCCESS"]}
             ]}});
@@ -821,4 +828,106 @@ async fn an_answer_is_never_sent_to_a_url_that_is_not_cloudformations() {
     );
     assert!(!text.contains("steal"), "the URL is never repeated: {text}");
     assert!(bed.capture.puts().is_empty(), "nothing was sent");
+}
+
+/// The properties of a stack `baton synth --env dev` made from the Scout24 example `name`, as
+/// CloudFormation sends them from account `account`.
+fn synthesized(name: &str, account: &str, topic: Option<&str>) -> Value {
+    let dir = format!("{}/../examples/scout24/{name}", env!("CARGO_MANIFEST_DIR"));
+    let made = baton_synth::synth(std::path::Path::new(&dir), "dev").unwrap();
+    let at = baton_synth::local::Deployment {
+        account,
+        region: REGION,
+        notification_topic_arn: topic,
+    };
+    baton_synth::local::registration_properties(&made, &at).unwrap()
+}
+
+#[tokio::test]
+async fn a_synthesized_stack_registers_with_its_email_topic() {
+    let bed = bed("cfn-synth").await;
+    let topic = format!("arn:aws:sns:{REGION}:{MEMBER}:baton-notify-pipeline-x");
+    let properties = synthesized("pipeline-x", MEMBER, Some(&topic));
+    let stack_id = stack(MEMBER, "pipeline-x-dev");
+    let request = bed.request("create", |r| {
+        r["StackId"] = json!(stack_id);
+        r["ResourceProperties"] = properties.clone();
+    });
+    let created = bed.send(via_own_topic(request)).await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let stored = bed
+        .registry()
+        .get(&pipeline(MEMBER, "pipeline-x"))
+        .await
+        .unwrap()
+        .expect("registered");
+    let notifications = stored.definition.notifications.expect("notifications");
+    assert_eq!(
+        notifications.email_topic_arn.as_deref(),
+        Some(topic.as_str())
+    );
+    assert_eq!(
+        notifications.email_addresses(),
+        ["rent-journey@example.com"]
+    );
+    // The dev aliases resolved to dev's accounts.
+    let parents: Vec<String> = stored
+        .definition
+        .trigger
+        .expect("trigger")
+        .parents(&pipeline(MEMBER, "pipeline-x"))
+        .keys()
+        .map(|p| p.account.clone())
+        .collect();
+    assert_eq!(parents, ["111111111111", "222222222222"]);
+}
+
+#[tokio::test]
+async fn a_stack_of_another_environment_or_email_without_a_topic_is_refused() {
+    let bed = bed("cfn-synth-refused").await;
+    let topic = format!("arn:aws:sns:{REGION}:{MEMBER}:baton-notify-pipeline-x");
+    let stack_id = stack(MEMBER, "pipeline-x-dev");
+    let send = |edit: fn(&mut Value)| {
+        let mut properties = synthesized("pipeline-x", MEMBER, Some(&topic));
+        edit(&mut properties);
+        let request = bed.request("create", |r| {
+            r["StackId"] = json!(stack_id);
+            r["ResourceProperties"] = properties;
+        });
+        bed.send(via_own_topic(request))
+    };
+    let prod = send(|p| p["Environment"] = json!("prod")).await;
+    assert_eq!(prod["Status"], "FAILED", "{prod}");
+    assert!(
+        reason(&prod)
+            .contains("synthesized for environment `prod` but registers with baton's `dev` stack"),
+        "{prod}"
+    );
+    let no_topic = send(|p| {
+        p.as_object_mut().unwrap().remove("NotificationTopicArn");
+    })
+    .await;
+    assert_eq!(no_topic["Status"], "FAILED", "{no_topic}");
+    assert!(
+        reason(&no_topic).contains("NotificationTopicArn: missing: EMAIL targets"),
+        "{no_topic}"
+    );
+    let foreign = send(|p| {
+        p["NotificationTopicArn"] =
+            json!("arn:aws:sns:eu-west-1:444444444444:baton-notify-pipeline-x")
+    })
+    .await;
+    assert_eq!(foreign["Status"], "FAILED", "{foreign}");
+    assert!(
+        reason(&foreign)
+            .contains("in account 444444444444 but the pipeline is in account 333333333333"),
+        "{foreign}"
+    );
+    assert_eq!(
+        bed.registry()
+            .get(&pipeline(MEMBER, "pipeline-x"))
+            .await
+            .unwrap(),
+        None
+    );
 }

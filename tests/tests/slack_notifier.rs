@@ -466,6 +466,7 @@ async fn a_trigger_notice_names_the_parent_runs_once() {
         consumed: consumed.clone(),
         reason: "allOf: listings SUCCEEDED, searches SUCCEEDED".into(),
         fired_at: at(63),
+        environment: None,
     };
     let notice = RunEvent::trigger_notice(&trigger);
     w.deliver(std::slice::from_ref(&notice)).await.unwrap();

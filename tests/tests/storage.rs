@@ -373,6 +373,34 @@ async fn a_stale_cursor_write_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
+    let central = Central::shared("forget").await;
+    let ledger = central.ledger();
+    let (x, stale, after) = scout24_firing();
+    ledger.claim(&stale, None, after).await.unwrap();
+    // One evaluation drops the stale trigger, another claims a new one for the new registration,
+    // then the first evaluation's drop (a retry, or a second evaluation) arrives late.
+    ledger.forget(&x, Some(&stale.trigger_id)).await.unwrap();
+    let mut fresh = stale.clone();
+    fresh.trigger_id = baton_core::TriggerId("fresh".into());
+    assert_eq!(
+        ledger.claim(&fresh, Some(after), at(23, 5)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    ledger.forget(&x, Some(&stale.trigger_id)).await.unwrap();
+    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    assert_eq!(
+        state.pending.map(|p| p.trigger_id.0),
+        Some("fresh".to_owned()),
+        "the late drop of the stale trigger took the fresh one"
+    );
+    // Unregistering forgets whatever is pending, and keeps the cursor.
+    ledger.forget(&x, None).await.unwrap();
+    let state = ledger.cursor(&x).await.unwrap().unwrap();
+    assert_eq!((state.cursor, state.pending), (at(23, 5), None));
+}
+
 fn lease(holder: &str, until: Timestamp) -> Lease {
     Lease {
         holder: holder.to_owned(),

@@ -29,6 +29,7 @@ async fn a_trigger_reaches_the_pipeline_bus_in_the_childs_region() {
         consumed: Vec::new(),
         reason: "cross-Region delivery".into(),
         fired_at: Timestamp(1_764_000_000_000),
+        environment: None,
     };
     // The adapter is built for the central Region (eu-west-1), as trigger-manager's is.
     let bus = EventBridgeTriggerBus::new(&central);

@@ -509,6 +509,7 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
         consumed: Vec::new(),
         reason: "test".into(),
         fired_at: at(22, 5, 0),
+        environment: None,
     };
     ledger.claim(&trigger, None, at(22, 4, 0)).await.unwrap();
     // An invocation that read its clock at 05:00 and may run until 05:02 takes the lease...
@@ -548,6 +549,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
         consumed: Vec::new(),
         reason: "test".into(),
         fired_at: at(22, 5, 0),
+        environment: None,
     };
     world
         .ledger

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::sns::SnsEmailTopics;
 use baton_adapters::{
     DynamoRegistry, DynamoSlackThreads, DynamoWatch, RoleExecutionLookup, SecretsManagerToken,
     SlackWebApi, READ_ONLY_ROLE_NAME,
@@ -69,7 +70,7 @@ impl Watchdog {
 async fn notifier(
     world: &World,
 ) -> (
-    Notifier<DynamoRegistry, DynamoSlackThreads, SlackWebApi<SecretsManagerToken>>,
+    Notifier<DynamoRegistry, DynamoSlackThreads, SlackWebApi<SecretsManagerToken>, SnsEmailTopics>,
     SlackStandIn,
 ) {
     let secrets = aws_sdk_secretsmanager::Client::new(&Moto::shared().sdk_config().await);
@@ -88,12 +89,19 @@ async fn notifier(
         threads: world.central.slack_threads(),
         slack: SlackWebApi::new(slack.url(), SecretsManagerToken::new(secrets, &secret_id))
             .unwrap(),
+        email: SnsEmailTopics::new(&world.central.config),
+        environment: None,
     };
     (notifier, slack)
 }
 
 async fn tell_slack(
-    notifier: &Notifier<DynamoRegistry, DynamoSlackThreads, SlackWebApi<SecretsManagerToken>>,
+    notifier: &Notifier<
+        DynamoRegistry,
+        DynamoSlackThreads,
+        SlackWebApi<SecretsManagerToken>,
+        SnsEmailTopics,
+    >,
     notifications: &[Value],
 ) {
     for n in notifications {

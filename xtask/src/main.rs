@@ -44,14 +44,25 @@ const SAM_TEMPLATES: &[(&str, &str)] = &[
 /// baton's policy rules, loaded by cfn-lint with --append-rules.
 const POLICY_RULES: &str = "policy/rules";
 
-/// Templates checked by cfn-lint.
-const TEMPLATES: &[&str] = &[
-    "template.yaml",
-    "templates/member-account.yaml",
-    "examples/listings.yaml",
-    "examples/searches.yaml",
-    "examples/pipeline-x.yaml",
+/// Templates `baton synth` made from the examples' pipeline.yaml (a test keeps them current).
+const SYNTHESIZED: &[&str] = &[
+    "examples/scout24/listings/template.dev.yaml",
+    "examples/scout24/listings/template.prod.yaml",
+    "examples/scout24/searches/template.dev.yaml",
+    "examples/scout24/searches/template.prod.yaml",
+    "examples/scout24/pipeline-x/template.dev.yaml",
+    "examples/scout24/pipeline-x/template.prod.yaml",
 ];
+
+/// Templates checked by cfn-lint and the policy rules: the two SAM templates and the synthesized
+/// ones; `sam validate --lint` checks them all too.
+fn templates() -> Vec<&'static str> {
+    SAM_TEMPLATES
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(SYNTHESIZED.iter().copied())
+        .collect()
+}
 
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
@@ -135,6 +146,10 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
         return Ok(python);
     }
     let system_python = env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    eprintln!(
+        "==> installing {} into {dir} (first run, or the requirements changed; about a minute)",
+        requirements.display()
+    );
     if !python.exists() {
         run(
             &system_python,
@@ -148,7 +163,8 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
             "-m",
             "pip",
             "install",
-            "--quiet",
+            "--progress-bar",
+            "off",
             "--disable-pip-version-check",
             "-r",
             &requirements.to_string_lossy(),
@@ -161,6 +177,7 @@ fn venv(dir: &str, requirements: &str) -> Result<PathBuf, String> {
 
 fn test() -> Result<(), String> {
     let python = setup()?;
+    eprintln!("{COLD_BUILD}");
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"], &[])?;
     run(
@@ -188,7 +205,7 @@ fn test() -> Result<(), String> {
 /// nothing new is compiled), with `args` passed on. Without `--schedules` it runs 2,000
 /// schedules (baton-sim's default), as `cargo xtask test` does.
 fn sim(args: &[String]) -> Result<(), String> {
-    let mut command = vec!["run", "--quiet", "--package", "baton-sim", "--"];
+    let mut command = vec!["run", "--package", "baton-sim", "--"];
     command.extend(args.iter().map(String::as_str));
     run(&cargo(), &command, &[])
 }
@@ -200,10 +217,11 @@ fn lint_templates() -> Result<(), String> {
     let bin = setup_tools()?;
     let tools_env = tools_env(&bin);
     let env: Vec<(&str, &Path)> = tools_env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let templates = templates();
     let mut args = vec!["--format", "parseable"];
-    args.extend_from_slice(TEMPLATES);
+    args.extend_from_slice(&templates);
     run(&bin.join("cfn-lint").to_string_lossy(), &args, &env)?;
-    for (template, _) in SAM_TEMPLATES {
+    for template in &templates {
         run(
             &bin.join("sam").to_string_lossy(),
             &["validate", "--lint", "--template", template],
@@ -212,9 +230,8 @@ fn lint_templates() -> Result<(), String> {
     }
     let bad = policy_rules(&bin, &env)?;
     eprintln!(
-        "templates: {} linted with cfn-lint and baton's policy rules, {} validated with sam; {bad} bad examples rejected by their rules",
-        TEMPLATES.len(),
-        SAM_TEMPLATES.len()
+        "templates: {} linted with cfn-lint and baton's policy rules and validated with sam; {bad} bad examples rejected by their rules",
+        templates.len()
     );
     Ok(())
 }
@@ -224,8 +241,9 @@ fn lint_templates() -> Result<(), String> {
 /// rejected by its own rule. A bad example that passes fails the command. Returns how many.
 fn policy_rules(bin: &Path, env: &[(&str, &Path)]) -> Result<usize, String> {
     let cfn_lint = bin.join("cfn-lint").to_string_lossy().into_owned();
+    let templates = templates();
     let mut args = vec!["--append-rules", POLICY_RULES, "--format", "parseable"];
-    args.extend_from_slice(TEMPLATES);
+    args.extend_from_slice(&templates);
     run(&cfn_lint, &args, env)?;
     let dir = root().join("tests/policy/bad");
     let mut examples: Vec<PathBuf> = fs::read_dir(&dir)
@@ -312,11 +330,16 @@ fn sam_build() -> Result<(), String> {
     Ok(())
 }
 
+/// Said before the first cargo step: a cold build is long, and its progress follows.
+const COLD_BUILD: &str = "==> cargo builds what changed first: about 4 minutes for the demo on a cold 2-core machine, 3 more for the tests; cargo prints each crate it compiles";
+
 fn demo() -> Result<(), String> {
     let python = setup()?;
+    eprintln!("{COLD_BUILD}");
     run(
         &cargo(),
-        &["run", "--quiet", "--package", "baton-demo"],
+        // Not --quiet: on a cold machine the first build takes minutes, and cargo shows progress.
+        &["run", "--package", "baton-demo"],
         &[("BATON_PYTHON", &python)],
     )
 }

@@ -4,6 +4,7 @@
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
+use baton_core::email::{EmailMessage, EmailTopics};
 use baton_core::ports::{PublishError, RunEvents};
 use baton_core::RunEvent;
 
@@ -107,6 +108,59 @@ impl RunEvents for SnsRunEvents {
             .send()
             .await
             .map_err(|e| publish_error(&self.topic_arn, e))?;
+        Ok(())
+    }
+}
+
+/// [`EmailTopics`] over `sns:Publish` to pipelines' own topics, in their accounts and Regions: a
+/// topic is published to through its own Region's endpoint, with a client built on first use.
+#[derive(Debug)]
+pub struct SnsEmailTopics {
+    config: aws_config::SdkConfig,
+    by_region: std::sync::Mutex<std::collections::HashMap<String, Client>>,
+}
+
+impl SnsEmailTopics {
+    pub fn new(config: &aws_config::SdkConfig) -> SnsEmailTopics {
+        SnsEmailTopics {
+            config: config.clone(),
+            by_region: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn client_for(&self, region: &str) -> Client {
+        // A poisoned lock only means another publish panicked mid-insert; the map is still usable.
+        let mut clients = self.by_region.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let config = aws_sdk_sns::config::Builder::from(&self.config)
+                    .region(aws_sdk_sns::config::Region::new(region.to_owned()))
+                    .build();
+                Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+impl EmailTopics for SnsEmailTopics {
+    async fn publish_email(
+        &self,
+        topic_arn: &str,
+        email: &EmailMessage,
+    ) -> Result<(), PublishError> {
+        let region = match topic_arn.split(':').collect::<Vec<_>>().as_slice() {
+            ["arn", _, "sns", region, _, _] if !region.is_empty() => (*region).to_owned(),
+            _ => return Err(classify(topic_arn, false, "not an SNS topic ARN".into())),
+        };
+        self.client_for(&region)
+            .publish()
+            .topic_arn(topic_arn)
+            .subject(&email.subject)
+            .message(&email.body)
+            .send()
+            .await
+            .map_err(|e| publish_error(topic_arn, e))?;
         Ok(())
     }
 }

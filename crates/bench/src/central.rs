@@ -212,6 +212,14 @@ impl Bench {
             ("BATON_RUN_RETENTION_DAYS", "90".to_owned()),
             ("BATON_RUN_EVENTS_TOPIC_ARN", self.topic_arn.clone()),
             ("BATON_DEFAULT_PIPELINE_BUS", "bench-pipelines".to_owned()),
+            // cfn-responder: the emulator's default account is the central account, and answers
+            // go to the proxy's response-URL stand-in instead of CloudFormation's buckets.
+            ("BATON_CENTRAL_ACCOUNT", "123456789012".to_owned()),
+            (
+                "BATON_EMULATED_RESPONSE_ENDPOINT",
+                self.proxy.endpoint().to_owned(),
+            ),
+            ("BATON_ENVIRONMENT", "bench".to_owned()),
             ("BATON_SLACK_TOKEN_SECRET_ID", self.secret_id.clone()),
             (
                 "BATON_SLACK_API_URL",

@@ -53,6 +53,9 @@ pub struct Config {
     /// Where answers may go (`BATON_EMULATED_RESPONSE_ENDPOINT` adds a local base URL, for the
     /// emulator's tests and the demo only; production leaves it unset).
     pub endpoints: ResponseEndpoints,
+    /// This central stack's environment (`BATON_ENVIRONMENT`, e.g. dev or prod): a resource
+    /// synthesized for another environment is refused.
+    pub environment: Option<String>,
 }
 
 impl Config {
@@ -72,7 +75,22 @@ impl Config {
             endpoints: ResponseEndpoints {
                 emulated: env.optional("BATON_EMULATED_RESPONSE_ENDPOINT"),
             },
+            environment: env.optional("BATON_ENVIRONMENT"),
         })
+    }
+}
+
+/// A stack synthesized for one environment must not register with another environment's baton
+/// (its accounts and channels are that environment's).
+fn wrong_environment(resource: Option<&str>, central: Option<&str>) -> Option<String> {
+    match (resource, central) {
+        (Some(r), Some(c)) if r != c => Some(format!(
+            "Environment: this stack was synthesized for environment `{r}` but registers with baton's `{c}` stack; synthesize it with `baton synth --env {c}` or deploy it with {r}'s ServiceToken"
+        )),
+        (Some(r), None) => Some(format!(
+            "Environment: the stack names environment `{r}` but this baton stack has none (BATON_ENVIRONMENT is unset), so it cannot check the two match"
+        )),
+        _ => None,
     }
 }
 
@@ -423,6 +441,13 @@ impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {
                 return Outcome::failed(fallback_id, invalid.error.to_string());
             }
         };
+        if let Some(refusal) = wrong_environment(
+            resource.environment.as_deref(),
+            self.config.environment.as_deref(),
+        ) {
+            warn!(pipeline = %resource.pipeline.key(), error = %refusal, "registration refused");
+            return Outcome::failed(fallback_id, refusal);
+        }
         let pipeline = resource.pipeline.clone();
         let new_id = physical_id(&pipeline);
         let bus_arn = resource.effective_bus_arn(&self.config.default_pipeline_bus);

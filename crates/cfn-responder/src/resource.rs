@@ -13,6 +13,8 @@ pub const PROPERTIES: &[&str] = &[
     "Trigger",
     "Notifications",
     "Deadlines",
+    "NotificationTopicArn",
+    "Environment",
 ];
 
 const PHYSICAL_ID_PREFIX: &str = "baton:pipeline:";
@@ -59,6 +61,8 @@ pub struct PipelineResource {
     pub definition: PipelineDefinition,
     /// `PipelineBusArn` when given; otherwise triggers go to the default bus in the pipeline's account.
     pub bus_arn: Option<String>,
+    /// The baton environment the stack was synthesized for (`Environment`), when it says.
+    pub environment: Option<String>,
 }
 
 /// Invalid properties: every problem, and the pipeline when at least its identity could be read
@@ -112,18 +116,34 @@ impl PipelineResource {
             },
             None => None,
         };
+        let topic = text(properties, baton_core::email::TOPIC_PROPERTY, &mut problems);
         let definition = match PipelineDefinition::from_cfn_properties(properties) {
-            Ok(d) => Some(d),
+            Ok(mut d) => match baton_core::email::check_topic(
+                d.notifications.take(),
+                topic.as_deref(),
+                &owner.account,
+            ) {
+                Ok(notifications) => {
+                    d.notifications = notifications;
+                    Some(d)
+                }
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            },
             Err(e) => {
                 problems.extend(e.problems);
                 None
             }
         };
+        let environment = text(properties, "Environment", &mut problems);
         match (pipeline, definition) {
             (Some(pipeline), Some(definition)) if problems.is_empty() => Ok(PipelineResource {
                 pipeline,
                 definition,
                 bus_arn,
+                environment,
             }),
             (pipeline, _) => Err(InvalidResource {
                 pipeline,

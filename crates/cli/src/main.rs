@@ -5,14 +5,16 @@
 
 mod deadlines;
 mod dlq;
+mod project;
 mod render;
+mod stack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env, TableNames};
+use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env};
 use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
@@ -26,24 +28,52 @@ use crate::render::Style;
 #[command(
     name = "baton",
     version,
-    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs, show deadlines late and due.",
-    after_help = "Commands other than `validate` read baton's tables, named by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
+    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs, show deadlines late and due, and the failed events in dead-letter queues.",
+    after_help = "Commands other than `validate`, `init` and `synth` read baton's tables, named by the central stack's outputs (--stack NAME, or --env ENV with baton.yaml's centralStack) or by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
 )]
 struct Cli {
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Read the table names from this central stack's outputs (instead of BATON_*_TABLE).
+    #[arg(long, global = true, value_name = "NAME")]
+    stack: Option<String>,
+    /// Read them from the central stack of this environment of the nearest baton.yaml (its
+    /// `centralStack`, in its Region).
+    #[arg(long = "env", global = true, value_name = "ENV")]
+    environment: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check pipeline definitions (YAML or JSON) offline; print every problem with its path.
+    /// Check pipeline definitions (YAML or JSON) offline; print every problem with its path. A
+    /// `pipeline.yaml` of a project is checked for every environment of its baton.yaml (or the
+    /// one `--env` names), its account aliases resolved in each.
     Validate {
         /// Definition files (`.json` is read as JSON, anything else as YAML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Scaffold a pipeline project: NAME/pipeline.yaml, its state machine, samconfig.toml with
+    /// one config environment per environment (and baton.yaml when there is none above).
+    Init {
+        name: String,
+        /// The folder to create NAME in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Turn DIR/pipeline.yaml into the SAM template of one environment (template.ENV.yaml), for
+    /// `sam deploy --config-env ENV`; `--env ENV` names the environment of baton.yaml. Offline;
+    /// every problem is printed with its file and path.
+    Synth {
+        /// The pipeline's folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Print the template instead of writing it.
+        #[arg(long)]
+        stdout: bool,
     },
     /// The dependency graph across accounts, with each pipeline's latest run status.
     Graph {
@@ -116,7 +146,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::new(!cli.json && std::io::stdout().is_terminal());
     let result = match cli.command {
-        Command::Validate { files } => validate(&files, cli.json, style),
         Command::Dlq { action } => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -126,11 +155,25 @@ fn main() -> ExitCode {
                 "could not start the async runtime: {e}"
             ))),
         },
+        Command::Validate { files } => {
+            validate(&files, cli.environment.as_deref(), cli.json, style)
+        }
+        Command::Init { name, dir } => project::init(&dir, &name, cli.json),
+        Command::Synth { dir, stdout } => match &cli.environment {
+            Some(env) => project::synth(&dir, env, stdout, cli.json, style),
+            None => Err(Failure {
+                code: 2,
+                message: "synth needs --env ENV: the environment of baton.yaml to build for".into(),
+            }),
+        },
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(online(command, cli.json, style)),
+            Ok(rt) => {
+                let source = stack::Source::new(cli.stack, cli.environment);
+                rt.block_on(online(command, &source, cli.json, style))
+            }
             Err(e) => Err(Failure::env(format!(
                 "could not start the async runtime: {e}"
             ))),
@@ -147,19 +190,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(files: &[PathBuf], as_json: bool, style: Style) -> Result<(), Failure> {
+fn validate(
+    files: &[PathBuf],
+    env: Option<&str>,
+    as_json: bool,
+    style: Style,
+) -> Result<(), Failure> {
     let mut reports = Vec::new();
     let mut failed = 0;
     for file in files {
         let outcome = match std::fs::read_to_string(file) {
             Err(e) => Err(vec![format!("(file): cannot be read: {e}")]),
+            Ok(text) if project::is_pipeline_file(file) => {
+                project::validate_pipeline_file(file, &text, env)
+            }
             Ok(text) => {
                 let parsed = if file.extension().is_some_and(|e| e == "json") {
                     PipelineDefinition::from_json(&text)
                 } else {
                     PipelineDefinition::from_yaml(&text)
                 };
-                parsed.map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
+                parsed
+                    .map(|_| ())
+                    .map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
             }
         };
         if outcome.is_err() {
@@ -211,9 +264,8 @@ struct Stores {
     region: String,
 }
 
-async fn stores() -> Result<Stores, Failure> {
-    let tables = TableNames::from_env(&Env::from_process()).map_err(Failure::env)?;
-    let aws = aws_config::load_from_env().await;
+async fn stores(source: &stack::Source) -> Result<Stores, Failure> {
+    let (aws, tables) = stack::locate(source).await?;
     let region = aws.region().map(|r| r.to_string()).ok_or_else(|| {
         Failure::env("no AWS region configured: set AWS_REGION (or a profile with a region)")
     })?;
@@ -266,10 +318,18 @@ async fn dead_letters(action: DlqAction, as_json: bool) -> Result<(), Failure> {
     }
 }
 
-async fn online(command: Command, as_json: bool, style: Style) -> Result<(), Failure> {
-    let stores = stores().await?;
+async fn online(
+    command: Command,
+    source: &stack::Source,
+    as_json: bool,
+    style: Style,
+) -> Result<(), Failure> {
+    let stores = stores(source).await?;
     match command {
-        Command::Validate { .. } | Command::Dlq { .. } => Ok(()),
+        Command::Validate { .. }
+        | Command::Init { .. }
+        | Command::Synth { .. }
+        | Command::Dlq { .. } => Ok(()),
         Command::Graph { format, from } => {
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await

@@ -538,3 +538,202 @@ async fn dlq_lists_failed_events_and_redrives_them_through_the_same_function() {
         Some(2)
     );
 }
+
+/// A stack in the emulator whose outputs name `central`'s tables, as baton's central stack does.
+async fn central_stack(central: &Central, name: &str, outputs: &[&str]) {
+    let names = [
+        ("RunsTableName", &central.tables.runs),
+        ("RegistryTableName", &central.tables.registry),
+        ("LedgerTableName", &central.tables.ledger),
+        ("SlackThreadsTableName", &central.tables.slack_threads),
+    ];
+    let outputs: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .filter(|(k, _)| outputs.contains(k))
+        .map(|(k, v)| ((*k).to_owned(), serde_json::json!({"Value": v})))
+        .collect();
+    let template = serde_json::json!({
+        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": outputs,
+    });
+    aws_sdk_cloudformation::Client::new(&Moto::shared().sdk_config().await)
+        .create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `baton` without the table variables: it finds the tables by the central stack.
+fn baton_by_stack(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("AWS_PROFILE")
+        .env_remove("BATON_RUNS_TABLE")
+        .env_remove("BATON_REGISTRY_TABLE")
+        .env_remove("BATON_LEDGER_TABLE")
+        .env_remove("BATON_SLACK_THREADS_TABLE")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+        .output()
+        .expect("the baton binary runs")
+}
+
+#[tokio::test]
+async fn the_tables_are_found_by_the_central_stack_or_the_environment() {
+    let (central, _) = scout24().await;
+    let stack = baton_testbed::unique("baton-dev");
+    central_stack(
+        &central,
+        &stack,
+        &[
+            "RunsTableName",
+            "RegistryTableName",
+            "LedgerTableName",
+            "SlackThreadsTableName",
+        ],
+    )
+    .await;
+    let dir = std::env::temp_dir().join(baton_testbed::unique("cli-env"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // --stack, in the stack's Region (AWS_REGION says us-east-1, the stack is in eu-west-1).
+    let out = baton_by_stack(
+        &dir,
+        &["--stack", &stack, "runs", "222222222222:eu-west-1:searches"],
+    );
+    assert!(!out.status.success(), "the stack is not in us-east-1");
+    std::fs::write(
+        dir.join("baton.yaml"),
+        format!("environments:\n  dev:\n    region: eu-west-1\n    centralAccount: \"123456789012\"\n    registrationServiceToken: arn:aws:lambda:eu-west-1:123456789012:function:cfn\n    centralStack: {stack}\n  prod:\n    region: eu-west-1\n    centralAccount: \"123456789012\"\n    registrationServiceToken: arn:aws:lambda:eu-west-1:123456789012:function:cfn\n"),
+    )
+    .unwrap();
+    let out = baton_by_stack(
+        &dir,
+        &["--env", "dev", "runs", "222222222222:eu-west-1:searches"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("s-22"), "{}", stdout(&out));
+
+    // An environment without a central stack, and a stack that is not baton's, are named.
+    let out = baton_by_stack(
+        &dir,
+        &["--env", "prod", "runs", "222222222222:eu-west-1:searches"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("environments.prod.centralStack is not set")
+    );
+    let other = baton_testbed::unique("not-baton");
+    central_stack(&central, &other, &["RunsTableName"]).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["--stack", &other, "runs", "222222222222:eu-west-1:searches"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no output RegistryTableName"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn init_then_synth_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("baton-cli-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let init = baton(None, &["init", "orders", "--dir", dir.to_str().unwrap()]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(stdout(&init).contains("fill in baton.yaml"));
+    // The scaffolded project file is refused until filled in, every problem named.
+    let refused = baton(
+        None,
+        &[
+            "synth",
+            "--env",
+            "dev",
+            "--dir",
+            dir.join("orders").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains("environments.dev.centralAccount"),
+        "{}",
+        stdout(&refused)
+    );
+    std::fs::write(
+        dir.join("baton.yaml"),
+        "environments:\n  dev: {region: eu-west-1, centralAccount: \"123456789012\", registrationServiceToken: \"arn:aws:lambda:eu-west-1:123456789012:function:cfn\"}\n",
+    )
+    .unwrap();
+    let made = baton(
+        None,
+        &[
+            "synth",
+            "--env",
+            "dev",
+            "--dir",
+            dir.join("orders").to_str().unwrap(),
+        ],
+    );
+    assert!(made.status.success(), "{}", stdout(&made));
+    let template = std::fs::read_to_string(dir.join("orders/template.dev.yaml")).unwrap();
+    assert!(template.contains("Type: AWS::Serverless::StateMachine"));
+    let missing_env = baton(
+        None,
+        &["synth", "--dir", dir.join("orders").to_str().unwrap()],
+    );
+    assert_eq!(missing_env.status.code(), Some(2));
+}
+
+#[test]
+fn a_project_pipeline_is_validated_in_every_environment() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scout24");
+    let ok = baton(
+        None,
+        &[
+            "validate",
+            examples.join("pipeline-x/pipeline.yaml").to_str().unwrap(),
+        ],
+    );
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    let dir = std::env::temp_dir().join(format!("baton-cli-validate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::write(
+        dir.join("baton.yaml"),
+        "environments:\n  dev: {region: eu-west-1, centralAccount: \"123456789012\", registrationServiceToken: \"arn:aws:lambda:eu-west-1:123456789012:function:f\"}\n  prod: {region: eu-west-1, centralAccount: \"210987654321\", registrationServiceToken: \"arn:aws:lambda:eu-west-1:210987654321:function:f\"}\naccounts:\n  core-data: {dev: \"111111111111\"}\n",
+    )
+    .unwrap();
+    let file = dir.join("p/pipeline.yaml");
+    std::fs::write(&file, "name: p\ntrigger:\n  executions:\n    allOf:\n      - {name: listings, account: core-data, status: [SUCCEEDED]}\n").unwrap();
+    let out = baton(None, &["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("trigger.executions.allOf[0].account (prod): alias \"core-data\" has no account for environment `prod`"), "{text}");
+    assert!(!text.contains("(dev)"), "{text}");
+    assert!(
+        baton(None, &["--env", "dev", "validate", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+}

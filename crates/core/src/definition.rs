@@ -80,15 +80,29 @@ pub struct Notifications {
     pub targets: Vec<Target>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mention_on_failure: Option<String>,
+    /// The pipeline's SNS topic that EMAIL targets' messages are published to (its e-mail
+    /// subscriptions deliver them): the registration's `NotificationTopicArn`, checked by
+    /// [`crate::email::check_topic`]. Not part of pipeline.yaml, whose stack creates the topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_topic_arn: Option<String>,
 }
 
 impl Notifications {
+    /// The e-mail addresses of its EMAIL targets, in definition order, without duplicates.
+    pub fn email_addresses(&self) -> Vec<&str> {
+        self.addresses(Channel::Email)
+    }
+
     /// The Slack channels, in definition order, without duplicates.
     pub fn slack_channels(&self) -> Vec<&str> {
+        self.addresses(Channel::Slack)
+    }
+
+    fn addresses(&self, channel: Channel) -> Vec<&str> {
         let mut seen = BTreeSet::new();
         self.targets
             .iter()
-            .filter(|t| t.channel == Channel::Slack)
+            .filter(|t| t.channel == channel)
             .flat_map(|t| t.addresses.iter())
             .filter(|a| seen.insert(a.as_str()))
             .map(String::as_str)
@@ -243,13 +257,15 @@ fn with_deadlines(
     }
 }
 
-/// Walks a JSON value, collecting problems instead of stopping at the first.
-#[derive(Default)]
-struct Validator {
-    problems: Vec<Problem>,
+/// Walks a JSON value, collecting problems instead of stopping at the first. Public so that other
+/// documents baton reads (pipeline.yaml, baton.yaml in `baton-synth`) report problems alike.
+#[derive(Debug, Default)]
+pub struct Validator {
+    pub problems: Vec<Problem>,
 }
 
-fn describe(value: &Value) -> String {
+/// A value as a problem names it: `"text"` (shortened), `the number 3`, `a list`...
+pub fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("the boolean {b}"),
@@ -270,14 +286,14 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 impl Validator {
-    fn problem(&mut self, path: &str, message: impl Into<String>) {
+    pub fn problem(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             path: path.to_owned(),
             message: message.into(),
         });
     }
 
-    fn object<'a>(
+    pub fn object<'a>(
         &mut self,
         path: &str,
         value: &'a Value,
@@ -291,11 +307,22 @@ impl Validator {
         }
     }
 
-    fn unknown_keys(&mut self, path: &str, map: &serde_json::Map<String, Value>, allowed: &[&str]) {
+    pub fn unknown_keys(
+        &mut self,
+        path: &str,
+        map: &serde_json::Map<String, Value>,
+        allowed: &[&str],
+    ) {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
+                // At the top of a document (an empty path) the key alone is the path.
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 self.problem(
-                    &format!("{path}.{key}"),
+                    &at,
                     format!("unknown field; allowed here: {}", allowed.join(", ")),
                 );
             }
@@ -304,7 +331,7 @@ impl Validator {
 
     /// A scalar as text: strings as they are, numbers in decimal (CloudFormation sends strings,
     /// YAML may send an unquoted account id as a number).
-    fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
+    pub fn scalar(&mut self, path: &str, value: &Value, what: &str) -> Option<String> {
         match value {
             Value::String(s) => Some(s.trim().to_owned()),
             Value::Number(n) => Some(n.to_string()),
@@ -596,6 +623,7 @@ impl Validator {
             kind: kind?,
             targets: targets?,
             mention_on_failure: mention_on_failure?,
+            email_topic_arn: None,
         })
     }
 

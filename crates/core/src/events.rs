@@ -187,6 +187,9 @@ pub struct PipelineTrigger {
     pub consumed: Vec<RunRef>,
     pub reason: String,
     pub fired_at: Timestamp,
+    /// The baton environment (the central stack's `Environment`, e.g. dev or prod) that fired it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 impl PipelineTrigger {
@@ -198,6 +201,7 @@ impl PipelineTrigger {
             consumed: firing.consumed.clone(),
             reason: firing.reason(),
             fired_at,
+            environment: None,
         }
     }
 

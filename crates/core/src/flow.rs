@@ -53,6 +53,8 @@ pub struct FlowSettings {
     /// child's claim is conditional in the ledger, so deciding children concurrently is as safe
     /// as deciding them in turn; it only takes the store's latency off the critical path.
     pub child_concurrency: usize,
+    /// The baton environment named in every trigger (`BATON_ENVIRONMENT`).
+    pub environment: Option<String>,
 }
 
 impl FlowSettings {
@@ -64,6 +66,7 @@ impl FlowSettings {
             lease_margin: Span(10_000),
             default_bus_name: default_bus_name.into(),
             child_concurrency: 16,
+            environment: None,
         }
     }
 }
@@ -154,6 +157,9 @@ impl FlowError {
 
 /// What deciding one child found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// One value per child and decision, returned and consumed at once: boxing a variant would only
+// add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum ChildDecision {
     /// The child has no registration (its edge outlived it, or it was just removed).
     NotRegistered,
@@ -242,8 +248,9 @@ where
             if pending.fired_at < registration.registered_at {
                 // Claimed for an earlier registration of this name, deleted since (and its
                 // ledger not forgotten, the deleting function having died): never sent to
-                // this one.
-                ledger.forget(child).await?;
+                // this one. Only this trigger: another evaluation may have dropped it already
+                // and claimed a new one.
+                ledger.forget(child, Some(&pending.trigger_id)).await?;
                 continue;
             }
             return Ok(ChildDecision::Pending {
@@ -258,7 +265,8 @@ where
             return Ok(ChildDecision::Waiting { evaluation });
         };
         // The target is the registered pipeline: its state machine ARN is the one registered.
-        let pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
+        let mut pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, now);
+        pipeline_trigger.environment = settings.environment.clone();
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
             .await?

@@ -5,6 +5,7 @@
 pub mod condition;
 pub mod deadlines;
 pub mod definition;
+pub mod email;
 pub mod evaluator;
 pub mod events;
 pub mod flow;

@@ -64,6 +64,20 @@ impl SlackMessage {
         })
     }
 
+    /// The message as seen in one baton environment: the fallback text starts with `[dev]` and
+    /// a last context line names the environment, so a dev run never reads like a prod one.
+    pub fn in_environment(mut self, environment: Option<&str>) -> SlackMessage {
+        if let Some(env) = environment {
+            // The text is escaped already (and may hold a mention): only the name is escaped.
+            self.text = format!("[{}] {}", escape(env), self.text);
+            if !self.blocks.is_empty() {
+                self.blocks
+                    .push(context(format!("baton environment *{}*", escape(env))));
+            }
+        }
+        self
+    }
+
     /// The same message without blocks, for when Slack refuses the blocks (`invalid_blocks`,
     /// `msg_too_long`): people still hear about the run.
     pub fn text_only(&self) -> SlackMessage {
@@ -216,7 +230,7 @@ fn date(t: Timestamp) -> String {
     )
 }
 
-fn status_look(status: RunStatus) -> (&'static str, &'static str) {
+pub(crate) fn status_look(status: RunStatus) -> (&'static str, &'static str) {
     match status {
         RunStatus::Running => (":arrow_forward:", "is running"),
         RunStatus::Succeeded => (":white_check_mark:", "succeeded"),
@@ -438,6 +452,26 @@ pub fn trigger_notice(trigger: &PipelineTrigger) -> SlackMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_prefixes_the_text_and_closes_the_blocks() {
+        let message = SlackMessage {
+            text: "x failed <!subteam^S0X>".into(),
+            blocks: vec![section("x".into())],
+        }
+        .in_environment(Some("prod"));
+        assert_eq!(message.text, "[prod] x failed <!subteam^S0X>");
+        assert_eq!(message.blocks.len(), 2);
+        assert!(message.blocks[1]
+            .to_string()
+            .contains("baton environment *prod*"));
+        let unchanged = SlackMessage {
+            text: "t".into(),
+            blocks: vec![],
+        }
+        .in_environment(None);
+        assert_eq!(unchanged.text, "t");
+    }
 
     #[test]
     fn escapes_only_the_three_characters() {

@@ -275,7 +275,15 @@ pub trait Ledger {
     /// pipeline registered again under the name is never sent the old trigger. The cursor value
     /// stays: an evaluation that read the old registration must not fire again on runs the child
     /// already consumed, and the new registration's floor is later anyway.
-    fn forget(&self, child: &PipelineId) -> impl Future<Output = StoreResult<()>> + Send;
+    ///
+    /// With `only`, the pending trigger goes only while it is that one: a stale trigger found by
+    /// one evaluation must not take with it the trigger a concurrent evaluation has claimed since
+    /// for the new registration.
+    fn forget(
+        &self,
+        child: &PipelineId,
+        only: Option<&TriggerId>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// A failure to publish a message (a `RunEvent` on the topic, a `PipelineTrigger` on a bus),

@@ -151,7 +151,7 @@ pub async fn unregister<R: Registry, L: Ledger>(
             });
         }
         if registry.remove(&stored).await? {
-            ledger.forget(pipeline).await?;
+            ledger.forget(pipeline, None).await?;
             return Ok(Deleted::Removed);
         }
     }

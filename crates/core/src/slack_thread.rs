@@ -48,6 +48,11 @@ pub enum PostSlot {
         part: &'static str,
         channel: String,
     },
+    /// The e-mail announcing a status of the run, published once to the pipeline's topic.
+    Email {
+        execution_arn: String,
+        status: RunStatus,
+    },
 }
 
 impl PostSlot {
@@ -72,6 +77,10 @@ impl PostSlot {
                 part,
                 channel,
             } => format!("{part} of alert {alert_key} in {channel}"),
+            PostSlot::Email {
+                execution_arn,
+                status,
+            } => format!("e-mail of {status} of {execution_arn}"),
         }
     }
 }

@@ -157,6 +157,7 @@ fn trigger_notice() {
         consumed,
         reason: "allOf holds: listings (111111111111) SUCCEEDED at 2026-11-22T04:02:03Z, searches (222222222222) SUCCEEDED at 2026-11-22T04:30:00Z".into(),
         fired_at: at("2026-11-22T04:30:01Z"),
+        environment: None,
     };
     check(
         "trigger_notice",

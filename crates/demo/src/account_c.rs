@@ -41,6 +41,13 @@ impl AccountC {
         })
     }
 
+    /// The e-mail topic pipeline-x's stack creates in account C (its e-mail subscription stands as
+    /// a queue here: the mailbox the demo reads at the end).
+    pub async fn email_topic(&self) -> anyhow::Result<baton_testbed::observe::TopicWatch> {
+        baton_testbed::observe::TopicWatch::create(&self.member.config, "baton-notify-pipeline-x")
+            .await
+    }
+
     /// Delivers a Pipeline Trigger event, as it arrived on C's bus, to pipeline-starter and prints
     /// what it did.
     pub async fn deliver(&self, arrived: &Value) -> anyhow::Result<()> {

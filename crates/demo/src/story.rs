@@ -21,6 +21,8 @@ const A: &str = "111111111111";
 const B: &str = "222222222222";
 const C: &str = "333333333333";
 const DEFAULT_BUS: &str = "baton-pipelines";
+/// The environment the demo's central stack plays; the examples are synthesized for it.
+const ENVIRONMENT: &str = "dev";
 const CHANNELS: [&str; 3] = ["core-data-availability", "search-team", "rent-journey"];
 
 /// Everything the handlers run against.
@@ -40,6 +42,7 @@ struct World {
         baton_adapters::DynamoRegistry,
         baton_adapters::DynamoSlackThreads,
         SlackWebApi<SecretsManagerToken>,
+        baton_adapters::sns::SnsEmailTopics,
     >,
     captured: Captured,
     /// What trigger-manager last received, to deliver it again.
@@ -105,11 +108,15 @@ impl World {
                 slack.url(),
                 SecretsManagerToken::new(secrets, "baton/slack-token"),
             )?,
+            email: baton_adapters::sns::SnsEmailTopics::new(config),
+            environment: Some(ENVIRONMENT.to_owned()),
         };
+        let mut settings = FlowSettings::with_default_bus(DEFAULT_BUS);
+        settings.environment = Some(ENVIRONMENT.to_owned());
         Ok(World {
             events: SnsRunEvents::new(sns, &topic_arn),
             bus: EventBridgeTriggerBus::new(config),
-            settings: FlowSettings::with_default_bus(DEFAULT_BUS),
+            settings,
             capture: CfnCapture::start().await?,
             central,
             topic_arn,
@@ -122,6 +129,35 @@ impl World {
             captured,
             last_for_trigger_manager: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Registers the Scout24 example `pipeline` (examples/scout24) as its stack, synthesized by
+    /// `baton synth --env dev`, registers it once deployed in `account`: the resource's
+    /// properties with the template's intrinsics resolved for that account.
+    async fn register_synthesized(
+        &self,
+        account: &str,
+        pipeline: &str,
+        email_topic: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/scout24")
+            .join(pipeline);
+        let made = baton_synth::synth(&dir, ENVIRONMENT).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let at = baton_synth::local::Deployment {
+            account,
+            region: REGION,
+            notification_topic_arn: email_topic,
+        };
+        let mut properties = baton_synth::local::registration_properties(&made, &at)?;
+        if properties.get("PipelineBusArn").is_some() {
+            // The emulator keeps every bus in one account: account C's carries C's id in its name.
+            properties["PipelineBusArn"] = json!(self.bus_c.bus_arn);
+        }
+        println!(
+            "  {pipeline}: examples/scout24/{pipeline}/pipeline.yaml, synthesized for {ENVIRONMENT}, deployed in account {account}"
+        );
+        self.register(account, pipeline, properties).await
     }
 
     /// A Create request for `Custom::BatonPipeline` from a stack in `account`, delivered through
@@ -171,6 +207,7 @@ impl World {
                 endpoints: cfn_responder::route::ResponseEndpoints {
                     emulated: Some(self.capture.base_url().to_owned()),
                 },
+                environment: Some(ENVIRONMENT.to_owned()),
             },
             baton_adapters::http::client().context("building the HTTP client")?,
         );
@@ -487,32 +524,14 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     );
 
     heading(
-        "1. Pipeline stacks register with baton (Custom::BatonPipeline via the registration topic)",
+        "1. Pipeline stacks register with baton (Custom::BatonPipeline via the registration topic), as `baton synth --env dev` made them",
     );
-    let slack = |kind: &str, channel: &str, mention: &str| json!({"type": kind, "targets": [{"channel": "SLACK", "addresses": [channel]}], "mentionOnFailure": mention});
-    world.register(A, "listings", json!({"Notifications": slack("FULL_EXECUTION", "core-data-availability", "<!subteam^S0LISTINGS>")})).await?;
+    world.register_synthesized(A, "listings", None).await?;
+    world.register_synthesized(B, "searches", None).await?;
+    // pipeline-x's stack also creates its e-mail topic in account C.
+    let mailbox = world.account_c.email_topic().await?;
     world
-        .register(
-            B,
-            "searches",
-            json!({"Notifications": slack("FAILURES", "search-team", "<!subteam^S0SEARCH>")}),
-        )
-        .await?;
-    world
-        .register(
-            C,
-            "pipeline-x",
-            json!({
-                "PipelineBusArn": world.bus_c.bus_arn,
-                "Trigger": {"executions": {"allOf": [
-                    {"name": "listings", "account": A, "status": ["SUCCESS"]},
-                    {"name": "searches", "account": B, "status": ["SUCCESS"]}
-                ]}, "within": "20h"},
-                // The demo's clock is UTC, so its deadline is too (docs/watchdog.md for zones).
-                "Deadlines": {"startBy": "07:00", "timezone": "UTC"},
-                "Notifications": slack("FULL_EXECUTION", "rent-journey", "<!subteam^S0RENT>"),
-            }),
-        )
+        .register_synthesized(C, "pipeline-x", Some(&mailbox.topic_arn))
         .await?;
     // A pipeline closing a cycle (listings waiting for pipeline-x) is refused, naming the cycle.
     println!("  listings' stack is updated to wait for pipeline-x, which waits for listings:");
@@ -670,6 +689,15 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     }
     println!("\n  Slack, as the channels show it (* thread root, |- replies in its thread):");
     world.print_slack();
+    println!("\n  E-mail to rent-journey@example.com, through pipeline-x's topic in account {C}:");
+    for n in mailbox.received().await? {
+        let subject = n["Subject"].as_str().unwrap_or("?");
+        let first = n["Message"]
+            .as_str()
+            .and_then(|m| m.lines().next())
+            .unwrap_or("");
+        println!("    {subject}\n      {first}");
+    }
     println!("\nfinished in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

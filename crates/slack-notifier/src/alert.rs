@@ -3,6 +3,7 @@
 //! alert's thread. Each is a slot of the thread ledger, posted once per channel, like a run's
 //! statuses (`delivery.rs`).
 
+use baton_core::email::EmailTopics;
 use baton_core::ports::{Registry, SlackApi};
 use baton_core::slack_thread::SlackThreads;
 use baton_core::slack_thread::{PostSlot, SlotRecord};
@@ -12,11 +13,12 @@ use baton_core::watch::{AlertEvent, AlertNews};
 use crate::delivery::{Delivery, Hold, ThreadRoot};
 use crate::{DeliveryError, Notifier, Outcome};
 
-impl<R, T, S> Notifier<R, T, S>
+impl<R, T, S, E> Notifier<R, T, S, E>
 where
     R: Registry + Sync,
     T: SlackThreads + Sync,
     S: SlackApi + Sync,
+    E: EmailTopics + Sync,
 {
     /// Delivers one alert event to `channel`, once. `mention`: the late pipeline's
     /// `mentionOnFailure`, shown with the alert itself.
@@ -35,18 +37,18 @@ where
         };
         match &event.news {
             AlertNews::Raised => {
-                let message = alert_message(event, mention);
+                let message = alert_message(event, mention).in_environment(self.env());
                 self.post_once(&slot("root"), channel, None, &message, delivery, true)
                     .await
             }
             AlertNews::WaitingOnYou { .. } => {
-                let message = alert_message(event, None);
+                let message = alert_message(event, None).in_environment(self.env());
                 self.post_once(&slot("note"), channel, None, &message, delivery, false)
                     .await
             }
             AlertNews::Resolved { .. } => {
                 let thread = self.alert_thread(&slot("root"), channel, delivery).await?;
-                let message = alert_message(event, None);
+                let message = alert_message(event, None).in_environment(self.env());
                 let ts = thread.as_ref().map(|root| root.ts.as_str());
                 self.post_once(&slot("reply"), channel, ts, &message, delivery, false)
                     .await

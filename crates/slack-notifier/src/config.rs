@@ -14,6 +14,8 @@ pub struct Config {
     pub slack_api_url: String,
     /// `BATON_RUN_RETENTION_DAYS` (default 90): how long thread records are kept.
     pub retention: Span,
+    /// `BATON_ENVIRONMENT`: the environment named in every message (dev, prod...).
+    pub environment: Option<String>,
 }
 
 impl Config {
@@ -34,6 +36,7 @@ impl Config {
             token_secret_id: env.required("BATON_SLACK_TOKEN_SECRET_ID")?,
             slack_api_url,
             retention: Span(days as i64 * Span::DAY.0),
+            environment: env.optional("BATON_ENVIRONMENT"),
         })
     }
 }

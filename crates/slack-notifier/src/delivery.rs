@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use baton_core::email::EmailTopics;
 use baton_core::events::PipelineTrigger;
 use baton_core::message::{self, FailureContext, SlackMessage};
 use baton_core::ports::{Posted, Registry, SlackApi, SlackError, StoreError};
@@ -98,12 +99,17 @@ pub(crate) enum Hold {
     Done(SlotState),
 }
 
-impl<R, T, S> Notifier<R, T, S>
+impl<R, T, S, E> Notifier<R, T, S, E>
 where
     R: Registry + Sync,
     T: SlackThreads + Sync,
     S: SlackApi + Sync,
+    E: EmailTopics + Sync,
 {
+    pub(crate) fn env(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
     /// Delivers status `run.status` to `channel`, once. `recovered`: the watchdog found the
     /// status in Step Functions; the messages say so.
     pub(crate) async fn deliver_status_to(
@@ -155,7 +161,10 @@ where
                         &root_slot,
                         channel,
                         None,
-                        &noted(message::root(run, failure), recovered),
+                        &noted(
+                            message::root(run, failure).in_environment(self.env()),
+                            recovered,
+                        ),
                         delivery,
                     )
                     .await?;
@@ -189,7 +198,10 @@ where
 
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let reply = noted(message::reply(run, failure), recovered);
+            let reply = noted(
+                message::reply(run, failure).in_environment(self.env()),
+                recovered,
+            );
             let posted = self
                 .post(channel, Some(&root.ts), &reply, delivery.deadline)
                 .await?;
@@ -202,7 +214,10 @@ where
         }
         if run.status.is_final() {
             // The root shows the final status and duration (an edit is idempotent).
-            let edited = noted(message::root(run, None), recovered);
+            let edited = noted(
+                message::root(run, None).in_environment(self.env()),
+                recovered,
+            );
             retrying(delivery.deadline, || {
                 self.slack.update(&root.channel_id, &root.ts, &edited)
             })
@@ -231,7 +246,7 @@ where
         let mut record = SlotRecord::done();
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let notice = message::trigger_notice(trigger);
+            let notice = message::trigger_notice(trigger).in_environment(self.env());
             let posted = self
                 .post_claimed(&slot, channel, None, &notice, delivery)
                 .await?;

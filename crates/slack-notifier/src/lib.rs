@@ -15,6 +15,7 @@
 mod alert;
 pub mod config;
 mod delivery;
+mod email;
 
 use delivery::Delivery;
 
@@ -24,10 +25,11 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_core::definition::Notifications;
+use baton_core::email::EmailTopics;
 use baton_core::events::{RunEvent, RunEventKind};
 use baton_core::graph::{load_downstream, DependencyGraph};
 use baton_core::message::FailureContext;
-use baton_core::ports::{ChildEdge, Registry, SlackApi, SlackError, StoreError};
+use baton_core::ports::{ChildEdge, PublishError, Registry, SlackApi, SlackError, StoreError};
 use baton_core::slack_thread::SlackThreads;
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 use thiserror::Error;
@@ -40,10 +42,14 @@ pub const DOWNSTREAM_LIMIT: usize = 200;
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
 
 /// What the function needs, built once.
-pub struct Notifier<R, T, S> {
+pub struct Notifier<R, T, S, E> {
     pub registry: R,
     pub threads: T,
     pub slack: S,
+    /// Pipelines' own topics, for EMAIL targets.
+    pub email: E,
+    /// The baton environment named in every message (`BATON_ENVIRONMENT`).
+    pub environment: Option<String>,
 }
 
 /// Why (part of) an invocation must be retried. The Lambda `errorType` says which.
@@ -90,6 +96,8 @@ enum DeliveryError {
     Slack(#[from] SlackError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Email(#[from] PublishError),
     #[error("another delivery holds the {slot} until {until} and has not finished posting")]
     Busy { slot: String, until: Timestamp },
 }
@@ -132,11 +140,12 @@ pub fn blocked_by(
     out
 }
 
-impl<R, T, S> Notifier<R, T, S>
+impl<R, T, S, E> Notifier<R, T, S, E>
 where
     R: Registry + Sync,
     T: SlackThreads + Sync,
     S: SlackApi + Sync,
+    E: EmailTopics + Sync,
 {
     /// Handles one SNS batch. Every record and channel is served before an error is returned.
     pub async fn handle(&self, event: &SnsEvent, deadline: Instant) -> Result<Report, NotifyError> {
@@ -204,7 +213,7 @@ where
             return Vec::new();
         };
         let channels = notifications.slack_channels();
-        if channels.is_empty() {
+        if channels.is_empty() && notifications.email_topic_arn.is_none() {
             return Vec::new();
         }
         match event.kind {
@@ -266,16 +275,22 @@ where
             tracing::debug!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, status = %run.status, "status not announced by the pipeline's notification type");
             return Vec::new();
         }
-        let mut failure: Option<FailureContext> = None;
+        let failure = match run.status.is_failure() {
+            true => Some(self.failure_context(run, notifications).await),
+            false => None,
+        };
         let mut out = Vec::new();
         for channel in channels {
-            if run.status.is_failure() && failure.is_none() {
-                failure = Some(self.failure_context(run, notifications).await);
-            }
             let result = self
                 .deliver_status_to(run, recovered, failure.as_ref(), channel, delivery)
                 .await;
             out.push(self.settle(&run.pipeline, Some(run), channel, result));
+        }
+        if let Some(topic) = &notifications.email_topic_arn {
+            let result = self
+                .deliver_email(run, failure.as_ref(), topic, delivery)
+                .await;
+            out.push(self.settle(&run.pipeline, Some(run), topic, result));
         }
         out
     }
@@ -298,6 +313,10 @@ where
             Err(DeliveryError::Slack(e @ SlackError::Rejected { .. })) => {
                 tracing::error!(pipeline = %pipeline.key(), execution, status, channel, error = %e, "Slack refused the message; not retried");
                 Ok(Outcome::Refused(e.code().unwrap_or_default().to_owned()))
+            }
+            Err(DeliveryError::Email(e)) if !e.is_retryable() => {
+                tracing::error!(pipeline = %pipeline.key(), execution, status, topic = channel, error = %e, "SNS refused the e-mail; not retried");
+                Ok(Outcome::Refused(e.to_string()))
             }
             Err(e) => {
                 tracing::error!(pipeline = %pipeline.key(), execution, status, channel, error = %e, "Slack delivery must be retried");

@@ -2,6 +2,7 @@
 
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_adapters::deadline::deadline_from_epoch_millis;
+use baton_adapters::sns::SnsEmailTopics;
 use baton_adapters::{DynamoRegistry, DynamoSlackThreads, Env, SecretsManagerToken, SlackWebApi};
 use lambda_runtime::{service_fn, LambdaEvent};
 use slack_notifier::{Config, Notifier, NotifyError, Report};
@@ -23,6 +24,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         registry: DynamoRegistry::new(dynamo.clone(), &config.tables.registry),
         threads: DynamoSlackThreads::new(dynamo, &config.tables.slack_threads, config.retention),
         slack: SlackWebApi::new(&config.slack_api_url, tokens)?,
+        email: SnsEmailTopics::new(&aws),
+        environment: config.environment.clone(),
     };
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {

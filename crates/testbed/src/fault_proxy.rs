@@ -217,7 +217,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let aws = is_aws.is_some();
     match fault {
         Some(Fault::Before) => return server_error(aws),
-        Some(Fault::Throttle) => return throttled(aws),
+        Some(Fault::Throttle) => return throttled(aws, operation.starts_with("sns:")),
         Some(Fault::Answer { status, body }) => {
             return Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
@@ -305,7 +305,18 @@ fn server_error(aws: bool) -> Response {
         .unwrap_or_default()
 }
 
-fn throttled(aws: bool) -> Response {
+/// A throttling answer in the protocol of the service: SNS's query protocol answers in XML, the
+/// JSON protocols with `__type`, Slack with HTTP 429.
+fn throttled(aws: bool, query_protocol: bool) -> Response {
+    if aws && query_protocol {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "text/xml")
+            .body(Body::from(
+                r#"<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded (injected)</Message></Error><RequestId>injected</RequestId></ErrorResponse>"#,
+            ))
+            .unwrap_or_default();
+    }
     if aws {
         return Response::builder()
             .status(StatusCode::BAD_REQUEST)

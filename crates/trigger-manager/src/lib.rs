@@ -29,7 +29,7 @@ pub struct Config {
     /// `BATON_RUN_EVENTS_TOPIC_ARN`: where trigger notices go.
     pub run_events_topic_arn: String,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name), `BATON_RUNS_PER_PARENT` (default 100),
-    /// `BATON_CHILD_CONCURRENCY` (default 16). A send lease lasts until 10 s after the
+    /// `BATON_CHILD_CONCURRENCY` (default 16), `BATON_ENVIRONMENT` (named in every trigger). A send lease lasts until 10 s after the
     /// invocation's deadline (`FlowSettings::lease_margin`), so it needs no setting.
     pub flow: FlowSettings,
 }
@@ -41,6 +41,7 @@ impl Config {
             usize::try_from(env.positive_or("BATON_RUNS_PER_PARENT", 100)?).unwrap_or(usize::MAX);
         flow.child_concurrency =
             usize::try_from(env.positive_or("BATON_CHILD_CONCURRENCY", 16)?).unwrap_or(usize::MAX);
+        flow.environment = env.optional("BATON_ENVIRONMENT");
         Ok(Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::sns::SnsEmailTopics;
 use baton_adapters::{DynamoRegistry, DynamoSlackThreads, SecretsManagerToken, SlackWebApi};
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::RunEvent;
@@ -20,7 +21,8 @@ use slack_notifier::{Notifier, NotifyError, Report};
 const REGION: &str = "eu-west-1";
 const FIXTURE: &str = include_str!("../../../events/slack-notifier/sns-run-event-failed.json");
 
-type TestNotifier = Notifier<DynamoRegistry, DynamoSlackThreads, SlackWebApi<SecretsManagerToken>>;
+type TestNotifier =
+    Notifier<DynamoRegistry, DynamoSlackThreads, SlackWebApi<SecretsManagerToken>, SnsEmailTopics>;
 
 pub struct World {
     pub central: Central,
@@ -54,6 +56,8 @@ impl World {
                 SecretsManagerToken::new(secrets.clone(), &secret_id),
             )
             .unwrap(),
+            email: SnsEmailTopics::new(&config),
+            environment: None,
         };
         World {
             central,
@@ -77,13 +81,18 @@ impl World {
     }
 
     pub async fn register(&self, pipeline: &PipelineId, yaml: &str) {
+        self.register_definition(pipeline, PipelineDefinition::from_yaml(yaml).unwrap())
+            .await;
+    }
+
+    pub async fn register_definition(&self, pipeline: &PipelineId, definition: PipelineDefinition) {
         let registration = Registration {
             pipeline: pipeline.clone(),
             owner_stack_id: format!(
                 "arn:aws:cloudformation:{REGION}:{}:stack/{}/1",
                 pipeline.account, pipeline.name
             ),
-            definition: PipelineDefinition::from_yaml(yaml).unwrap(),
+            definition,
             bus_arn: None,
             registered_at: at(0),
             trigger_floor: at(0),

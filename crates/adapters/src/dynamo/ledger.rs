@@ -170,21 +170,24 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
-        let forgotten = self
+    async fn forget(&self, child: &PipelineId, only: Option<&TriggerId>) -> StoreResult<()> {
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), "cursor")))
             .update_expression(
                 "REMOVE pendingTriggerId, pendingTrigger, pendingIndex, pendingSince, leaseHolder, leaseUntil, decideAgain",
-            )
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match forgotten {
+            );
+        let request = match only {
+            None => request.condition_expression("attribute_exists(pk)"),
+            Some(id) => request
+                .condition_expression("pendingTriggerId = :id")
+                .expression_attribute_values(":id", s(id.0.clone())),
+        };
+        match request.send().await {
             Ok(_) => Ok(()),
-            // Never fired: nothing to forget.
+            // Never fired, or no longer that trigger pending: nothing to forget.
             Err(e) if is_condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem (forget pending)", &self.table, e)),
         }

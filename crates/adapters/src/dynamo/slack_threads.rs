@@ -56,6 +56,10 @@ impl DynamoSlackThreads {
                 part,
                 channel,
             } => key(format!("alert#{alert_key}"), format!("{part}#{channel}")),
+            PostSlot::Email {
+                execution_arn,
+                status,
+            } => key(execution_arn, format!("email#{status}")),
         }
     }
 

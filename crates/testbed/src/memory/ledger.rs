@@ -185,13 +185,17 @@ impl Ledger for MemoryLedger {
         Ok(asked.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    async fn forget(&self, child: &PipelineId) -> StoreResult<()> {
-        // `attribute_exists(pk)`: the cursor value stays, the pending trigger goes.
+    async fn forget(&self, child: &PipelineId, only: Option<&TriggerId>) -> StoreResult<()> {
+        // `attribute_exists(pk)`, or `pendingTriggerId = :id` with `only`: the cursor value
+        // stays, the pending trigger goes.
         self.update_cursor(
             Op::Forget(child),
             "UpdateItem (forget pending)",
             child,
-            |item| item.is_some(),
+            |item| match only {
+                None => item.is_some(),
+                Some(id) => pending_is(item, id),
+            },
             |item| {
                 item.pending_trigger_id = None;
                 item.pending_trigger = None;

@@ -47,6 +47,10 @@ fn slot_key(slot: &PostSlot) -> String {
             part,
             channel,
         } => format!("alert#{alert_key} / {part}#{channel}"),
+        PostSlot::Email {
+            execution_arn,
+            status,
+        } => format!("{execution_arn} / email#{status}"),
     }
 }
 

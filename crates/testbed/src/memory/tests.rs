@@ -98,11 +98,37 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
     let item = mem.ledger.cursors().remove(&child()).unwrap();
     assert_eq!(item.pending_trigger_id, None);
     assert_eq!(item.last_sent_trigger_id.as_ref(), Some(id));
-    block_on(mem.ledger.forget(&child())).unwrap();
+    block_on(mem.ledger.forget(&child(), None)).unwrap();
     let kept = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
     assert!(
         kept.pending.is_none(),
         "forget keeps the cursor, drops the pending trigger"
+    );
+}
+
+#[test]
+fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
+    let mem = Memory::new(None);
+    block_on(mem.ledger.claim(&trigger("stale"), None, Timestamp(50))).unwrap();
+    block_on(
+        mem.ledger
+            .forget(&child(), Some(&TriggerId("stale".into()))),
+    )
+    .unwrap();
+    block_on(
+        mem.ledger
+            .claim(&trigger("fresh"), Some(Timestamp(50)), Timestamp(60)),
+    )
+    .unwrap();
+    block_on(
+        mem.ledger
+            .forget(&child(), Some(&TriggerId("stale".into()))),
+    )
+    .unwrap();
+    let state = block_on(mem.ledger.cursor(&child())).unwrap().unwrap();
+    assert_eq!(
+        state.pending.map(|p| p.trigger_id.0),
+        Some("fresh".to_owned())
     );
 }
 

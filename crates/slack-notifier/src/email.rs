@@ -1,0 +1,46 @@
+//! EMAIL targets: a status of a run published once to the pipeline's own SNS topic (its e-mail
+//! subscriptions deliver it), under the same leased slot as a Slack post: claimed before the
+//! publish, done after it, given back when the publish fails.
+
+use baton_core::email::{self, EmailTopics};
+use baton_core::message::FailureContext;
+use baton_core::ports::{Registry, SlackApi};
+use baton_core::slack_thread::{PostSlot, SlackThreads, SlotRecord};
+use baton_core::Run;
+
+use crate::delivery::{Delivery, Hold};
+use crate::{DeliveryError, Notifier, Outcome};
+
+impl<R, T, S, E> Notifier<R, T, S, E>
+where
+    R: Registry + Sync,
+    T: SlackThreads + Sync,
+    S: SlackApi + Sync,
+    E: EmailTopics + Sync,
+{
+    /// Publishes the e-mail of `run.status` to `topic`, once per (execution, status). A publish
+    /// whose answer was lost is made again by the retry (SNS standard topics have no
+    /// deduplication): at most one duplicate e-mail, never none.
+    pub(crate) async fn deliver_email(
+        &self,
+        run: &Run,
+        failure: Option<&FailureContext>,
+        topic: &str,
+        delivery: &Delivery,
+    ) -> Result<Outcome, DeliveryError> {
+        let slot = PostSlot::Email {
+            execution_arn: run.execution_arn.clone(),
+            status: run.status,
+        };
+        if let Hold::Done(_) = self.hold(&slot, delivery).await? {
+            return Ok(Outcome::AlreadyDelivered);
+        }
+        let message = email::email(run, failure, self.environment.as_deref());
+        if let Err(e) = self.email.publish_email(topic, &message).await {
+            self.give_back(&slot, delivery).await;
+            return Err(e.into());
+        }
+        self.record(&slot, delivery, &SlotRecord::done()).await?;
+        Ok(Outcome::Posted)
+    }
+}
