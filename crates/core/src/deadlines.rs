@@ -240,6 +240,13 @@ pub fn read(path: &str, value: &Value) -> Result<Deadlines, Vec<Problem>> {
         None => None,
         Some(Some(t)) => match LocalTime::parse(&t) {
             Some(time) => Some(time),
+            None if map.get(key).is_some_and(Value::is_number) => {
+                problem(
+                    key,
+                    format!("the number {t} is not a time of day; quote the time (\"10:30\"): a YAML 1.1 reader such as CloudFormation's reads an unquoted 10:30 as the number 630"),
+                );
+                None
+            }
             None => {
                 problem(
                     key,
@@ -421,6 +428,11 @@ mod tests {
         assert_eq!(
             read("deadlines", &json!({})).unwrap_err()[0].message,
             "names no deadline; give startBy, finishBy or maxDuration"
+        );
+        let sexagesimal = read("Deadlines", &json!({"startBy": 630})).unwrap_err();
+        assert!(
+            sexagesimal[0].message.contains("quote the time"),
+            "{sexagesimal:?}"
         );
         let only = read("deadlines", &json!({"maxDuration": "2h"})).unwrap();
         assert_eq!(only.timezone, "UTC");
