@@ -220,3 +220,37 @@ class PutEventsOnOrganisationBuses(CloudFormationLintRule):
                 if any(has_wildcard(r) for r in as_list(st.get("Resource", []))) and not condition_keys(st) & {"aws:resourceorgid", "aws:resourceaccount"}:
                     matches.append(RuleMatch(path, "events:PutEvents on any bus: add an aws:ResourceOrgID or aws:ResourceAccount condition"))
         return matches
+
+
+class CrossAccountTrustIsNarrowed(CloudFormationLintRule):
+    id = "E9007"
+    shortdesc = "A role another account may assume trusts named principals of that account only"
+    description = "A trust policy naming an account (its root, or *) as principal narrows it with aws:PrincipalArn, sts:ExternalId or an organisation condition, so not every principal of that account can assume the role."
+    source_url = "https://github.com/baton/docs/security.md"
+    tags = ["baton", "security"]
+
+    NARROWING = {"aws:principalarn", "sts:externalid", "aws:principalorgid", "aws:principalorgpaths"}
+
+    def match(self, cfn):
+        matches = []
+        for name, res in cfn.get_resources(["AWS::IAM::Role"]).items():
+            document = res.get("Properties", {}).get("AssumeRolePolicyDocument", {})
+            root = ["Resources", name, "Properties", "AssumeRolePolicyDocument"]
+            for st, path in statements(document, root):
+                principal = st.get("Principal")
+                if st.get("Effect") != "Allow" or not isinstance(principal, dict):
+                    continue
+                accounts = [p for p in as_list(principal.get("AWS", [])) if whole_account(p)]
+                if accounts and not condition_keys(st) & self.NARROWING:
+                    matches.append(RuleMatch(path, f"{name}: trusts every principal of an account; add an aws:PrincipalArn (or sts:ExternalId) condition"))
+        return matches
+
+
+def whole_account(principal):
+    """An account id, an account root ARN or *, literal or in Fn::Sub."""
+    if isinstance(principal, dict) and "Fn::Sub" in principal:
+        sub = principal["Fn::Sub"]
+        principal = sub if isinstance(sub, str) else sub[0]
+    if not isinstance(principal, str):
+        return False
+    return principal == "*" or principal.endswith(":root") or (principal.isdigit() and len(principal) == 12)

@@ -7,17 +7,21 @@ pub mod deadline;
 pub mod dynamo;
 pub mod http;
 pub mod logging;
+pub mod member_executions;
 pub mod secrets;
 pub mod slack;
 
 pub use config::{ConfigError, Env};
-pub use dynamo::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+pub use dynamo::{
+    DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, DynamoWatch, TableNames,
+};
 
 pub mod eventbridge;
 pub mod sfn;
 pub mod sns;
 
 pub use eventbridge::EventBridgeTriggerBus;
+pub use member_executions::{RoleExecutionLookup, READ_ONLY_ROLE_NAME};
 pub use sfn::StepFunctionsStarter;
 pub use sns::SnsRunEvents;
 

@@ -12,3 +12,4 @@ pub mod process;
 pub mod report;
 pub mod runtime_api;
 pub mod scale;
+pub mod watchdog;

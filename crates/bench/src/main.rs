@@ -27,6 +27,8 @@ struct Options {
     memory_only: bool,
     scale: ScaleSpec,
     run_scale: bool,
+    /// `--only watchdog`: a day of watchdog runs over the in-memory store.
+    watchdog: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -45,6 +47,7 @@ fn options() -> anyhow::Result<Options> {
         memory_only: false,
         scale: ScaleSpec::default(),
         run_scale: true,
+        watchdog: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -71,8 +74,15 @@ fn options() -> anyhow::Result<Options> {
                     o.run_scale = false;
                     o.memory_only = true;
                 }
+                "watchdog" => {
+                    o.functions = false;
+                    o.run_scale = false;
+                    o.watchdog = true;
+                }
                 other => {
-                    anyhow::bail!("`--only {other}`: expected `functions`, `memory` or `scale`")
+                    anyhow::bail!(
+                        "`--only {other}`: expected `functions`, `memory`, `scale` or `watchdog`"
+                    )
                 }
             },
             other => anyhow::bail!("unknown option `{other}` (see the crate's main.rs)"),
@@ -219,6 +229,18 @@ fn zips(o: &Options) -> Vec<(String, Result<u64, String>)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = options()?;
+    if o.watchdog {
+        let (pipelines, accounts, seed) = (o.scale.pipelines, o.scale.accounts, o.scale.seed);
+        eprintln!(
+            "bench: a day of watchdog runs for {pipelines} pipelines over {accounts} accounts"
+        );
+        let report = tokio::task::spawn_blocking(move || {
+            baton_bench::watchdog::run(pipelines, accounts, seed)
+        })
+        .await??;
+        println!("Machine: {}\n\n{}", machine(), report.render());
+        return Ok(());
+    }
     let mut results = Results {
         machine: machine(),
         ..Results::default()

@@ -13,6 +13,7 @@ pub const PROPERTIES: &[&str] = &[
     "RunKey",
     "Trigger",
     "Notifications",
+    "Deadlines",
     "NotificationTopicArn",
     "Environment",
 ];

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 the answer is "no" (a definition has problems, a pipeline is not
 //! registered); 2 usage error; 3 configuration or AWS error.
 
+mod deadlines;
+mod dlq;
 mod project;
 mod render;
 mod stack;
@@ -12,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog};
+use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env};
 use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
@@ -26,7 +28,7 @@ use crate::render::Style;
 #[command(
     name = "baton",
     version,
-    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs.",
+    about = "Ask baton about pipelines: validate definitions, show the dependency graph, explain why a pipeline has (not) started, list what is downstream, show runs, show deadlines late and due, and the failed events in dead-letter queues.",
     after_help = "Commands other than `validate`, `init` and `synth` read baton's tables, named by the central stack's outputs (--stack NAME, or --env ENV with baton.yaml's centralStack) or by BATON_RUNS_TABLE, BATON_REGISTRY_TABLE, BATON_LEDGER_TABLE and BATON_SLACK_THREADS_TABLE, with the usual AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL for a local emulator).\n\nA PIPELINE is a state machine ARN, `account:region:name`, or `account:name` in the configured region.\n\nExit codes: 0 success, 1 problems found or pipeline not registered, 2 usage error, 3 configuration or AWS error."
 )]
 struct Cli {
@@ -91,11 +93,31 @@ enum Command {
     },
     /// Everything downstream of a pipeline (transitively), by account.
     Impact { pipeline: String },
+    /// What is late now (the watchdog's open alerts, with why) and what is due in the next 24
+    /// hours. Reads the watch table named by BATON_WATCH_TABLE.
+    Deadlines,
+    /// The events a function failed for good (its dead-letter queue), and their re-delivery.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Recent runs of a pipeline from the run log, newest first.
     Runs {
         pipeline: String,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// How many failed events wait in each function's DLQ, and the first few with their error.
+    List,
+    /// Invoke FUNCTION again with every event in its DLQ (asynchronously, as Lambda did), deleting
+    /// each from the queue once Lambda accepted it.
+    Redrive {
+        /// run-log-writer, trigger-manager, slack-notifier, cfn-responder or watchdog.
+        function: String,
     },
 }
 
@@ -130,6 +152,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::new(!cli.json && std::io::stdout().is_terminal());
     let result = match cli.command {
+        Command::Dlq { action } => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(dead_letters(action, cli.json)),
+            Err(e) => Err(Failure::env(format!(
+                "could not start the async runtime: {e}"
+            ))),
+        },
         Command::Validate { files } => {
             validate(&files, cli.environment.as_deref(), cli.json, style)
         }
@@ -232,6 +263,7 @@ fn validate(
 
 /// The stores, read-only, from the same configuration as the functions.
 struct Stores {
+    dynamo: aws_sdk_dynamodb::Client,
     registry: DynamoRegistry,
     run_log: DynamoRunLog,
     ledger: DynamoLedger,
@@ -248,7 +280,8 @@ async fn stores(source: &stack::Source) -> Result<Stores, Failure> {
         registry: DynamoRegistry::new(dynamo.clone(), &tables.registry),
         // Read-only here: the retention only matters for writes.
         run_log: DynamoRunLog::new(dynamo.clone(), &tables.runs, Span::DAY),
-        ledger: DynamoLedger::new(dynamo, &tables.ledger),
+        ledger: DynamoLedger::new(dynamo.clone(), &tables.ledger),
+        dynamo,
         region,
     })
 }
@@ -281,6 +314,16 @@ fn now() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_millis())
 }
 
+/// `baton dlq`: needs queues and functions, not tables.
+async fn dead_letters(action: DlqAction, as_json: bool) -> Result<(), Failure> {
+    let aws = aws_config::load_from_env().await;
+    let env = Env::from_process();
+    match action {
+        DlqAction::List => dlq::list(&aws, &env, as_json).await,
+        DlqAction::Redrive { function } => dlq::redrive(&aws, &env, &function, as_json).await,
+    }
+}
+
 async fn online(
     command: Command,
     source: &stack::Source,
@@ -289,7 +332,10 @@ async fn online(
 ) -> Result<(), Failure> {
     let stores = stores(source).await?;
     match command {
-        Command::Validate { .. } | Command::Init { .. } | Command::Synth { .. } => Ok(()),
+        Command::Validate { .. }
+        | Command::Init { .. }
+        | Command::Synth { .. }
+        | Command::Dlq { .. } => Ok(()),
         Command::Graph { format, from } => {
             let from = from.map(|f| pipeline_arg(&f, &stores.region)).transpose()?;
             graph(&stores, format, from, as_json).await
@@ -314,6 +360,13 @@ async fn online(
         }
         Command::Impact { pipeline } => {
             impact(&stores, &pipeline_arg(&pipeline, &stores.region)?, as_json).await
+        }
+        Command::Deadlines => {
+            let table = Env::from_process()
+                .required("BATON_WATCH_TABLE")
+                .map_err(Failure::env)?;
+            let watch = baton_adapters::DynamoWatch::new(stores.dynamo.clone(), table, Span::DAY);
+            deadlines::deadlines(&stores, &watch, now(), as_json, style).await
         }
         Command::Runs { pipeline, limit } => {
             runs(

@@ -137,7 +137,7 @@ fn validate_prints_every_problem_with_its_path_and_exits_1() {
     );
     assert_eq!(bad.status.code(), Some(1));
     let text = stdout(&bad);
-    assert!(text.contains("broken.yaml: 3 problems"), "{text}");
+    assert!(text.contains("broken.yaml: 5 problems"), "{text}");
     assert!(
         text.contains(
             "trigger.executions.allOf[0].account: account `1111` is not a 12-digit AWS account id"
@@ -149,11 +149,19 @@ fn validate_prints_every_problem_with_its_path_and_exits_1() {
         "{text}"
     );
     assert!(text.contains("notifications.type"), "{text}");
+    assert!(
+        text.contains("deadlines.startBy: \"7am\" is not a time of day; write it as HH:MM"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deadlines.timezone: \"Europe/Berlim\" is not an IANA time zone"),
+        "{text}"
+    );
 
     let json = baton(None, &["--json", "validate", &fixture("broken.yaml")]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["files"][0]["valid"], false);
-    assert_eq!(v["files"][0]["problems"].as_array().unwrap().len(), 3);
+    assert_eq!(v["files"][0]["problems"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -310,6 +318,226 @@ async fn impact_and_runs() {
     )
     .unwrap();
     assert_eq!(v["runs"][0]["status"], "SUCCEEDED");
+}
+
+#[tokio::test]
+async fn deadlines_shows_what_is_late_with_why_and_what_is_due() {
+    use baton_core::deadlines::DeadlineKind;
+    use baton_core::watch::{DeadlineAlert, DeadlineWatch, DueCheck};
+    let (central, _) = scout24().await;
+    let x = pipeline("333333333333", "pipeline-x");
+    let watch = central.watch();
+    // What the watchdog would have written: pipeline-x late today, its next check in an hour.
+    let alert = DeadlineAlert {
+        pipeline: x.clone(),
+        kind: DeadlineKind::LateStart,
+        day: "2026-11-26".into(),
+        due: ago(1),
+        due_local: "07:00 Europe/Berlin".into(),
+        raised_at: ago(1),
+        reasons: vec!["waiting on searches (222222222222): latest run s-22 FAILED at 05:18".into()],
+        waiting_on: vec![pipeline("222222222222", "searches")],
+        execution_arn: None,
+    };
+    assert!(watch.raise(&alert).await.unwrap());
+    let next = ago(-1);
+    watch
+        .schedule(&DueCheck {
+            at: next,
+            pipeline: x.clone(),
+            execution_arn: None,
+        })
+        .await
+        .unwrap();
+    let cmd_env = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args)
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+            .env("BATON_RUNS_TABLE", &central.tables.runs)
+            .env("BATON_REGISTRY_TABLE", &central.tables.registry)
+            .env("BATON_LEDGER_TABLE", &central.tables.ledger)
+            .env("BATON_SLACK_THREADS_TABLE", &central.tables.slack_threads)
+            .env("BATON_WATCH_TABLE", &central.watch_table);
+        cmd.output().expect("the baton binary runs")
+    };
+    let out = cmd_env(&["deadlines"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "pipeline-x (333333333333/eu-west-1) lateStart 2026-11-26 (due 07:00 Europe/Berlin"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("why: waiting on searches (222222222222): latest run s-22 FAILED at 05:18"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("({next})  pipeline-x (333333333333/eu-west-1)")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&cmd_env(&["--json", "deadlines"]).stdout).unwrap();
+    assert_eq!(json["late"][0]["kind"], "lateStart");
+    assert_eq!(
+        json["due"][0]["pipeline"],
+        "333333333333:eu-west-1:pipeline-x"
+    );
+    // Without the watch table, it says which variable is missing.
+    let missing = baton(Some(&central), &["deadlines"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("BATON_WATCH_TABLE"));
+}
+
+/// A stand-in for Lambda's Invoke API on 127.0.0.1: records each asynchronous invocation
+/// (function, payload) and answers 202, or 500 when told to refuse.
+async fn lambda_standin(
+    refuse: bool,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::StatusCode;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+    let seen: Seen = Default::default();
+    let app =
+        axum::Router::new()
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(
+                    move |State(seen): State<Seen>,
+                          UrlPath(name): UrlPath<String>,
+                          body: String| async move {
+                        if refuse {
+                            return StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        seen.lock().unwrap().push((name, body));
+                        StatusCode::ACCEPTED
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_lists_failed_events_and_redrives_them_through_the_same_function() {
+    let sqs = aws_sdk_sqs::Client::new(&Moto::shared().sdk_config().await);
+    let queue = sqs
+        .create_queue()
+        .queue_name(baton_testbed::unique("trigger-manager-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let events = [
+        r#"{"Records":[{"Sns":{"MessageId":"m-1"}}]}"#,
+        r#"{"Records":[{"Sns":{"MessageId":"m-2"}}]}"#,
+    ];
+    for event in events {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(event)
+            .message_attributes(
+                "ErrorMessage",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value("ledger table throttled")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let dlq = |args: &[&str], lambda: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args)
+            .env_remove("AWS_PROFILE")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
+            .env("AWS_ENDPOINT_URL_LAMBDA", lambda)
+            .env("BATON_DLQ_TRIGGER_MANAGER", &queue)
+            .env(
+                "BATON_FUNCTION_TRIGGER_MANAGER",
+                "baton-TriggerManagerFunction-abc",
+            );
+        cmd.output().expect("the baton binary runs")
+    };
+    let listed = dlq(&["dlq", "list"], "http://127.0.0.1:9");
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let text = stdout(&listed);
+    assert!(
+        text.contains("trigger-manager: 2 failed event(s) waiting"),
+        "{text}"
+    );
+    assert!(text.contains("ledger table throttled"), "{text}");
+    // Lambda refuses: nothing leaves the queue, and the command says so.
+    let (refusing, _) = lambda_standin(true).await;
+    let failed = dlq(&["dlq", "redrive", "trigger-manager"], &refusing);
+    assert_eq!(failed.status.code(), Some(3), "{}", stdout(&failed));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("stay in trigger-manager's DLQ"));
+    // Lambda accepts: each event is invoked once, as it was, and the queue is empty.
+    let (url, seen) = lambda_standin(false).await;
+    let redriven = dlq(&["dlq", "redrive", "trigger-manager"], &url);
+    assert_eq!(
+        redriven.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&redriven.stderr)
+    );
+    assert!(stdout(&redriven).contains(
+        "trigger-manager: 2 failed event(s) delivered again to baton-TriggerManagerFunction-abc"
+    ));
+    let mut invoked: Vec<(String, String)> = seen.lock().unwrap().clone();
+    invoked.sort();
+    assert_eq!(
+        invoked,
+        events
+            .iter()
+            .map(|e| (
+                "baton-TriggerManagerFunction-abc".to_owned(),
+                (*e).to_owned()
+            ))
+            .collect::<Vec<_>>()
+    );
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    assert!(left.messages().is_empty());
+    // An unknown function is a usage error.
+    assert_eq!(
+        dlq(&["dlq", "redrive", "nope"], &url).status.code(),
+        Some(2)
+    );
 }
 
 /// A stack in the emulator whose outputs name `central`'s tables, as baton's central stack does.

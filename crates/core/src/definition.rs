@@ -13,6 +13,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::condition::Trigger;
+use crate::deadlines::Deadlines;
 use crate::run_key::RunKeyPath;
 use crate::status::RunStatus;
 
@@ -30,6 +31,9 @@ pub struct PipelineDefinition {
     pub trigger: Option<Trigger>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// By when it must start and finish each day, and how long a run may take (the watchdog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<Deadlines>,
 }
 
 /// Which status changes are announced.
@@ -183,21 +187,26 @@ impl PipelineDefinition {
                 ),
             ));
         }
-        Self::from_blocks(
+        let blocks = Self::from_blocks(
             doc.get("trigger").map(|v| ("trigger", v)),
             doc.get("notifications").map(|v| ("notifications", v)),
-        )
-        .and_run_key(doc.get("runKey").map(|v| ("runKey", v)))
+        );
+        with_deadlines(blocks, doc.get("deadlines").map(|v| ("deadlines", v)))
+            .and_run_key(doc.get("runKey").map(|v| ("runKey", v)))
     }
 
     /// Reads CloudFormation custom-resource properties: `Trigger` and `Notifications` hold the
     /// blocks, every scalar possibly a string. Paths in problems start with the property name.
     pub fn from_cfn_properties(properties: &Value) -> Result<PipelineDefinition, ValidationError> {
-        Self::from_blocks(
+        let blocks = Self::from_blocks(
             properties.get("Trigger").map(|v| ("Trigger", v)),
             properties
                 .get("Notifications")
                 .map(|v| ("Notifications", v)),
+        );
+        with_deadlines(
+            blocks,
+            properties.get("Deadlines").map(|v| ("Deadlines", v)),
         )
         .and_run_key(properties.get("RunKey").map(|v| ("RunKey", v)))
     }
@@ -239,6 +248,7 @@ impl PipelineDefinition {
                 run_key: None,
                 trigger,
                 notifications,
+                deadlines: None,
             })
         } else {
             Err(ValidationError {
@@ -271,6 +281,30 @@ impl AndRunKey for Result<PipelineDefinition, ValidationError> {
                 Err(first)
             }
             (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        }
+    }
+}
+
+/// Adds the `deadlines` block (read by [`crate::deadlines::read`]) to the other blocks, with
+/// every problem of both reported together.
+fn with_deadlines(
+    blocks: Result<PipelineDefinition, ValidationError>,
+    deadlines: Option<(&str, &Value)>,
+) -> Result<PipelineDefinition, ValidationError> {
+    let deadlines = match deadlines {
+        Some((path, value)) if !value.is_null() => crate::deadlines::read(path, value).map(Some),
+        _ => Ok(None),
+    };
+    match (blocks, deadlines) {
+        (Ok(definition), Ok(deadlines)) => Ok(PipelineDefinition {
+            deadlines,
+            ..definition
+        }),
+        (Ok(_), Err(problems)) => Err(ValidationError { problems }),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(mut e), Err(problems)) => {
+            e.problems.extend(problems);
+            Err(e)
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::run::{Run, RunRef};
 use crate::run_key::RunKey;
 use crate::status::RunStatus;
 use crate::time::Timestamp;
+use crate::watch::AlertEvent;
 
 /// The schema version of `RunEvent`. Bump on an incompatible change.
 pub const RUN_EVENT_SCHEMA_VERSION: u32 = 1;
@@ -26,6 +27,8 @@ pub enum RunEventKind {
     Status,
     /// baton started a pipeline (published by trigger-manager).
     Trigger,
+    /// A deadline was missed, or the late pipeline caught up (published by the watchdog).
+    Alert,
 }
 
 /// A pipeline as events name it.
@@ -94,6 +97,17 @@ pub struct RunEvent {
     /// Present for `kind: trigger`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<PipelineTrigger>,
+    /// Present for `kind: alert`; `pipeline` is then the pipeline whose channels hear it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertEvent>,
+    /// A status the watchdog found with `DescribeExecution` because its status change event
+    /// never arrived.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recovered: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl RunEvent {
@@ -115,6 +129,8 @@ impl RunEvent {
             }),
             trigger_id: run.trigger_id.clone(),
             trigger: None,
+            alert: None,
+            recovered: false,
         }
     }
 
@@ -127,6 +143,23 @@ impl RunEvent {
             execution: None,
             trigger_id: Some(trigger.trigger_id.0.clone()),
             trigger: Some(trigger.clone()),
+            alert: None,
+            recovered: false,
+        }
+    }
+
+    /// A deadline alert event, told in the channels of `to` (the late pipeline, or a parent it
+    /// waits on).
+    pub fn alert(to: &PipelineId, event: AlertEvent) -> RunEvent {
+        RunEvent {
+            schema_version: RUN_EVENT_SCHEMA_VERSION,
+            kind: RunEventKind::Alert,
+            pipeline: PipelineRef::from(to),
+            execution: None,
+            trigger_id: None,
+            trigger: None,
+            alert: Some(event),
+            recovered: false,
         }
     }
 
@@ -196,11 +229,12 @@ impl PipelineTrigger {
 
 impl RunEvent {
     /// SNS message attributes for subscription filter policies: `account`, `pipeline` (name),
-    /// `kind` (status | trigger) and, for status events, `status`.
+    /// `kind` (status | trigger | alert) and, for status events, `status`.
     pub fn message_attributes(&self) -> Vec<(&'static str, String)> {
         let kind = match self.kind {
             RunEventKind::Status => "status",
             RunEventKind::Trigger => "trigger",
+            RunEventKind::Alert => "alert",
         };
         let mut attributes = vec![
             ("account", self.pipeline.account.clone()),

@@ -3,6 +3,7 @@
 //! AWS crate, so every rule can be tested with plain values.
 
 pub mod condition;
+pub mod deadlines;
 pub mod definition;
 pub mod email;
 pub mod evaluator;
@@ -12,6 +13,7 @@ pub mod graph;
 pub mod message;
 pub mod pipeline;
 pub mod ports;
+pub mod recording;
 pub mod registration;
 pub mod run;
 pub mod run_key;
@@ -19,6 +21,7 @@ pub mod slack_thread;
 pub mod start;
 pub mod status;
 pub mod time;
+pub mod watch;
 
 pub use condition::{AlignOn, AtLeast, Condition, Group, Leaf, Operator, Trigger};
 pub use definition::{

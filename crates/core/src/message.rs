@@ -88,6 +88,17 @@ impl SlackMessage {
     }
 }
 
+/// Marks a status message as recovered: baton's watchdog found the status in Step Functions
+/// because its status change event never arrived.
+pub fn recovered(mut message: SlackMessage) -> SlackMessage {
+    const NOTE: &str = "recovered by baton's watchdog: Step Functions reports this status, its status change event never reached baton";
+    message.text = format!("{} ({NOTE})", message.text);
+    if !message.blocks.is_empty() && message.blocks.len() < 50 {
+        message.blocks.push(context(format!(":mag: {NOTE}")));
+    }
+    message
+}
+
 /// What a failure message adds: the owners' mention and what will now not start.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailureContext {

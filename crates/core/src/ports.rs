@@ -84,6 +84,9 @@ pub trait RunLog {
     /// Notes that the run's `RunEvent` was published, so a redelivery does not publish it again.
     fn mark_announced(&self, run: &Run) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Notes on the run that the watchdog recovered it (its status change event never arrived).
+    fn mark_recovered(&self, run: &Run) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// The latest state of an execution.
     fn latest(&self, execution_arn: &str) -> impl Future<Output = StoreResult<Option<Run>>> + Send;
 

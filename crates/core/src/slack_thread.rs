@@ -41,6 +41,13 @@ pub enum PostSlot {
     },
     /// The notice that baton started a pipeline, in a channel.
     TriggerNotice { trigger_id: String, channel: String },
+    /// A part of a deadline alert's story in a channel: `part` is `root` (the alert), `note`
+    /// (to a blocking parent's owners) or `reply` (the follow-up in the alert's thread).
+    Alert {
+        alert_key: String,
+        part: &'static str,
+        channel: String,
+    },
     /// The e-mail announcing a status of the run, published once to the pipeline's topic.
     Email {
         execution_arn: String,
@@ -65,6 +72,11 @@ impl PostSlot {
                 trigger_id,
                 channel,
             } => format!("notice of trigger {trigger_id} in {channel}"),
+            PostSlot::Alert {
+                alert_key,
+                part,
+                channel,
+            } => format!("{part} of alert {alert_key} in {channel}"),
             PostSlot::Email {
                 execution_arn,
                 status,

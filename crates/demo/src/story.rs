@@ -417,6 +417,64 @@ impl World {
         Ok(())
     }
 
+    /// One watchdog run at `now` (the schedule invokes it every minute), over the central
+    /// tables; prints what it did.
+    async fn watchdog(&self, now: Timestamp) -> anyhow::Result<()> {
+        let (run_log, registry, ledger, watch) = (
+            self.central.run_log(),
+            self.central.registry(),
+            self.central.ledger(),
+            self.central.watch(),
+        );
+        let lookup = baton_adapters::RoleExecutionLookup::new(
+            &self.central.config,
+            baton_adapters::READ_ONLY_ROLE_NAME,
+        );
+        let ports = baton_core::watch::run::WatchPorts {
+            flow: Ports {
+                run_log: &run_log,
+                registry: &registry,
+                ledger: &ledger,
+                bus: &self.bus,
+                events: &self.events,
+            },
+            watch: &watch,
+            lookup: &lookup,
+        };
+        let settings = baton_core::watch::run::WatchSettings::new(self.settings.clone());
+        let invocation = baton_core::flow::Invocation::new(
+            baton_testbed::unique("watchdog"),
+            now,
+            now.plus(baton_core::Span::MINUTE),
+            &settings.flow,
+        );
+        let report = baton_core::watch::run::watch_once(&ports, &invocation, &settings).await;
+        print!("{}  watchdog (every minute):", clock(now));
+        if report.scheduled.is_empty() && report.raised.is_empty() && report.resolved.is_empty() {
+            print!(" nothing due");
+        }
+        for pipeline in &report.scheduled {
+            print!(" scheduled the deadlines of {}", pipeline.name);
+        }
+        println!();
+        for alert in &report.raised {
+            println!(
+                "       {} has not started by {} on {}: alert to its channels, a note to each parent it waits on",
+                alert.pipeline.name, alert.due_local, alert.day
+            );
+            for reason in &alert.reasons {
+                println!("         why: {reason}");
+            }
+        }
+        for key in &report.resolved {
+            println!("       alert {key} followed up in its thread");
+        }
+        for error in &report.errors {
+            println!("       watchdog step failed (retried next minute): {error}");
+        }
+        Ok(())
+    }
+
     fn print_slack(&self) {
         for channel in CHANNELS {
             let messages = self.slack.messages(channel);
@@ -493,7 +551,7 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     heading(&format!(
-        "2. {date}: listings and searches run; searches fails and is re-run"
+        "2. {date}: listings and searches run; searches fails; pipeline-x is late at 07:00; searches is re-run"
     ));
     let change = |account, pipeline, execution: &str, status, start, stop, error| Change {
         account,
@@ -505,6 +563,7 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         input: json!({}),
         error,
     };
+    world.watchdog(tomorrow_at(0, 1)).await?;
     let l = format!("listings-{date}");
     let s = format!("searches-{date}");
     let s2 = format!("searches-{date}-rerun");
@@ -532,17 +591,30 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
                 "S3 export of search events failed: <AccessDenied> on s3://searches-export/2026/",
             )),
         ),
-        change(B, "searches", &s2, "RUNNING", tomorrow_at(7, 0), None, None),
     ];
     for c in &story {
         world.status_change(c).await?;
     }
+    // 07:00: pipeline-x should have started; the watchdog says so, and why.
+    world.watchdog(tomorrow_at(7, 0)).await?;
+    world.pump(tomorrow_at(7, 0), None).await?;
+    world
+        .status_change(&change(
+            B,
+            "searches",
+            &s2,
+            "RUNNING",
+            tomorrow_at(7, 2),
+            None,
+            None,
+        ))
+        .await?;
     let fixed = change(
         B,
         "searches",
         &s2,
         "SUCCEEDED",
-        tomorrow_at(7, 0),
+        tomorrow_at(7, 2),
         Some(tomorrow_at(7, 31)),
         None,
     );
@@ -579,7 +651,7 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         );
     }
 
-    heading("5. pipeline-x runs; its status changes carry the trigger that started it");
+    heading("5. pipeline-x runs (35 min after its deadline); its status changes carry the trigger that started it");
     let (x, input) = executions
         .first()
         .context("pipeline-starter started no execution")?;
@@ -589,7 +661,7 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         "pipeline-x",
         x,
         "RUNNING",
-        tomorrow_at(7, 33),
+        tomorrow_at(7, 35),
         None,
         None,
     );
@@ -599,12 +671,16 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         "pipeline-x",
         x,
         "SUCCEEDED",
-        tomorrow_at(7, 33),
+        tomorrow_at(7, 35),
         Some(tomorrow_at(8, 5)),
         None,
     );
     done.input = input;
     world.status_change(&running).await?;
+    // The watchdog follows up open alerts every five minutes: at 07:40 it sees pipeline-x
+    // started at 07:35, and the alert's thread hears how late.
+    world.watchdog(tomorrow_at(7, 40)).await?;
+    world.pump(tomorrow_at(7, 40), None).await?;
     world.status_change(&done).await?;
 
     two_days::play(&world).await?;

@@ -8,10 +8,10 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::{ConfigError, Env};
 use baton_core::pipeline::{check_account, check_region};
-use baton_core::ports::{PublishError, Recorded, Registry, RunEvents, RunLog, StoreError};
+use baton_core::ports::{PublishError, Registry, RunEvents, RunLog, StoreError};
+use baton_core::recording::record_status;
 use baton_core::{
-    NoRunKey, PipelineId, PipelineTrigger, Run, RunEvent, RunKey, RunKeyPath, RunStatus, Span,
-    Timestamp,
+    NoRunKey, PipelineId, PipelineTrigger, Run, RunKey, RunKeyPath, RunStatus, Span, Timestamp,
 };
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -271,16 +271,8 @@ where
         }
     };
     run.run_key = run_key(registry, &run, &event.detail).await?;
-    let recorded = run_log.record(&run).await?;
-    // The key of the run's first recording, whatever the registration says now.
-    if let Recorded::Unannounced { run_key } = &recorded {
-        run.run_key.clone_from(run_key);
-    }
-    let announce = matches!(recorded, Recorded::New | Recorded::Unannounced { .. });
-    if announce {
-        run_events.publish(&RunEvent::status(&run)).await?;
-        run_log.mark_announced(&run).await?;
-    }
+    let (recorded, announce) =
+        record_status::<_, _, WriterError>(&mut run, false, run_log, run_events).await?;
     tracing::info!(
         pipeline = %run.pipeline.key(),
         execution = %run.execution_arn,

@@ -106,14 +106,16 @@ where
     S: SlackApi + Sync,
     E: EmailTopics + Sync,
 {
-    fn env(&self) -> Option<&str> {
+    pub(crate) fn env(&self) -> Option<&str> {
         self.environment.as_deref()
     }
 
-    /// Delivers status `run.status` to `channel`, once.
+    /// Delivers status `run.status` to `channel`, once. `recovered`: the watchdog found the
+    /// status in Step Functions; the messages say so.
     pub(crate) async fn deliver_status_to(
         &self,
         run: &Run,
+        recovered: bool,
         failure: Option<&FailureContext>,
         channel: &str,
         delivery: &Delivery,
@@ -128,7 +130,7 @@ where
             Hold::Mine(state) => state,
         };
         let told = self
-            .tell_status(run, failure, channel, &slot, earlier, delivery)
+            .tell_status(run, recovered, failure, channel, &slot, earlier, delivery)
             .await;
         if told.is_err() {
             self.give_back(&slot, delivery).await;
@@ -137,9 +139,11 @@ where
     }
 
     /// With the status slot held: the root, or a reply and the root's edit; then S is done.
+    #[allow(clippy::too_many_arguments)]
     async fn tell_status(
         &self,
         run: &Run,
+        recovered: bool,
         failure: Option<&FailureContext>,
         channel: &str,
         slot: &PostSlot,
@@ -157,7 +161,10 @@ where
                         &root_slot,
                         channel,
                         None,
-                        &message::root(run, failure).in_environment(self.env()),
+                        &noted(
+                            message::root(run, failure).in_environment(self.env()),
+                            recovered,
+                        ),
                         delivery,
                     )
                     .await?;
@@ -191,7 +198,10 @@ where
 
         let mut outcome = Outcome::AlreadyDelivered;
         if earlier.ts.is_none() {
-            let reply = message::reply(run, failure).in_environment(self.env());
+            let reply = noted(
+                message::reply(run, failure).in_environment(self.env()),
+                recovered,
+            );
             let posted = self
                 .post(channel, Some(&root.ts), &reply, delivery.deadline)
                 .await?;
@@ -204,7 +214,10 @@ where
         }
         if run.status.is_final() {
             // The root shows the final status and duration (an edit is idempotent).
-            let edited = message::root(run, None).in_environment(self.env());
+            let edited = noted(
+                message::root(run, None).in_environment(self.env()),
+                recovered,
+            );
             retrying(delivery.deadline, || {
                 self.slack.update(&root.channel_id, &root.ts, &edited)
             })
@@ -276,7 +289,7 @@ where
     }
 
     /// Posts for a slot this delivery holds; a failed post gives the slot back at once.
-    async fn post_claimed(
+    pub(crate) async fn post_claimed(
         &self,
         slot: &PostSlot,
         channel: &str,
@@ -338,6 +351,15 @@ where
             }
             other => other,
         }
+    }
+}
+
+/// A recovered status says how baton learned it.
+fn noted(m: SlackMessage, recovered: bool) -> SlackMessage {
+    if recovered {
+        message::recovered(m)
+    } else {
+        m
     }
 }
 

@@ -12,6 +12,7 @@
 //! and exhausted retries fail the invocation after the other channels were served, so SNS/Lambda
 //! retry it and the DLQ finally keeps it.
 
+mod alert;
 pub mod config;
 mod delivery;
 mod email;
@@ -221,8 +222,27 @@ where
                     tracing::error!(pipeline = %pipeline.key(), "status event without execution; ignored");
                     return Vec::new();
                 };
-                self.deliver_status(&run, &notifications, &channels, delivery)
+                self.deliver_status(&run, event.recovered, &notifications, &channels, delivery)
                     .await
+            }
+            RunEventKind::Alert => {
+                let Some(alert) = &event.alert else {
+                    tracing::error!(pipeline = %pipeline.key(), "alert event without alert; ignored");
+                    return Vec::new();
+                };
+                // Only the alert itself carries the owners' mention, in their own channels.
+                let mention = match alert.news {
+                    baton_core::watch::AlertNews::Raised => {
+                        notifications.mention_on_failure.as_deref()
+                    }
+                    _ => None,
+                };
+                let mut out = Vec::new();
+                for channel in &channels {
+                    let result = self.deliver_alert(alert, mention, channel, delivery).await;
+                    out.push(self.settle(&pipeline, None, channel, result));
+                }
+                out
             }
             RunEventKind::Trigger => {
                 let Some(trigger) = &event.trigger else {
@@ -246,6 +266,7 @@ where
     async fn deliver_status(
         &self,
         run: &Run,
+        recovered: bool,
         notifications: &Notifications,
         channels: &[&str],
         delivery: &Delivery,
@@ -261,7 +282,7 @@ where
         let mut out = Vec::new();
         for channel in channels {
             let result = self
-                .deliver_status_to(run, failure.as_ref(), channel, delivery)
+                .deliver_status_to(run, recovered, failure.as_ref(), channel, delivery)
                 .await;
             out.push(self.settle(&run.pipeline, Some(run), channel, result));
         }

@@ -30,6 +30,8 @@ pub struct PipelineFile {
     pub notifications: Option<Value>,
     /// The `RunKey` property: where a run's key is in its execution input (docs/trigger-semantics.md).
     pub run_key: Option<Value>,
+    /// The `Deadlines` property (`docs/watchdog.md`).
+    pub deadlines: Option<Value>,
     /// The definition as cfn-responder will see it.
     pub definition: PipelineDefinition,
 }
@@ -58,6 +60,7 @@ impl PipelineFile {
                 "stateMachine",
                 "trigger",
                 "notifications",
+                "deadlines",
             ],
         );
         let name = c.checked(
@@ -93,6 +96,18 @@ impl PipelineFile {
             }
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
+        let deadlines = map.get("deadlines").cloned();
+        // The deadlines block, checked by the same validator as cfn-responder's.
+        let checked = match (checked, &deadlines) {
+            (Ok(mut d), Some(block)) => match baton_core::deadlines::read("deadlines", block) {
+                Ok(read) => {
+                    d.deadlines = Some(read);
+                    Ok(d)
+                }
+                Err(problems) => Err(baton_core::ValidationError { problems }),
+            },
+            (checked, _) => checked,
+        };
         let definition = match checked {
             Ok(d) => Some(d),
             Err(e) => {
@@ -115,6 +130,7 @@ impl PipelineFile {
                     trigger,
                     notifications,
                     run_key,
+                    deadlines,
                     definition,
                 });
             }

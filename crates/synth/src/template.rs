@@ -24,8 +24,8 @@ pub fn render(pipeline: &PipelineFile, env: &Environment) -> Result<String, serd
     ))
 }
 
-/// Template and policy versions are strings; a YAML 1.1 reader (CloudFormation's) would take an
-/// unquoted `2010-09-09` for a date.
+/// Template and policy versions, and deadline times, are strings; a YAML 1.1 reader
+/// (CloudFormation's) would take an unquoted `2010-09-09` for a date and `10:30` for 630.
 fn quote_dates(text: &str) -> String {
     text.lines()
         .map(|line| {
@@ -33,11 +33,17 @@ fn quote_dates(text: &str) -> String {
             let version = ["AWSTemplateFormatVersion: ", "Version: "]
                 .iter()
                 .find_map(|k| trimmed.strip_prefix(k));
-            match version {
-                Some(v) if v.len() == 10 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
-                    format!("{}'{v}'\n", &line[..line.len() - v.len()])
-                }
-                _ => format!("{line}\n"),
+            // Likewise an unquoted `10:30` is the sexagesimal number 630 in YAML 1.1.
+            let time = ["startBy: ", "finishBy: "]
+                .iter()
+                .find_map(|k| trimmed.strip_prefix(k))
+                .filter(|v| v.contains(':') && v.bytes().all(|b| b.is_ascii_digit() || b == b':'));
+            match version
+                .filter(|v| v.len() == 10 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+                .or(time)
+            {
+                Some(v) => format!("{}'{v}'\n", &line[..line.len() - v.len()]),
+                None => format!("{line}\n"),
             }
         })
         .collect()
@@ -276,6 +282,9 @@ fn registration(pipeline: &PipelineFile, env: &Environment, email: bool) -> Valu
     }
     if let Some(run_key) = &pipeline.run_key {
         props.insert(s("RunKey"), json(run_key));
+    }
+    if let Some(deadlines) = &pipeline.deadlines {
+        props.insert(s("Deadlines"), json(deadlines));
     }
     if email {
         props.insert(s("NotificationTopicArn"), reference("NotificationTopic"));

@@ -63,6 +63,12 @@ fn environments_resolve_aliases_and_tokens() {
     assert!(dev.template.contains("TopicName: baton-notify-pipeline-x"));
     assert!(dev.template.contains("Endpoint: rent-journey@example.com"));
     assert!(dev.template.contains("NotificationTopicArn:"));
+    // Quoted: CloudFormation's YAML 1.1 would read an unquoted 10:30 as the number 630.
+    assert!(
+        dev.template.contains("startBy: '07:00'"),
+        "{}",
+        dev.template
+    );
     // listings runs on its schedule and registers for notifications only.
     let listings = baton_synth::synth(&examples().join("listings"), "prod").unwrap();
     assert!(listings.template.contains("Schedule: cron(0 3 * * ? *)"));

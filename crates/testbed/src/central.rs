@@ -1,8 +1,10 @@
 //! The central account's storage, created fresh in the emulator for one test or demo.
 
 use aws_config::SdkConfig;
-use baton_adapters::dynamo::schema::create_tables;
-use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, TableNames};
+use baton_adapters::dynamo::schema::{create_tables, create_watch_table};
+use baton_adapters::{
+    DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoSlackThreads, DynamoWatch, TableNames,
+};
 use baton_core::Span;
 
 use crate::moto::{unique, Moto};
@@ -12,6 +14,8 @@ pub struct Central {
     pub config: SdkConfig,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub tables: TableNames,
+    /// The watchdog's table (`BATON_WATCH_TABLE`).
+    pub watch_table: String,
 }
 
 /// Run history kept in tests and the demo.
@@ -24,10 +28,13 @@ impl Central {
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let tables = TableNames::with_prefix(&unique(prefix));
         create_tables(&dynamo, &tables).await?;
+        let watch_table = format!("{}-watch", tables.runs.trim_end_matches("-runs"));
+        create_watch_table(&dynamo, &watch_table).await?;
         Ok(Central {
             config,
             dynamo,
             tables,
+            watch_table,
         })
     }
 
@@ -49,6 +56,10 @@ impl Central {
 
     pub fn ledger(&self) -> DynamoLedger {
         DynamoLedger::new(self.dynamo.clone(), &self.tables.ledger)
+    }
+
+    pub fn watch(&self) -> DynamoWatch {
+        DynamoWatch::new(self.dynamo.clone(), &self.watch_table, RETENTION)
     }
 
     pub fn slack_threads(&self) -> DynamoSlackThreads {

@@ -175,8 +175,8 @@ where
     };
     let event: RunEvent =
         serde_json::from_str(&record.sns.message).map_err(|e| malformed(e.to_string()))?;
-    if event.kind == RunEventKind::Trigger {
-        // Trigger notices share the topic (for Slack); they wake nobody.
+    if event.kind != RunEventKind::Status {
+        // Trigger notices and deadline alerts share the topic (for Slack); they wake nobody.
         return Ok(Vec::new());
     }
     let run = event

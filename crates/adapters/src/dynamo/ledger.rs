@@ -13,6 +13,11 @@
 //! Everything that happens to a claimed trigger afterwards is one write on the cursor item, where
 //! it is pending: its send lease (`leaseHolder`, `leaseUntil`) and its being sent (pending
 //! removed, `lastSentTriggerId` set). No crash point can leave a trigger sent and still pending.
+//!
+//! A cursor item with a pending trigger also holds `pendingIndex = "pending"` and `pendingSince`
+//! (the claim's time), set and removed by the same writes as the pending trigger: the sparse
+//! global secondary index [`PENDING_INDEX`] holds exactly the pending triggers, oldest first, so
+//! the watchdog finds those left behind with one Query and never reads every child.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
@@ -21,7 +26,14 @@ use baton_core::events::PipelineTrigger;
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
 use baton_core::{PipelineId, RunKey, Timestamp};
 
+use baton_core::watch::PendingTriggers;
+
 use super::{is_condition_failed, key, n, s, store_error, transacted, Reader};
+
+/// The ledger's sparse index of pending triggers (partition `pendingIndex`, sort `pendingSince`).
+pub const PENDING_INDEX: &str = "pending";
+/// The one partition value of [`PENDING_INDEX`].
+const PENDING_INDEX_KEY: &str = "pending";
 
 /// [`Ledger`] over the ledger table.
 #[derive(Clone, Debug)]
@@ -122,9 +134,11 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(key(child_pk(&child), cursor_sk(trigger.run_key.as_ref()))))
             .update_expression(
-                "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger",
+                "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger, pendingIndex = :pending, pendingSince = :since",
             )
             .expression_attribute_names("#cursor", "cursor")
+            .expression_attribute_values(":pending", s(PENDING_INDEX_KEY))
+            .expression_attribute_values(":since", n(trigger.fired_at.0))
             .expression_attribute_values(":after", n(cursor_after.0))
             .expression_attribute_values(":id", s(trigger.trigger_id.as_str()))
             .expression_attribute_values(":trigger", s(&payload));
@@ -165,7 +179,7 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression(
-                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain SET lastSentTriggerId = :id",
+                "REMOVE pendingTriggerId, pendingTrigger, pendingIndex, pendingSince, leaseHolder, leaseUntil, decideAgain SET lastSentTriggerId = :id",
             )
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
@@ -232,7 +246,7 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
             .update_expression(
-                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
+                "REMOVE pendingTriggerId, pendingTrigger, pendingIndex, pendingSince, leaseHolder, leaseUntil, decideAgain",
             )
             .condition_expression("pendingTriggerId = :id")
             .expression_attribute_values(":id", s(trigger_id.as_str()))
@@ -260,7 +274,7 @@ impl DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(key(child_pk(child), sk)))
             .update_expression(
-                "REMOVE pendingTriggerId, pendingTrigger, leaseHolder, leaseUntil, decideAgain",
+                "REMOVE pendingTriggerId, pendingTrigger, pendingIndex, pendingSince, leaseHolder, leaseUntil, decideAgain",
             )
             .condition_expression("attribute_exists(pk)")
             .send()
@@ -358,5 +372,61 @@ impl baton_core::ports::SendLease for DynamoLedger {
                 e,
             )),
         }
+    }
+}
+
+impl PendingTriggers for DynamoLedger {
+    /// One Query of the sparse index (paginated up to `limit`). The index is eventually
+    /// consistent: a trigger sent a moment ago may still be listed, and re-sending it finds it
+    /// no longer pending (its send lease is refused), so that is harmless.
+    async fn pending_before(
+        &self,
+        claimed_before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(PipelineId, Option<RunKey>)>> {
+        let operation = "Query (pending triggers index)";
+        let mut children = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("pendingIndex = :pending AND pendingSince < :before")
+                .expression_attribute_values(":pending", s(PENDING_INDEX_KEY))
+                .expression_attribute_values(":before", n(claimed_before.0))
+                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, &self.table, e))?;
+            for item in page.items() {
+                let reader = Reader {
+                    table: &self.table,
+                    item,
+                };
+                let pk = reader.string("pk")?;
+                // `cursor`, or `cursor#<k>` for an aligned child's key k (the index holds the
+                // table's keys).
+                let sk = reader.string("sk")?;
+                let run_key = sk.strip_prefix("cursor#").map(|k| RunKey(k.to_owned()));
+                let child = pk
+                    .strip_prefix("child#")
+                    .and_then(|k| PipelineId::from_key(k).ok())
+                    .ok_or_else(|| StoreError::Malformed {
+                        table: self.table.clone(),
+                        key: pk.clone(),
+                        detail: "a cursor item's key is not child#<pipeline key>".into(),
+                    })?;
+                children.push((child, run_key));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() || children.len() >= limit {
+                break;
+            }
+        }
+        children.truncate(limit);
+        Ok(children)
     }
 }

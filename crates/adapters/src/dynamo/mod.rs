@@ -7,6 +7,7 @@ mod registry;
 pub mod run_log;
 pub mod schema;
 mod slack_threads;
+mod watch;
 
 use std::collections::HashMap;
 
@@ -18,9 +19,11 @@ use baton_core::ports::{StoreError, StoreResult};
 use crate::config::{ConfigError, Env};
 
 pub use ledger::DynamoLedger;
+pub use ledger::PENDING_INDEX;
 pub use registry::DynamoRegistry;
-pub use run_log::DynamoRunLog;
+pub use run_log::{DynamoRunLog, RUNNING_INDEX};
 pub use slack_threads::DynamoSlackThreads;
+pub use watch::DynamoWatch;
 
 /// The names of baton's tables, from `BATON_RUNS_TABLE`, `BATON_REGISTRY_TABLE`,
 /// `BATON_LEDGER_TABLE` and `BATON_SLACK_THREADS_TABLE`.

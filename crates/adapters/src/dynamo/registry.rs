@@ -5,6 +5,7 @@
 //! | a registration | `pipeline#<account:region:name>` | `registration` |
 //! | a reverse edge (child of a parent) | `children#<parent key>` | `<child key>` |
 //! | the dependency graph's version | `graph` | `version` |
+//! | a registration with deadlines the watchdog has not scheduled yet | `deadlines#inbox` | `<pipeline key>` |
 //!
 //! "Children of a parent" is one Query. A registration and its edges change together in one
 //! transaction, conditioned on the registration's version (and, when edges are added, the graph's
@@ -20,7 +21,12 @@ use baton_core::ports::{
 };
 use baton_core::{PipelineId, RunStatus, Timestamp};
 
-use super::{key, n, s, store_error, Item, Reader};
+use baton_core::watch::DeadlineInbox;
+
+use super::{is_condition_failed, key, n, s, store_error, Item, Reader};
+
+/// The partition of the deadline inbox.
+const INBOX_PK: &str = "deadlines#inbox";
 
 /// At most this many parents per pipeline: a registration and its edges fit one transaction.
 pub const MAX_PARENTS: usize = 90;
@@ -332,6 +338,12 @@ impl Registry for DynamoRegistry {
         if let Some(graph) = write.graph {
             items.push(self.bump_graph(graph)?);
         }
+        if registration.definition.deadlines.is_some() {
+            // In the same transaction: no registration's deadlines go unwatched.
+            let mut entry = key(INBOX_PK, child.key());
+            entry.insert("fingerprint".into(), s(registration.fingerprint()));
+            items.push(TransactWriteItem::builder().put(self.put(entry)?).build());
+        }
         self.transact("TransactWriteItems (write registration)", items)
             .await
     }
@@ -352,5 +364,58 @@ impl Registry for DynamoRegistry {
         }
         self.transact("TransactWriteItems (remove registration)", items)
             .await
+    }
+}
+
+impl DeadlineInbox for DynamoRegistry {
+    async fn changed(&self) -> StoreResult<Vec<(PipelineId, String)>> {
+        let operation = "Query (deadline inbox)";
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(INBOX_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, &self.table, e))?;
+            for item in page.items() {
+                let r = Reader {
+                    table: &self.table,
+                    item,
+                };
+                let sk = r.string("sk")?;
+                let pipeline = PipelineId::from_key(&sk)
+                    .map_err(|e| self.malformed(&format!("{INBOX_PK} / {sk}"), e.to_string()))?;
+                out.push((pipeline, r.string("fingerprint")?));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn acknowledge(&self, pipeline: &PipelineId, fingerprint: &str) -> StoreResult<()> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(INBOX_PK, pipeline.key())))
+            .condition_expression("fingerprint = :seen")
+            .expression_attribute_values(":seen", s(fingerprint))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // A newer registration put its own entry: it stays for the next run.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("DeleteItem (deadline inbox)", &self.table, e)),
+        }
     }
 }

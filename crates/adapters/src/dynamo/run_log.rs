@@ -11,6 +11,10 @@
 //! other statuses came after it, a qualifying run is in the first page. The key is derived from
 //! the event alone, so a repeated event maps to the same item and `attribute_not_exists(pk)`
 //! detects the first sighting.
+//!
+//! The latest state of a RUNNING execution also carries `runningIndex` and `runningSince`: the
+//! sparse index [`RUNNING_INDEX`] holds exactly the executions still running, by start, for the
+//! watchdog's `maxDuration` checks.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +23,11 @@ use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
 use baton_core::{PipelineId, Run, RunKey, RunStatus, Span, Timestamp};
 
 use super::{create_or_read, is_condition_failed, key, n, s, store_error, Creation, Item, Reader};
+
+/// The runs table's sparse index of running executions (partition `runningIndex`, sort
+/// `runningSince`, the start): only latest-state items whose status is RUNNING carry them.
+pub const RUNNING_INDEX: &str = "running";
+const RUNNING_INDEX_KEY: &str = "running";
 
 /// [`RunLog`] over the runs table.
 #[derive(Clone, Debug)]
@@ -213,6 +222,12 @@ impl DynamoRunLog {
         let mut item = key(format!("execution#{}", run.execution_arn), "latest");
         self.run_attributes(run, &mut item);
         item.insert("rank".into(), n(rank(run)));
+        if run.status == RunStatus::Running {
+            // Only a RUNNING latest state is in the running index; a final state's put replaces
+            // the item without these, which takes it out.
+            item.insert("runningIndex".into(), s(RUNNING_INDEX_KEY));
+            item.insert("runningSince".into(), n(run.started_at.0));
+        }
         let result = self
             .client
             .put_item()
@@ -302,6 +317,20 @@ impl RunLog for DynamoRunLog {
         Ok(())
     }
 
+    async fn mark_recovered(&self, run: &Run) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(&run.pipeline), run_sk(run))))
+            .update_expression("SET recoveredBy = :watchdog")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":watchdog", s("watchdog"))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem (recovered)", &self.table, e))?;
+        Ok(())
+    }
+
     async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
         let got = self
             .client
@@ -336,5 +365,49 @@ impl RunLog for DynamoRunLog {
     ) -> StoreResult<Vec<Run>> {
         self.query_runs(run_key_pk(pipeline, run_key), statuses, after, limit)
             .await
+    }
+}
+
+impl baton_core::watch::RunningRuns for DynamoRunLog {
+    /// One Query of the sparse index, paginated up to `limit`. The index is eventually
+    /// consistent: the watchdog looks back a little before its mark.
+    async fn started_since(
+        &self,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        let operation = "Query (running index)";
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RUNNING_INDEX)
+                .key_condition_expression("runningIndex = :running AND runningSince > :after")
+                .expression_attribute_values(":running", s(RUNNING_INDEX_KEY))
+                .expression_attribute_values(":after", n(after.0))
+                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, &self.table, e))?;
+            for item in page.items() {
+                let r = Reader {
+                    table: &self.table,
+                    item,
+                };
+                let pk = r.string("pk")?;
+                let arn = pk.strip_prefix("execution#").unwrap_or(&pk).to_owned();
+                out.push((arn, Timestamp(r.number("runningSince")?)));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() || out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 }

@@ -5,6 +5,7 @@
 //! | a run's thread root in a channel | `<execution ARN>` | `root#<channel>` |
 //! | a status of a run in a channel | `<execution ARN>` | `post#<STATUS>#<channel>` |
 //! | a trigger notice in a channel | `trigger#<trigger id>` | `notice#<channel>` |
+//! | a deadline alert's root, note or reply in a channel | `alert#<alert key>` | `<root, note or reply>#<channel>` |
 //!
 //! Attributes: `holder` and `leaseUntil` (epoch ms) of the current claim, `ts` of the recorded
 //! post, `shows` (a root's status), `done` once the slot's part is complete. Items expire with the
@@ -50,6 +51,11 @@ impl DynamoSlackThreads {
                 trigger_id,
                 channel,
             } => key(format!("trigger#{trigger_id}"), format!("notice#{channel}")),
+            PostSlot::Alert {
+                alert_key,
+                part,
+                channel,
+            } => key(format!("alert#{alert_key}"), format!("{part}#{channel}")),
             PostSlot::Email {
                 execution_arn,
                 status,

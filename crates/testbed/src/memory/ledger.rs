@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, SendLease, StoreResult};
+use baton_core::watch::PendingTriggers;
 use baton_core::{PipelineId, PipelineTrigger, RunKey, Timestamp, TriggerId};
 
 use super::{lock, unavailable, Effect, Op, Requests};
@@ -340,5 +341,35 @@ impl SendLease for MemoryLedger {
         )
         .await
         .map(|_| ())
+    }
+}
+
+impl PendingTriggers for MemoryLedger {
+    /// The pending index as DynamoDB's sparse GSI holds it: cursor items with a pending trigger,
+    /// by the time it was claimed, oldest first.
+    async fn pending_before(
+        &self,
+        claimed_before: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(PipelineId, Option<RunKey>)>> {
+        let operation = "Query (pending triggers index)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                let got = lock(&self.tables, TABLE, operation).map(|t| {
+                    let mut pending: Vec<(Timestamp, (PipelineId, Option<RunKey>))> = t
+                        .cursors
+                        .iter()
+                        .filter_map(|(child_and_key, item)| {
+                            let at = item.pending_trigger.as_ref()?.fired_at;
+                            (at < claimed_before).then(|| (at, child_and_key.clone()))
+                        })
+                        .collect();
+                    pending.sort();
+                    pending.into_iter().take(limit).map(|(_, c)| c).collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
     }
 }

@@ -12,11 +12,13 @@
 //! request) and lets the interceptor fail it before its effect, or after it (the response is
 //! lost), as a throttle, a timeout or a dropped connection would.
 
+mod executions;
 mod ledger;
 mod publish;
 mod registry;
 mod run_log;
 mod slack_threads;
+mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,11 +29,13 @@ use std::task::{Context, Poll};
 use baton_core::ports::StoreError;
 use baton_core::{PipelineId, PipelineTrigger, RunEvent, Timestamp, TriggerId};
 
+pub use executions::MemoryExecutions;
 pub use ledger::{ClaimItem, CursorItem, MemoryLedger};
 pub use publish::{MemoryTopic, MemoryTriggerBus};
 pub use registry::MemoryRegistry;
 pub use run_log::{MemoryRunLog, PAGE_BYTES};
 pub use slack_threads::MemorySlackThreads;
+pub use watch::MemoryWatch;
 
 /// The request a port call is making, with what its condition and effect depend on.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +105,9 @@ pub enum Op<'a> {
     Publish(&'a RunEvent),
     /// A request on a Slack thread ledger slot (claim, read, record, release).
     SlackSlot(&'a baton_core::slack_thread::PostSlot),
+    /// A request of the watchdog's own (the deadline inbox, the pending-trigger index, the watch
+    /// table), named as its DynamoDB request is.
+    Watch(&'a str),
     /// EventBridge PutEvents of a trigger to a pipeline bus.
     PutTrigger {
         bus_arn: &'a str,
@@ -229,6 +236,8 @@ pub struct Memory {
     pub topic: MemoryTopic,
     pub buses: MemoryTriggerBus,
     pub slack_threads: MemorySlackThreads,
+    pub watch: MemoryWatch,
+    pub executions: MemoryExecutions,
 }
 
 impl Memory {
@@ -242,6 +251,8 @@ impl Memory {
             topic: MemoryTopic::new(requests.clone()),
             buses: MemoryTriggerBus::new(requests.clone()),
             slack_threads: MemorySlackThreads::new(requests.clone()),
+            watch: MemoryWatch::new(requests.clone()),
+            executions: MemoryExecutions::new(requests.clone()),
             requests,
         }
     }
@@ -263,6 +274,27 @@ impl Memory {
             ledger: &self.ledger,
             bus: &self.buses,
             events: &self.topic,
+        }
+    }
+
+    /// The ports as core's watchdog takes them.
+    #[allow(clippy::type_complexity)]
+    pub fn watch_ports(
+        &self,
+    ) -> baton_core::watch::run::WatchPorts<
+        '_,
+        MemoryRunLog,
+        MemoryRegistry,
+        MemoryLedger,
+        MemoryTriggerBus,
+        MemoryTopic,
+        MemoryWatch,
+        MemoryExecutions,
+    > {
+        baton_core::watch::run::WatchPorts {
+            flow: self.ports(),
+            watch: &self.watch,
+            lookup: &self.executions,
         }
     }
 }

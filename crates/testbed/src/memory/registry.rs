@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::watch::DeadlineInbox;
 use baton_core::{PipelineId, RunStatus};
 
 use super::{lock, unavailable, Effect, Op, Requests};
@@ -21,6 +22,8 @@ struct Tables {
     edges: BTreeMap<PipelineId, BTreeMap<PipelineId, BTreeSet<RunStatus>>>,
     /// The graph version item; absent until the first edge-adding write.
     graph: Option<u64>,
+    /// The deadline inbox: pipeline -> fingerprint of the registration that put it there.
+    inbox: BTreeMap<PipelineId, String>,
 }
 
 /// [`Registry`] in memory.
@@ -156,6 +159,10 @@ impl Registry for MemoryRegistry {
                 if let Some(g) = write.graph {
                     t.graph = Some(g + 1);
                 }
+                if write.registration.definition.deadlines.is_some() {
+                    t.inbox
+                        .insert(child.clone(), write.registration.fingerprint());
+                }
                 let version = write.expect.map_or(1, |v| v + 1);
                 t.registrations.insert(
                     child.clone(),
@@ -189,6 +196,43 @@ impl Registry for MemoryRegistry {
                     remove_edge(&mut t, parent, pipeline);
                 }
                 (Ok(true), Effect::Written)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+}
+
+impl DeadlineInbox for MemoryRegistry {
+    async fn changed(&self) -> StoreResult<Vec<(PipelineId, String)>> {
+        let operation = "Query (deadline inbox)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                let got = lock(&self.tables, TABLE, operation).map(|t| {
+                    t.inbox
+                        .iter()
+                        .map(|(p, f)| (p.clone(), f.clone()))
+                        .collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+
+    async fn acknowledge(&self, pipeline: &PipelineId, fingerprint: &str) -> StoreResult<()> {
+        let operation = "DeleteItem (deadline inbox)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                let mut t = match lock(&self.tables, TABLE, operation) {
+                    Ok(t) => t,
+                    Err(e) => return (Err(e), Effect::Read),
+                };
+                // `fingerprint = :seen`: a newer registration's entry stays.
+                if t.inbox.get(pipeline).map(String::as_str) != Some(fingerprint) {
+                    return (Ok(()), Effect::ConditionFailed);
+                }
+                t.inbox.remove(pipeline);
+                (Ok(()), Effect::Written)
             })
             .await
             .map_err(|f| unavailable(operation, TABLE, f))?

@@ -23,6 +23,8 @@ const TABLE: &str = "runs (memory)";
 struct RunItem {
     run: Run,
     announced: bool,
+    /// `recoveredBy`: the watchdog found this status with DescribeExecution.
+    recovered: bool,
 }
 
 #[derive(Default)]
@@ -79,6 +81,20 @@ impl MemoryRunLog {
             .unwrap_or_default()
     }
 
+    /// The runs the watchdog recovered (marked `recoveredBy`), for tests.
+    pub fn recovered_runs(&self) -> Vec<Run> {
+        self.tables
+            .lock()
+            .map(|t| {
+                t.runs
+                    .values()
+                    .filter(|item| item.recovered)
+                    .map(|item| item.run.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// One PutItem, `attribute_not_exists(pk)`: `true` when the key was free.
     async fn put_run(&self, run: &Run) -> StoreResult<bool> {
         let key = (run_pk(&run.pipeline), run_sk(run));
@@ -89,6 +105,7 @@ impl MemoryRunLog {
                         let item = RunItem {
                             run: run.clone(),
                             announced: false,
+                            recovered: false,
                         };
                         t.runs.insert(key, item);
                         (Ok(true), Effect::Written)
@@ -221,6 +238,35 @@ impl RunLog for MemoryRunLog {
         }
     }
 
+    async fn mark_recovered(&self, run: &Run) -> StoreResult<()> {
+        let key = (run_pk(&run.pipeline), run_sk(run));
+        let operation = "UpdateItem (recovered)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                match lock(&self.tables, TABLE, operation) {
+                    Ok(mut t) => match t.runs.get_mut(&key) {
+                        Some(item) => {
+                            item.recovered = true;
+                            (Ok(()), Effect::Written)
+                        }
+                        None => (
+                            Err(baton_core::ports::StoreError::Rejected {
+                                operation,
+                                table: TABLE.to_owned(),
+                                message:
+                                    "ConditionalCheckFailedException: the run item does not exist"
+                                        .into(),
+                            }),
+                            Effect::ConditionFailed,
+                        ),
+                    },
+                    Err(e) => (Err(e), Effect::Read),
+                }
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+
     async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
         self.requests
             .request(Op::GetLatest(execution_arn), || {
@@ -330,5 +376,39 @@ impl MemoryRunLog {
             )
             .await
             .map_err(|f| unavailable("Query (runs of a pipeline)", TABLE, f))?
+    }
+}
+
+impl baton_core::watch::RunningRuns for MemoryRunLog {
+    /// The running index as DynamoDB's sparse GSI holds it: latest states that are RUNNING, by
+    /// start, earliest first.
+    async fn started_since(
+        &self,
+        after: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, Timestamp)>> {
+        let operation = "Query (running index)";
+        self.requests
+            .request(Op::Watch(operation), || {
+                let got = lock(&self.tables, TABLE, operation).map(|t| {
+                    let mut running: Vec<(Timestamp, String)> = t
+                        .latest
+                        .values()
+                        .filter(|(_, run)| {
+                            run.status == baton_core::RunStatus::Running && run.started_at > after
+                        })
+                        .map(|(_, run)| (run.started_at, run.execution_arn.clone()))
+                        .collect();
+                    running.sort();
+                    running
+                        .into_iter()
+                        .take(limit)
+                        .map(|(at, arn)| (arn, at))
+                        .collect()
+                });
+                (got, Effect::Read)
+            })
+            .await
+            .map_err(|f| unavailable(operation, TABLE, f))?
     }
 }

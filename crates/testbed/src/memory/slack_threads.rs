@@ -42,6 +42,11 @@ fn slot_key(slot: &PostSlot) -> String {
             trigger_id,
             channel,
         } => format!("trigger#{trigger_id} / notice#{channel}"),
+        PostSlot::Alert {
+            alert_key,
+            part,
+            channel,
+        } => format!("alert#{alert_key} / {part}#{channel}"),
         PostSlot::Email {
             execution_arn,
             status,

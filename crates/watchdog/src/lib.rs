@@ -1,0 +1,176 @@
+//! watchdog: run every minute by an EventBridge schedule. Judges the deadlines due now and raises
+//! an alert that says why for each one missed, follows up open alerts once the pipeline caught
+//! up, and re-sends triggers left pending, all through core's rules (`baton_core::watch`).
+//!
+//! Every step is idempotent, so a retried or overlapping invocation does no harm; a step that
+//! failed is retried by the next minute's run, and the invocation fails (`WatchIncomplete`) so
+//! the failure shows in the function's error alarm.
+
+use baton_adapters::{ConfigError, Env};
+use baton_core::flow::{FlowSettings, Invocation, Step};
+use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
+use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
+use baton_core::watch::{
+    DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,
+};
+use baton_core::Span;
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use thiserror::Error;
+
+/// The watchdog's configuration, read once at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `BATON_RUNS_TABLE`
+    pub runs_table: String,
+    /// `BATON_REGISTRY_TABLE`
+    pub registry_table: String,
+    /// `BATON_LEDGER_TABLE`
+    pub ledger_table: String,
+    /// `BATON_WATCH_TABLE`: due checks and alerts.
+    pub watch_table: String,
+    /// `BATON_RUN_EVENTS_TOPIC_ARN`: where alerts and trigger notices go.
+    pub run_events_topic_arn: String,
+    /// `BATON_DEFAULT_PIPELINE_BUS` (name); `BATON_PENDING_GRACE_SECONDS` (default 180): a
+    /// trigger pending longer than this since its claim is re-sent; `BATON_RECONCILE_AFTER_HOURS`
+    /// (default 24): a run RUNNING this long (or past its `maxDuration`) is looked up in Step
+    /// Functions; `BATON_READ_ONLY_ROLE_NAME` (default `baton-watchdog-read-only`): the role the
+    /// member-account template creates.
+    pub watch: WatchSettings,
+    /// `BATON_READ_ONLY_ROLE_NAME`
+    pub read_only_role_name: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let flow = FlowSettings::with_default_bus(env.required("BATON_DEFAULT_PIPELINE_BUS")?);
+        let mut watch = WatchSettings::new(flow);
+        let grace = env.positive_or("BATON_PENDING_GRACE_SECONDS", 180)?;
+        watch.pending_grace = Span(i64::try_from(grace).unwrap_or(i64::MAX / 1000) * 1000);
+        let reconcile = env.positive_or("BATON_RECONCILE_AFTER_HOURS", 24)?;
+        watch.reconcile_after = Span::hours(i64::try_from(reconcile).unwrap_or(24 * 365));
+        Ok(Config {
+            runs_table: env.required("BATON_RUNS_TABLE")?,
+            registry_table: env.required("BATON_REGISTRY_TABLE")?,
+            ledger_table: env.required("BATON_LEDGER_TABLE")?,
+            watch_table: env.required("BATON_WATCH_TABLE")?,
+            run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
+            read_only_role_name: env
+                .optional("BATON_READ_ONLY_ROLE_NAME")
+                .unwrap_or_else(|| baton_adapters::READ_ONLY_ROLE_NAME.to_owned()),
+            watch,
+        })
+    }
+}
+
+/// Some steps of the run failed; the next run retries them.
+#[derive(Debug, Error)]
+#[error("{} step(s) of the watchdog run failed and are retried by the next run: {}", errors.len(), errors.join("; "))]
+pub struct WatchIncomplete {
+    pub errors: Vec<String>,
+}
+
+impl From<WatchIncomplete> for Diagnostic {
+    fn from(e: WatchIncomplete) -> Diagnostic {
+        Diagnostic {
+            error_type: "Retryable".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What one run did: the function's response.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Watched {
+    pub scheduled: usize,
+    pub checked: usize,
+    /// Keys of the alerts raised (`<pipeline key>#<day>#<kind>`).
+    pub raised: Vec<String>,
+    pub resolved: Vec<String>,
+    /// Trigger ids re-sent.
+    pub resent: Vec<String>,
+    /// Executions whose lost final status was recovered (`<execution ARN> <STATUS>`).
+    pub recovered: Vec<String>,
+    /// Read-only roles that refused (each account once a day).
+    pub refused: Vec<String>,
+}
+
+/// One watchdog run at `invocation`'s time (the schedule's event carries nothing else needed).
+pub async fn handle<L, R, G, B, E, W, X>(
+    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
+    settings: &WatchSettings,
+    invocation: &Invocation,
+) -> Result<Watched, WatchIncomplete>
+where
+    L: RunLog + RunningRuns + Sync,
+    R: Registry + DeadlineInbox + Sync,
+    G: Ledger + SendLease + PendingTriggers + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+    W: DeadlineWatch + Sync,
+    X: ExecutionLookup + Sync,
+{
+    let report = watch_once(ports, invocation, settings).await;
+    log(&report);
+    if !report.errors.is_empty() {
+        return Err(WatchIncomplete {
+            errors: report.errors,
+        });
+    }
+    Ok(Watched {
+        scheduled: report.scheduled.len(),
+        checked: report.checked,
+        raised: report.raised.iter().map(|a| a.key()).collect(),
+        resent: resent_ids(&report),
+        recovered: report
+            .recovered
+            .iter()
+            .map(|r| format!("{} {}", r.execution_arn, r.status))
+            .collect(),
+        refused: report.refusals,
+        resolved: report.resolved,
+    })
+}
+
+fn resent_ids(report: &WatchReport) -> Vec<String> {
+    report
+        .resent
+        .iter()
+        .flat_map(|r| &r.steps)
+        .filter_map(|step| match step {
+            Step::Delivered { trigger, .. } => Some(trigger.trigger_id.0.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One log event per decision, with the pipeline as a field.
+fn log(report: &WatchReport) {
+    for alert in &report.raised {
+        tracing::warn!(pipeline = %alert.pipeline.key(), day = %alert.day, kind = alert.kind.as_str(), due = %alert.due, reasons = ?alert.reasons, "deadline missed; alert raised");
+    }
+    for key in &report.resolved {
+        tracing::info!(alert = %key, "late pipeline caught up; follow-up sent");
+    }
+    for woken in &report.resent {
+        tracing::info!(child = %woken.child.key(), steps = ?woken.steps, error = ?woken.error, "pending trigger swept");
+    }
+    for run in &report.recovered {
+        tracing::warn!(pipeline = %run.pipeline.key(), execution = %run.execution_arn, status = %run.status, "status change event never arrived; recovered with DescribeExecution and recorded");
+    }
+    for refusal in &report.refusals {
+        tracing::error!(refusal = %refusal, "a member account's read-only role refused; its runs are not reconciled (logged once per account and day)");
+    }
+    for error in &report.errors {
+        tracing::error!(error = %error, "watchdog step failed; the next run retries it");
+    }
+    tracing::info!(
+        scheduled = report.scheduled.len(),
+        checked = report.checked,
+        raised = report.raised.len(),
+        resolved = report.resolved.len(),
+        resent = report.resent.len(),
+        "watchdog run"
+    );
+}
