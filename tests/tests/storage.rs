@@ -417,6 +417,41 @@ async fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     assert_eq!((state.cursor, state.pending), (at(23, 5), None));
 }
 
+#[tokio::test]
+async fn the_pending_index_names_each_pending_trigger_with_its_run_key() {
+    use baton_core::watch::PendingTriggers;
+    let central = Central::shared("pending-index").await;
+    let ledger = central.ledger();
+    let (x, unkeyed, after) = scout24_firing();
+    let mut keyed = unkeyed.clone();
+    keyed.trigger_id = baton_core::TriggerId("keyed".into());
+    keyed.run_key = Some(baton_core::RunKey("2026-11-22".into()));
+    ledger.claim(&unkeyed, None, after).await.unwrap();
+    ledger.claim(&keyed, None, after).await.unwrap();
+    let mut pending = ledger.pending_before(at(30, 0), 10).await.unwrap();
+    pending.sort();
+    assert_eq!(
+        pending,
+        [
+            (x.clone(), None),
+            (x.clone(), Some(baton_core::RunKey("2026-11-22".into())))
+        ]
+    );
+    // Sent: out of the index (the watchdog re-sends only what is still pending).
+    ledger
+        .mark_sent(
+            &x,
+            Some(&baton_core::RunKey("2026-11-22".into())),
+            &keyed.trigger_id,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.pending_before(at(30, 0), 10).await.unwrap(),
+        [(x, None)]
+    );
+}
+
 fn lease(holder: &str, until: Timestamp) -> Lease {
     Lease {
         holder: holder.to_owned(),
