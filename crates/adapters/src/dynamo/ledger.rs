@@ -28,7 +28,7 @@ use baton_core::{PipelineId, RunKey, Timestamp};
 
 use baton_core::watch::PendingTriggers;
 
-use super::{is_condition_failed, key, n, s, store_error, transacted, Reader};
+use super::{is_condition_failed, key, n, query_items, s, store_error, transacted, Reader};
 
 /// The ledger's sparse index of pending triggers (partition `pendingIndex`, sort `pendingSince`).
 pub const PENDING_INDEX: &str = "pending";
@@ -201,35 +201,21 @@ impl Ledger for DynamoLedger {
         // Every cursor item of the child with a pending trigger: `cursor`, and `cursor#<key>` of
         // each run key (a child aligned on daily keys has one item a day; only the pending ones
         // need a write).
-        let mut sort_keys = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
-                .filter_expression("attribute_exists(pendingTriggerId)")
-                .expression_attribute_values(":pk", s(child_pk(child)))
-                .expression_attribute_values(":cursor", s("cursor"))
-                .projection_expression("sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("Query (cursors of a child)", &self.table, e))?;
-            for item in page.items() {
-                if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    sort_keys.push(sk.clone());
-                }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :cursor)")
+            .filter_expression("attribute_exists(pendingTriggerId)")
+            .expression_attribute_values(":pk", s(child_pk(child)))
+            .expression_attribute_values(":cursor", s("cursor"))
+            .projection_expression("sk")
+            .consistent_read(true);
+        let items = query_items(query, &self.table, "Query (cursors of a child)", None).await?;
+        for item in items {
+            if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                self.forget_cursor(child, sk.clone()).await?;
             }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
-        for sk in sort_keys {
-            self.forget_cursor(child, sk).await?;
         }
         Ok(())
     }
@@ -385,48 +371,37 @@ impl PendingTriggers for DynamoLedger {
         limit: usize,
     ) -> StoreResult<Vec<(PipelineId, Option<RunKey>)>> {
         let operation = "Query (pending triggers index)";
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("pendingIndex = :pending AND pendingSince < :before")
+            .expression_attribute_values(":pending", s(PENDING_INDEX_KEY))
+            .expression_attribute_values(":before", n(claimed_before.0))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let items = query_items(query, &self.table, operation, Some(limit)).await?;
         let mut children = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(PENDING_INDEX)
-                .key_condition_expression("pendingIndex = :pending AND pendingSince < :before")
-                .expression_attribute_values(":pending", s(PENDING_INDEX_KEY))
-                .expression_attribute_values(":before", n(claimed_before.0))
-                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, &self.table, e))?;
-            for item in page.items() {
-                let reader = Reader {
-                    table: &self.table,
-                    item,
-                };
-                let pk = reader.string("pk")?;
-                // `cursor`, or `cursor#<k>` for an aligned child's key k (the index holds the
-                // table's keys).
-                let sk = reader.string("sk")?;
-                let run_key = sk.strip_prefix("cursor#").map(|k| RunKey(k.to_owned()));
-                let child = pk
-                    .strip_prefix("child#")
-                    .and_then(|k| PipelineId::from_key(k).ok())
-                    .ok_or_else(|| StoreError::Malformed {
-                        table: self.table.clone(),
-                        key: pk.clone(),
-                        detail: "a cursor item's key is not child#<pipeline key>".into(),
-                    })?;
-                children.push((child, run_key));
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() || children.len() >= limit {
-                break;
-            }
+        for item in &items {
+            let reader = Reader {
+                table: &self.table,
+                item,
+            };
+            let pk = reader.string("pk")?;
+            // `cursor`, or `cursor#<k>` for an aligned child's key k (the index holds the
+            // table's keys).
+            let sk = reader.string("sk")?;
+            let run_key = sk.strip_prefix("cursor#").map(|k| RunKey(k.to_owned()));
+            let child = pk
+                .strip_prefix("child#")
+                .and_then(|k| PipelineId::from_key(k).ok())
+                .ok_or_else(|| StoreError::Malformed {
+                    table: self.table.clone(),
+                    key: pk.clone(),
+                    detail: "a cursor item's key is not child#<pipeline key>".into(),
+                })?;
+            children.push((child, run_key));
         }
-        children.truncate(limit);
         Ok(children)
     }
 }

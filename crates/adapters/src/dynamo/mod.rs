@@ -58,6 +58,29 @@ impl TableNames {
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Every item a Query answers, page after page (the SDK's paginator follows `LastEvaluatedKey`),
+/// stopping once `limit` items are read (more may come in the last page; they are cut).
+pub(crate) async fn query_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    table: &str,
+    operation: &'static str,
+    limit: Option<usize>,
+) -> StoreResult<Vec<Item>> {
+    let mut pages = query.into_paginator().send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| store_error(operation, table, e))?;
+        items.extend(page.items.unwrap_or_default());
+        if limit.is_some_and(|l| items.len() >= l) {
+            break;
+        }
+    }
+    if let Some(l) = limit {
+        items.truncate(l);
+    }
+    Ok(items)
+}
+
 /// Error codes after which a retry can succeed.
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",

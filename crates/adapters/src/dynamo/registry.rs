@@ -23,7 +23,7 @@ use baton_core::{PipelineId, RunStatus, Timestamp};
 
 use baton_core::watch::DeadlineInbox;
 
-use super::{is_condition_failed, key, n, s, store_error, Item, Reader};
+use super::{is_condition_failed, key, n, query_items, s, store_error, Item, Reader};
 
 /// The partition of the deadline inbox.
 const INBOX_PK: &str = "deadlines#inbox";
@@ -205,42 +205,32 @@ impl Registry for DynamoRegistry {
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         let mut edges = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("children#{}", parent.key())))
-                .set_exclusive_start_key(start)
-                // Strongly consistent: the cycle check must see every edge written up to the
-                // graph version it read, and an eventually consistent Query can miss one
-                // written a moment ago (DynamoDB's default), letting two registrations close a
-                // cycle one after the other.
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| store_error("Query (children of a parent)", &self.table, e))?;
-            for item in out.items() {
-                let r = Reader {
-                    table: &self.table,
-                    item,
-                };
-                let child = self.pipeline_from_key(&r.string("child")?)?;
-                let mut statuses = BTreeSet::new();
-                for word in r.string_list("statuses")? {
-                    let status = RunStatus::parse(&word).ok_or_else(|| {
-                        self.malformed(&child.key(), format!("unknown status `{word}` on an edge"))
-                    })?;
-                    statuses.insert(status);
-                }
-                edges.push(ChildEdge { child, statuses });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("children#{}", parent.key())))
+            // Strongly consistent: the cycle check must see every edge written up to the
+            // graph version it read, and an eventually consistent Query can miss one
+            // written a moment ago (DynamoDB's default), letting two registrations close a
+            // cycle one after the other.
+            .consistent_read(true);
+        let items = query_items(query, &self.table, "Query (children of a parent)", None).await?;
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            let child = self.pipeline_from_key(&r.string("child")?)?;
+            let mut statuses = BTreeSet::new();
+            for word in r.string_list("statuses")? {
+                let status = RunStatus::parse(&word).ok_or_else(|| {
+                    self.malformed(&child.key(), format!("unknown status `{word}` on an edge"))
+                })?;
+                statuses.insert(status);
             }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
+            edges.push(ChildEdge { child, statuses });
         }
         Ok(edges)
     }
@@ -371,34 +361,25 @@ impl DeadlineInbox for DynamoRegistry {
     async fn changed(&self) -> StoreResult<Vec<(PipelineId, String)>> {
         let operation = "Query (deadline inbox)";
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(INBOX_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, &self.table, e))?;
-            for item in page.items() {
-                let r = Reader {
-                    table: &self.table,
-                    item,
-                };
-                let sk = r.string("sk")?;
-                let pipeline = PipelineId::from_key(&sk)
-                    .map_err(|e| self.malformed(&format!("{INBOX_PK} / {sk}"), e.to_string()))?;
-                out.push((pipeline, r.string("fingerprint")?));
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(INBOX_PK))
+            .consistent_read(true);
+        let items = query_items(query, &self.table, operation, None).await?;
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            let sk = r.string("sk")?;
+            let pipeline = PipelineId::from_key(&sk)
+                .map_err(|e| self.malformed(&format!("{INBOX_PK} / {sk}"), e.to_string()))?;
+            out.push((pipeline, r.string("fingerprint")?));
         }
+        Ok(out)
     }
 
     async fn acknowledge(&self, pipeline: &PipelineId, fingerprint: &str) -> StoreResult<()> {

@@ -22,7 +22,10 @@ use aws_sdk_dynamodb::Client;
 use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
 use baton_core::{PipelineId, Run, RunKey, RunStatus, Span, Timestamp};
 
-use super::{create_or_read, is_condition_failed, key, n, s, store_error, Creation, Item, Reader};
+use super::{
+    create_or_read, is_condition_failed, key, n, query_items, s, store_error, Creation, Item,
+    Reader,
+};
 
 /// The runs table's sparse index of running executions (partition `runningIndex`, sort
 /// `runningSince`, the start): only latest-state items whose status is RUNNING carry them.
@@ -378,34 +381,24 @@ impl baton_core::watch::RunningRuns for DynamoRunLog {
     ) -> StoreResult<Vec<(String, Timestamp)>> {
         let operation = "Query (running index)";
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RUNNING_INDEX)
-                .key_condition_expression("runningIndex = :running AND runningSince > :after")
-                .expression_attribute_values(":running", s(RUNNING_INDEX_KEY))
-                .expression_attribute_values(":after", n(after.0))
-                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, &self.table, e))?;
-            for item in page.items() {
-                let r = Reader {
-                    table: &self.table,
-                    item,
-                };
-                let pk = r.string("pk")?;
-                let arn = pk.strip_prefix("execution#").unwrap_or(&pk).to_owned();
-                out.push((arn, Timestamp(r.number("runningSince")?)));
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() || out.len() >= limit {
-                break;
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RUNNING_INDEX)
+            .key_condition_expression("runningIndex = :running AND runningSince > :after")
+            .expression_attribute_values(":running", s(RUNNING_INDEX_KEY))
+            .expression_attribute_values(":after", n(after.0))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let items = query_items(query, &self.table, operation, Some(limit)).await?;
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            let pk = r.string("pk")?;
+            let arn = pk.strip_prefix("execution#").unwrap_or(&pk).to_owned();
+            out.push((arn, Timestamp(r.number("runningSince")?)));
         }
         out.truncate(limit);
         Ok(out)

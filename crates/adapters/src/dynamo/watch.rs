@@ -21,7 +21,7 @@ use baton_core::watch::run::utc_day;
 use baton_core::watch::{DeadlineAlert, DeadlineWatch, DueCheck, OpenAlert};
 use baton_core::{PipelineId, Span, Timestamp};
 
-use super::{is_condition_failed, key, n, s, store_error, transacted, Item, Reader};
+use super::{is_condition_failed, key, n, query_items, s, store_error, transacted, Item, Reader};
 
 const OPEN_PK: &str = "alerts#open";
 
@@ -96,46 +96,35 @@ impl DeadlineWatch for DynamoWatch {
     async fn due_on(&self, day: &str, up_to: Timestamp) -> StoreResult<Vec<DueCheck>> {
         let operation = "Query (due checks of a day)";
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk <= :upto")
-                .expression_attribute_values(":pk", s(format!("due#{day}")))
-                // `~` sorts after every pipeline key: every check at `up_to` is included.
-                .expression_attribute_values(":upto", s(format!("{:013}#~", up_to.0)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, &self.table, e))?;
-            for item in page.items() {
-                let r = Reader {
-                    table: &self.table,
-                    item,
-                };
-                let sk = r.string("sk")?;
-                let at = sk
-                    .split_once('#')
-                    .and_then(|(ms, _)| ms.parse().ok())
-                    .ok_or_else(|| {
-                        self.malformed(&sk, "sort key is not <epoch ms>#<pipeline key>")
-                    })?;
-                let pipeline = PipelineId::from_key(&r.string("pipeline")?)
-                    .map_err(|e| self.malformed(&sk, e.to_string()))?;
-                out.push(DueCheck {
-                    at: Timestamp(at),
-                    pipeline,
-                    execution_arn: r.opt_string("executionArn")?,
-                });
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk <= :upto")
+            .expression_attribute_values(":pk", s(format!("due#{day}")))
+            // `~` sorts after every pipeline key: every check at `up_to` is included.
+            .expression_attribute_values(":upto", s(format!("{:013}#~", up_to.0)))
+            .consistent_read(true);
+        let items = query_items(query, &self.table, operation, None).await?;
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            let sk = r.string("sk")?;
+            let at = sk
+                .split_once('#')
+                .and_then(|(ms, _)| ms.parse().ok())
+                .ok_or_else(|| self.malformed(&sk, "sort key is not <epoch ms>#<pipeline key>"))?;
+            let pipeline = PipelineId::from_key(&r.string("pipeline")?)
+                .map_err(|e| self.malformed(&sk, e.to_string()))?;
+            out.push(DueCheck {
+                at: Timestamp(at),
+                pipeline,
+                execution_arn: r.opt_string("executionArn")?,
+            });
         }
+        Ok(out)
     }
 
     async fn watermark(&self) -> StoreResult<Option<String>> {
@@ -279,34 +268,25 @@ impl DeadlineWatch for DynamoWatch {
     async fn open_alerts(&self) -> StoreResult<Vec<OpenAlert>> {
         let operation = "Query (open alerts)";
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(OPEN_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, &self.table, e))?;
-            for item in page.items() {
-                let r = Reader {
-                    table: &self.table,
-                    item,
-                };
-                out.push(OpenAlert {
-                    alert: r.json("alert")?,
-                    announced: r.bool("announced"),
-                });
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(OPEN_PK))
+            .consistent_read(true);
+        let items = query_items(query, &self.table, operation, None).await?;
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            out.push(OpenAlert {
+                alert: r.json("alert")?,
+                announced: r.bool("announced"),
+            });
         }
+        Ok(out)
     }
 
     async fn mark_announced(&self, alert_key: &str) -> StoreResult<()> {
