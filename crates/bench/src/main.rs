@@ -135,10 +135,10 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
     let measured = |name: &str| o.memory_only || answered.iter().any(|a| a == name);
     let mut memory = Vec::new();
     for name in FUNCTIONS.iter().filter(|name| measured(name)) {
-        let bench = Bench::create(&[1]).await?;
+        let bench = Box::pin(Bench::create(&[1])).await?;
         if let Some(launch) = launches_for(&bench).into_iter().find(|l| l.name == *name) {
             eprintln!("bench: memory of {} over {} events", launch.name, o.events);
-            memory.push(measure::memory(&bench, &launch, &launch.name, o.events).await?);
+            memory.push(Box::pin(measure::memory(&bench, &launch, &launch.name, o.events)).await?);
         }
     }
     results.memory = memory;
@@ -146,9 +146,10 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         "bench: memory of the Python/boto3 baseline over {} events",
         o.events
     );
-    let bench = Bench::create(&[1]).await?;
+    let bench = Box::pin(Bench::create(&[1])).await?;
     let python = python_launch(&bench);
-    results.python_memory = Some(measure::memory(&bench, &python, "python-boto3", o.events).await?);
+    results.python_memory =
+        Some(Box::pin(measure::memory(&bench, &python, "python-boto3", o.events)).await?);
     Ok(())
 }
 
@@ -162,21 +163,28 @@ async fn cold_and_warm(
     // filled with the fan-out families would measure the emulator, not the function.
     {
         eprintln!("bench: starting an emulator for the cold starts...");
-        let bench = Bench::create(&[1]).await?;
+        let bench = Box::pin(Bench::create(&[1])).await?;
         for launch in &launches_for(&bench) {
             eprintln!("bench: cold start of {}", launch.name);
             results
                 .cold
-                .push(measure::cold_start(&bench, launch, &launch.name, o.starts).await?);
+                .push(Box::pin(measure::cold_start(&bench, launch, &launch.name, o.starts)).await?);
         }
         eprintln!("bench: cold start of the Python/boto3 baseline");
         let python = python_launch(&bench);
-        results.python_cold =
-            Some(measure::cold_start(&bench, &python, "python-boto3", o.starts).await?);
+        results.python_cold = Some(
+            Box::pin(measure::cold_start(
+                &bench,
+                &python,
+                "python-boto3",
+                o.starts,
+            ))
+            .await?,
+        );
     }
 
     eprintln!("bench: starting the emulator and registering the fan-out families...");
-    let bench = Bench::create(&FAN_OUTS).await?;
+    let bench = Box::pin(Bench::create(&FAN_OUTS)).await?;
     let launches = launches_for(&bench);
 
     // Only functions that answered a cold start are measured further.
@@ -189,9 +197,11 @@ async fn cold_and_warm(
         }
         eprintln!("bench: warm cost of {}", launch.name);
         match launch.name.as_str() {
-            "run-log-writer" => warm.extend(measure::warm_writer(&bench, launch, o.quick).await?),
+            "run-log-writer" => {
+                warm.extend(Box::pin(measure::warm_writer(&bench, launch, o.quick)).await?)
+            }
             "trigger-manager" => {
-                warm.extend(measure::warm_trigger_manager(&bench, launch, o.quick).await?)
+                warm.extend(Box::pin(measure::warm_trigger_manager(&bench, launch, o.quick)).await?)
             }
             _ => {}
         }

@@ -37,7 +37,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
-        responder.handle(event.payload, deadline).await
+        // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
+        // build without an incremental cache.
+        Box::pin(responder.handle(event.payload, deadline)).await
     }))
     .await
 }

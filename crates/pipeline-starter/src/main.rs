@@ -22,7 +22,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<TriggerEvent>| async move {
             let deadline = deadline_from_epoch_millis(event.context.deadline);
-            handle(event.payload, starter, config, deadline).await
+            // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
+            // build without an incremental cache.
+            Box::pin(handle(event.payload, starter, config, deadline)).await
         },
     ))
     .await

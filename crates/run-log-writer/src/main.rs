@@ -22,7 +22,9 @@ async fn main() -> Result<(), Error> {
     let (run_log, registry, run_events) = (&run_log, &registry, &run_events);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
-            handle(event.payload, run_log, registry, run_events).await
+            // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
+            // build without an incremental cache.
+            Box::pin(handle(event.payload, run_log, registry, run_events)).await
         },
     ))
     .await

@@ -30,7 +30,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let notifier = &notifier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
         let deadline = deadline_from_epoch_millis(event.context.deadline);
-        let report: Result<Report, NotifyError> = notifier.handle(&event.payload, deadline).await;
+        // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
+        // build without an incremental cache.
+        let report: Result<Report, NotifyError> =
+            Box::pin(notifier.handle(&event.payload, deadline)).await;
         report.map(|_| ())
     }))
     .await

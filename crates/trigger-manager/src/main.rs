@@ -42,7 +42,9 @@ async fn main() -> Result<(), Error> {
             settings,
         )
         .with_clock(Timestamp::now);
-        handle(event.payload, ports, settings, &invocation).await
+        // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
+        // build without an incremental cache.
+        Box::pin(handle(event.payload, ports, settings, &invocation)).await
     }))
     .await
 }

@@ -52,7 +52,9 @@ async fn main() -> Result<(), Error> {
                 &settings.flow,
             )
             .with_clock(Timestamp::now);
-            handle(ports, settings, &invocation).await
+            // Boxed: the handler's future is deep, and nested in `main`'s it passes rustc's
+            // query depth limit on a build without an incremental cache.
+            Box::pin(handle(ports, settings, &invocation)).await
         },
     ))
     .await
