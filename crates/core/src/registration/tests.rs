@@ -27,6 +27,9 @@ impl Registry for Edges {
     async fn get(&self, _: &PipelineId) -> StoreResult<Option<Registration>> {
         Ok(None)
     }
+    async fn get_many(&self, _: &[PipelineId]) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+        Ok(BTreeMap::new())
+    }
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         Ok(self
             .0
