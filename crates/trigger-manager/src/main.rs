@@ -4,7 +4,7 @@ use aws_lambda_events::sns::SnsEvent;
 use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, Env, EventBridgeTriggerBus, SnsRunEvents,
 };
-use baton_core::flow::{Invocation, Ports};
+use baton_core::trigger::{Invocation, Ports};
 use baton_core::{Span, Timestamp};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use trigger_manager::{handle, Config};

@@ -7,8 +7,8 @@
 //! the failure shows in the function's error alarm.
 
 use baton_adapters::{ConfigError, Env};
-use baton_core::flow::{FlowSettings, Invocation, Step};
 use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
+use baton_core::trigger::{FlowSettings, Invocation, Step};
 use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
 use baton_core::watch::{
     DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,

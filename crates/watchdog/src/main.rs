@@ -5,7 +5,7 @@ use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, Env, EventBridgeTriggerBus,
     RoleExecutionLookup, SnsRunEvents,
 };
-use baton_core::flow::{Invocation, Ports};
+use baton_core::trigger::{Invocation, Ports};
 use baton_core::watch::run::WatchPorts;
 use baton_core::{Span, Timestamp};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
