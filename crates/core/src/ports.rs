@@ -2,7 +2,8 @@
 //! it does; `baton-adapters` implements them over DynamoDB. Domain logic takes these traits and
 //! never an SDK client.
 //!
-//! Every operation is a GetItem, a Query or a conditional write in the adapters: no Scan.
+//! Every operation is a GetItem (or a BatchGetItem of such keys), a Query or a conditional write in
+//! the adapters: no Scan.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

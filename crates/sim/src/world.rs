@@ -353,7 +353,8 @@ impl<'m> World<'m> {
             Job::Sweep(child, key) => Box::pin(async move {
                 let ports = mem.ports();
                 let report =
-                    trigger::wake_child(&ports, &child, key.as_ref(), &invocation, settings).await;
+                    trigger::wake_child(&ports, &child, key.as_ref(), &invocation, settings, None)
+                        .await;
                 match report.error {
                     Some(e) => Err(e.to_string()),
                     None => Ok(()),

@@ -168,6 +168,7 @@ async fn resend_pending<L, R, G, B, E, W, X>(
             run_key.as_ref(),
             invocation,
             &settings.flow,
+            None,
         )
         .await;
         if let Some(e) = &woken.error {
