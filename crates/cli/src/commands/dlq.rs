@@ -15,7 +15,17 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use baton_adapters::Env;
 use serde_json::json;
 
-use crate::Failure;
+use crate::{DlqAction, Failure};
+
+/// `baton dlq`: needs queues and functions, not tables.
+pub async fn run(action: DlqAction, as_json: bool) -> Result<(), Failure> {
+    let aws = aws_config::load_from_env().await;
+    let env = Env::from_process();
+    match action {
+        DlqAction::List => list(&aws, &env, as_json).await,
+        DlqAction::Redrive { function } => redrive(&aws, &env, &function, as_json).await,
+    }
+}
 
 /// The functions with a dead-letter queue, as the command names them, and their variable suffix.
 pub const FUNCTIONS: [(&str, &str); 5] = [
