@@ -1,6 +1,6 @@
 //! `baton explain`: why a pipeline has or has not fired since its last trigger.
 
-use baton_core::trigger::{inspect_child, FlowSettings};
+use baton_core::trigger::{inspect_child, FlowSettings, Inspection};
 use baton_core::{PipelineId, RunKey};
 use serde_json::json;
 
@@ -49,6 +49,18 @@ pub async fn explain(
         );
         return Ok(());
     }
+    print_inspection(pipeline, &inspection, style);
+    Ok(())
+}
+
+/// The inspection as text: registration, cursor, last and pending trigger, and the condition
+/// tree evaluated now.
+fn print_inspection(pipeline: &PipelineId, inspection: &Inspection, style: Style) {
+    let state = inspection.cursor_state.as_ref();
+    let last = state
+        .and_then(|s| s.last_trigger_id.as_ref())
+        .map(|t| t.0.clone());
+    let pending = state.and_then(|s| s.pending.as_ref());
     println!("{}", style.bold(&pipeline.to_string()));
     let rows = [
         (
@@ -99,5 +111,4 @@ pub async fn explain(
             }
         }
     }
-    Ok(())
 }

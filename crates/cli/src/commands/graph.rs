@@ -3,11 +3,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use baton_core::ports::RunLog;
-use baton_core::{DependencyGraph, PipelineId, Timestamp};
+use baton_core::{DependencyGraph, PipelineId, Run, Timestamp};
 use serde_json::json;
 
 use super::{every_status, Stores};
 use crate::{Failure, GraphFormat};
+
+/// The graph as shown: its pipelines (registered or only named as a parent), the edges between
+/// them, and each pipeline's latest run.
+struct Shown {
+    pipelines: BTreeSet<PipelineId>,
+    registered: BTreeSet<PipelineId>,
+    edges: Vec<(PipelineId, PipelineId)>,
+    latest: BTreeMap<PipelineId, Option<Run>>,
+}
 
 pub async fn graph(
     stores: &Stores,
@@ -15,6 +24,27 @@ pub async fn graph(
     from: Option<PipelineId>,
     as_json: bool,
 ) -> Result<(), Failure> {
+    let shown = read(stores, from.as_ref()).await?;
+    if as_json {
+        print_json(&shown);
+        return Ok(());
+    }
+    let ids: BTreeMap<&PipelineId, usize> = shown
+        .pipelines
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p, i))
+        .collect();
+    match format {
+        GraphFormat::Mermaid => print_mermaid(&shown, &ids),
+        GraphFormat::Dot => print_dot(&shown, &ids),
+    }
+    Ok(())
+}
+
+/// Reads the registry and each shown pipeline's latest run; `from`: only it and what is
+/// downstream of it.
+async fn read(stores: &Stores, from: Option<&PipelineId>) -> Result<Shown, Failure> {
     let registrations = stores.registry.list().await.map_err(Failure::env)?;
     let mut graph = DependencyGraph::new();
     let mut pipelines: BTreeSet<PipelineId> = BTreeSet::new();
@@ -27,7 +57,7 @@ pub async fn graph(
             graph.add_edge(parent, r.pipeline.clone());
         }
     }
-    if let Some(from) = &from {
+    if let Some(from) = from {
         let mut keep: BTreeSet<PipelineId> = graph.downstream(from).into_iter().collect();
         keep.insert(from.clone());
         pipelines.retain(|p| keep.contains(p));
@@ -50,70 +80,78 @@ pub async fn graph(
                 .map(move |c| (p.clone(), c.clone()))
         })
         .collect();
-    if as_json {
-        let nodes: Vec<_> = pipelines
-            .iter()
-            .map(|p| {
-                let run = latest.get(p).cloned().flatten();
-                json!({
-                    "pipeline": p.key(), "account": p.account, "region": p.region, "name": p.name,
-                    "registered": registered.contains(p),
-                    "latestStatus": run.as_ref().map(|r| r.status.as_str()),
-                    "latestAt": run.as_ref().map(|r| r.status_time().to_string()),
-                })
+    Ok(Shown {
+        pipelines,
+        registered,
+        edges,
+        latest,
+    })
+}
+
+fn print_json(shown: &Shown) {
+    let nodes: Vec<_> = shown
+        .pipelines
+        .iter()
+        .map(|p| {
+            let run = shown.latest.get(p).cloned().flatten();
+            json!({
+                "pipeline": p.key(), "account": p.account, "region": p.region, "name": p.name,
+                "registered": shown.registered.contains(p),
+                "latestStatus": run.as_ref().map(|r| r.status.as_str()),
+                "latestAt": run.as_ref().map(|r| r.status_time().to_string()),
             })
-            .collect();
-        let edges: Vec<_> = edges
-            .iter()
-            .map(|(a, b)| json!({"parent": a.key(), "child": b.key()}))
-            .collect();
-        println!("{}", json!({"pipelines": nodes, "edges": edges}));
-        return Ok(());
+        })
+        .collect();
+    let edges: Vec<_> = shown
+        .edges
+        .iter()
+        .map(|(a, b)| json!({"parent": a.key(), "child": b.key()}))
+        .collect();
+    println!("{}", json!({"pipelines": nodes, "edges": edges}));
+}
+
+/// A pipeline's name, place (account/region) and latest status, as a node shows them.
+fn label(shown: &Shown, p: &PipelineId) -> (String, String, String) {
+    let status = shown
+        .latest
+        .get(p)
+        .cloned()
+        .flatten()
+        .map(|r| r.status.as_str().to_owned())
+        .unwrap_or_else(|| "no runs".to_owned());
+    (
+        p.name.clone(),
+        format!("{}/{}", p.account, p.region),
+        status,
+    )
+}
+
+fn print_mermaid(shown: &Shown, ids: &BTreeMap<&PipelineId, usize>) {
+    println!("flowchart LR");
+    for (p, i) in ids {
+        let (name, place, status) = label(shown, p);
+        println!(
+            "  p{i}[\"{}<br/>{place}<br/>{status}\"]",
+            name.replace('"', "#quot;")
+        );
     }
-    let label = |p: &PipelineId| {
-        let status = latest
-            .get(p)
-            .cloned()
-            .flatten()
-            .map(|r| r.status.as_str().to_owned())
-            .unwrap_or_else(|| "no runs".to_owned());
-        (
-            p.name.clone(),
-            format!("{}/{}", p.account, p.region),
-            status,
-        )
-    };
-    let ids: BTreeMap<&PipelineId, usize> =
-        pipelines.iter().enumerate().map(|(i, p)| (p, i)).collect();
-    match format {
-        GraphFormat::Mermaid => {
-            println!("flowchart LR");
-            for (p, i) in &ids {
-                let (name, place, status) = label(p);
-                println!(
-                    "  p{i}[\"{}<br/>{place}<br/>{status}\"]",
-                    name.replace('"', "#quot;")
-                );
-            }
-            for (a, b) in &edges {
-                println!("  p{} --> p{}", ids[a], ids[b]);
-            }
-        }
-        GraphFormat::Dot => {
-            println!("digraph baton {{\n  rankdir=LR;\n  node [shape=box];");
-            for p in ids.keys() {
-                let (name, place, status) = label(p);
-                println!(
-                    "  \"{}\" [label=\"{}\\n{place}\\n{status}\"];",
-                    p.key(),
-                    name.replace('"', "\\\"")
-                );
-            }
-            for (a, b) in &edges {
-                println!("  \"{}\" -> \"{}\";", a.key(), b.key());
-            }
-            println!("}}");
-        }
+    for (a, b) in &shown.edges {
+        println!("  p{} --> p{}", ids[a], ids[b]);
     }
-    Ok(())
+}
+
+fn print_dot(shown: &Shown, ids: &BTreeMap<&PipelineId, usize>) {
+    println!("digraph baton {{\n  rankdir=LR;\n  node [shape=box];");
+    for p in ids.keys() {
+        let (name, place, status) = label(shown, p);
+        println!(
+            "  \"{}\" [label=\"{}\\n{place}\\n{status}\"];",
+            p.key(),
+            name.replace('"', "\\\"")
+        );
+    }
+    for (a, b) in &shown.edges {
+        println!("  \"{}\" -> \"{}\";", a.key(), b.key());
+    }
+    println!("}}");
 }
