@@ -83,9 +83,8 @@ pub(crate) async fn query_items(
 
 /// BatchGetItem's limit of keys per request.
 const BATCH_GET_KEYS: usize = 100;
-/// How often keys DynamoDB leaves unprocessed (throttling, a response over 16 MB) are asked for
-/// again before the read fails as retryable.
-const BATCH_GET_ATTEMPTS: u32 = 5;
+/// How often a batch request is sent with what DynamoDB left unprocessed before it fails.
+const BATCH_ATTEMPTS: u32 = 5;
 
 /// The items of `keys` that exist, read with strongly consistent BatchGetItem requests of at most
 /// 100 keys each, all in flight together; keys left unprocessed are asked for again after a short
@@ -113,52 +112,71 @@ pub(crate) async fn batch_get_items(
 async fn batch_get_chunk(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    mut keys: Vec<Item>,
+    keys: Vec<Item>,
     operation: &'static str,
 ) -> StoreResult<Vec<Item>> {
-    let mut items = Vec::new();
-    for attempt in 0..BATCH_GET_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-        }
+    until_processed(keys, (operation, table), |keys| async move {
         let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .set_keys(Some(std::mem::take(&mut keys)))
+            .set_keys(Some(keys))
             .consistent_read(true)
             .build()
-            .map_err(|e| StoreError::Rejected {
-                operation,
-                table: table.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| rejected(operation, table, e))?;
         let answer = client
             .batch_get_item()
             .request_items(table, request)
             .send()
             .await
             .map_err(|e| store_error(operation, table, e))?;
-        items.extend(
-            answer
-                .responses
-                .and_then(|mut r| r.remove(table))
-                .unwrap_or_default(),
-        );
-        keys = answer
-            .unprocessed_keys
-            .and_then(|mut u| u.remove(table))
-            .map(|k| k.keys)
-            .unwrap_or_default();
-        if keys.is_empty() {
-            return Ok(items);
+        let found = answer.responses.and_then(|mut r| r.remove(table));
+        let left = answer.unprocessed_keys.and_then(|mut u| u.remove(table));
+        Ok((
+            found.unwrap_or_default(),
+            left.map(|k| k.keys).unwrap_or_default(),
+        ))
+    })
+    .await
+}
+
+/// Sends `pending` with `send`, then what DynamoDB left unprocessed (throttling, a response over
+/// 16 MB) again after 50, 100, 200 and 400 ms, as DynamoDB asks; what is still left then fails
+/// the request as retryable. Returns what every answer carried.
+async fn until_processed<T, O, F, Fut>(
+    mut pending: Vec<T>,
+    (operation, table): (&'static str, &str),
+    mut send: F,
+) -> StoreResult<Vec<O>>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<(Vec<O>, Vec<T>)>>,
+{
+    let mut answered = Vec::new();
+    for attempt in 0..BATCH_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+        let (got, left) = send(std::mem::take(&mut pending)).await?;
+        answered.extend(got);
+        pending = left;
+        if pending.is_empty() {
+            return Ok(answered);
         }
     }
     Err(StoreError::Unavailable {
         operation,
         table: table.to_owned(),
         message: format!(
-            "{} keys still unprocessed after {BATCH_GET_ATTEMPTS} attempts (throttled)",
-            keys.len()
+            "{} keys or items still unprocessed after {BATCH_ATTEMPTS} attempts (throttled)",
+            pending.len()
         ),
     })
+}
+
+fn rejected(operation: &'static str, table: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected {
+        operation,
+        table: table.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// BatchWriteItem's limit of items per request.
@@ -177,43 +195,24 @@ pub(crate) async fn batch_put_items(
         let put = aws_sdk_dynamodb::types::PutRequest::builder()
             .set_item(Some(item))
             .build()
-            .map_err(|e| StoreError::Rejected {
-                operation,
-                table: table.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| rejected(operation, table, e))?;
         Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
             .put_request(put)
             .build())
     });
     let requests = requests.collect::<StoreResult<Vec<_>>>()?;
     for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
-        let mut pending = chunk.to_vec();
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-            }
+        until_processed(chunk.to_vec(), (operation, table), |pending| async move {
             let answer = client
                 .batch_write_item()
-                .request_items(table, std::mem::take(&mut pending))
+                .request_items(table, pending)
                 .send()
                 .await
                 .map_err(|e| store_error(operation, table, e))?;
-            pending = answer
-                .unprocessed_items
-                .and_then(|mut u| u.remove(table))
-                .unwrap_or_default();
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::Unavailable {
-                operation,
-                table: table.to_owned(),
-                message: format!("{} items still unprocessed (throttled)", pending.len()),
-            });
-        }
+            let left = answer.unprocessed_items.and_then(|mut u| u.remove(table));
+            Ok((Vec::<()>::new(), left.unwrap_or_default()))
+        })
+        .await?;
     }
     Ok(())
 }
