@@ -3,9 +3,9 @@
 //! once at start-up.
 
 pub mod config;
-pub mod deadline;
 pub mod dynamo;
 pub mod http;
+pub mod lambda;
 pub mod logging;
 pub mod member_executions;
 pub mod secrets;

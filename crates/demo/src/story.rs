@@ -268,13 +268,12 @@ impl World {
                 }
             }))?;
         let at = change.stop.unwrap_or(change.start);
-        let written = run_log_writer::handle(
-            event,
-            &self.central.run_log(),
-            &self.central.registry(),
-            &self.events,
-        )
-        .await?;
+        let writer = run_log_writer::RunLogWriter {
+            run_log: &self.central.run_log(),
+            registry: &self.central.registry(),
+            run_events: &self.events,
+        };
+        let written = writer.handle(event).await?;
         println!(
             "{}  {} {} {} (account {}) -> run-log-writer: {}{}",
             clock(at),
@@ -376,7 +375,11 @@ impl World {
             now.plus(baton_core::Span::minutes(2)),
             &self.settings,
         );
-        let handled = trigger_manager::handle(event, &ports, &self.settings, &invocation).await;
+        let manager = trigger_manager::TriggerManager {
+            ports,
+            settings: &self.settings,
+        };
+        let handled = manager.handle(event, &invocation).await;
         for logged in self.captured.drain() {
             match logged.message.as_str() {
                 "evaluated" => {

@@ -6,6 +6,7 @@
 //! sets from the account that emitted the event; `detail` is only believed where it agrees.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
 use baton_core::pipeline::{check_account, check_region};
 use baton_core::ports::{PublishError, Registry, RunEvents, RunLog, StoreError};
@@ -13,7 +14,6 @@ use baton_core::recording::record_status;
 use baton_core::{
     NoRunKey, PipelineId, PipelineTrigger, Run, RunKey, RunKeyPath, RunStatus, Span, Timestamp,
 };
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -82,18 +82,18 @@ impl WriterError {
     }
 }
 
-impl From<WriterError> for Diagnostic {
-    fn from(e: WriterError) -> Diagnostic {
-        let error_type = match &e {
+impl FunctionError for WriterError {
+    fn kind(&self) -> &'static str {
+        match self {
             WriterError::Malformed { .. } => "MalformedEvent",
             WriterError::ForeignArn { .. } => "RejectedEvent",
-            e if e.is_retryable() => "Retryable",
-            _ => "NotRetryable",
-        };
-        Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
+            WriterError::Store(_) => "Storage",
+            WriterError::Publish(_) => "Publish",
         }
+    }
+
+    fn is_retryable(&self) -> bool {
+        WriterError::is_retryable(self)
     }
 }
 
@@ -250,47 +250,68 @@ async fn run_key<R: Registry + Sync>(
     }
 }
 
-/// Handles one status change event: validate, read the run key, record, announce the first
-/// time, confirm.
-pub async fn handle<L, R, E>(
-    event: EventBridgeEvent<Value>,
-    run_log: &L,
-    registry: &R,
-    run_events: &E,
-) -> Result<Written, WriterError>
+/// The function: the run log it writes, the registry it reads run key paths from, the topic it
+/// announces on.
+pub struct RunLogWriter<'a, L, R, E> {
+    pub run_log: &'a L,
+    pub registry: &'a R,
+    pub run_events: &'a E,
+}
+
+impl<L, R, E> Function for RunLogWriter<'_, L, R, E>
 where
     L: RunLog + Sync,
     R: Registry + Sync,
     E: RunEvents + Sync,
 {
-    let mut run = match run_from_event(&event) {
-        Ok(run) => run,
-        Err(e) => {
-            tracing::error!(event_id = ?event.id, account = ?event.account, error = %e, "status change event refused");
-            return Err(e);
-        }
-    };
-    run.run_key = run_key(registry, &run, &event.detail).await?;
-    let (recorded, announce) =
-        record_status::<_, _, WriterError>(&mut run, false, run_log, run_events).await?;
-    tracing::info!(
-        pipeline = %run.pipeline.key(),
-        execution = %run.execution_arn,
-        status = %run.status,
-        trigger_id = run.trigger_id.as_deref().unwrap_or(""),
-        run_key = run.run_key.as_ref().map_or("", |k| k.as_str()),
-        recorded = ?recorded,
-        announced = announce,
-        "run recorded"
-    );
-    Ok(Written {
-        pipeline: run.pipeline.key(),
-        execution_arn: run.execution_arn,
-        status: run.status,
-        announced: announce,
-        trigger_id: run.trigger_id,
-        run_key: run.run_key,
-    })
+    type Event = EventBridgeEvent<Value>;
+    type Output = Written;
+    type Error = WriterError;
+
+    async fn invoke(&self, event: Self::Event, _call: &Call) -> Result<Written, WriterError> {
+        self.handle(event).await
+    }
+}
+
+impl<L, R, E> RunLogWriter<'_, L, R, E>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    E: RunEvents + Sync,
+{
+    /// Handles one status change event: validate, read the run key, record, announce the first
+    /// time, confirm.
+    pub async fn handle(&self, event: EventBridgeEvent<Value>) -> Result<Written, WriterError> {
+        let (run_log, registry, run_events) = (self.run_log, self.registry, self.run_events);
+        let mut run = match run_from_event(&event) {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::error!(event_id = ?event.id, account = ?event.account, error = %e, "status change event refused");
+                return Err(e);
+            }
+        };
+        run.run_key = run_key(registry, &run, &event.detail).await?;
+        let (recorded, announce) =
+            record_status::<_, _, WriterError>(&mut run, false, run_log, run_events).await?;
+        tracing::info!(
+            pipeline = %run.pipeline.key(),
+            execution = %run.execution_arn,
+            status = %run.status,
+            trigger_id = run.trigger_id.as_deref().unwrap_or(""),
+            run_key = run.run_key.as_ref().map_or("", |k| k.as_str()),
+            recorded = ?recorded,
+            announced = announce,
+            "run recorded"
+        );
+        Ok(Written {
+            pipeline: run.pipeline.key(),
+            execution_arn: run.execution_arn,
+            status: run.status,
+            announced: announce,
+            trigger_id: run.trigger_id,
+            run_key: run.run_key,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -297,14 +297,24 @@ impl<'m> World<'m> {
         let sim = self.sim.clone();
         match job.clone() {
             Job::Writer(event) => Box::pin(async move {
-                run_log_writer::handle(*event, &mem.run_log, &mem.registry, &mem.topic)
+                let writer = run_log_writer::RunLogWriter {
+                    run_log: &mem.run_log,
+                    registry: &mem.registry,
+                    run_events: &mem.topic,
+                };
+                writer
+                    .handle(*event)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }),
             Job::Manager(event) => Box::pin(async move {
-                let ports = mem.ports();
-                trigger_manager::handle(*event, &ports, settings, &invocation)
+                let manager = trigger_manager::TriggerManager {
+                    ports: mem.ports(),
+                    settings,
+                };
+                manager
+                    .handle(*event, &invocation)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())

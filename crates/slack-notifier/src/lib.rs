@@ -24,6 +24,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_core::definition::Notifications;
 use baton_core::email::EmailTopics;
 use baton_core::events::{RunEvent, RunEventKind};
@@ -65,16 +66,34 @@ pub enum NotifyError {
     Unreadable { message_id: String, reason: String },
 }
 
-impl From<NotifyError> for lambda_runtime::Diagnostic {
-    fn from(e: NotifyError) -> lambda_runtime::Diagnostic {
-        let error_type = match &e {
-            NotifyError::Incomplete { .. } => "SlackDeliveryIncomplete",
-            NotifyError::Unreadable { .. } => "UnreadableRunEvent",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
+impl FunctionError for NotifyError {
+    fn kind(&self) -> &'static str {
+        match self {
+            NotifyError::Incomplete { .. } => "DeliveryIncomplete",
+            NotifyError::Unreadable { .. } => "MalformedEvent",
         }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(self, NotifyError::Incomplete { .. })
+    }
+}
+
+impl<R, T, S, E> Function for Notifier<R, T, S, E>
+where
+    R: Registry + Sync,
+    T: SlackThreads + Sync,
+    S: SlackApi + Sync,
+    E: EmailTopics + Sync,
+{
+    type Event = SnsEvent;
+    type Output = ();
+    type Error = NotifyError;
+
+    async fn invoke(&self, event: SnsEvent, call: &Call) -> Result<(), NotifyError> {
+        self.handle(&event, call.deadline.instant())
+            .await
+            .map(|_| ())
     }
 }
 

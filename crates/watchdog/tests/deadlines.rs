@@ -13,7 +13,7 @@ use baton_core::{
 };
 use baton_testbed::memory::Memory;
 use futures::executor::block_on;
-use watchdog::{handle, Watched};
+use watchdog::{Watchdog, Watched};
 
 const PIPELINE_X: &str = r#"
 trigger:
@@ -97,7 +97,14 @@ impl World {
         let now = at(now);
         let invocation =
             Invocation::new("watchdog", now, now.plus(Span::MINUTE), &self.settings.flow);
-        block_on(handle(&self.mem.watch_ports(), &self.settings, &invocation)).unwrap()
+        block_on(
+            Watchdog {
+                ports: self.mem.watch_ports(),
+                settings: &self.settings,
+            }
+            .handle(&invocation),
+        )
+        .unwrap()
     }
 
     /// One watchdog run at `now`; the alert events it published.
@@ -105,8 +112,14 @@ impl World {
         let now = at(now);
         let invocation =
             Invocation::new("watchdog", now, now.plus(Span::MINUTE), &self.settings.flow);
-        let watched =
-            block_on(handle(&self.mem.watch_ports(), &self.settings, &invocation)).unwrap();
+        let watched = block_on(
+            Watchdog {
+                ports: self.mem.watch_ports(),
+                settings: &self.settings,
+            }
+            .handle(&invocation),
+        )
+        .unwrap();
         let alerts = self
             .mem
             .topic
