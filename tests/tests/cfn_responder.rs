@@ -2,7 +2,7 @@
 //! a local stand-in for CloudFormation's pre-signed response URL. Requests are the fixtures in
 //! `events/cfn-responder/`, edited per test.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use baton_adapters::{DynamoLedger, DynamoRegistry, TableNames};
@@ -607,6 +607,12 @@ struct PanicOnUpsert(DynamoRegistry);
 impl Registry for PanicOnUpsert {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
         self.0.get(pipeline).await
+    }
+    async fn get_many(
+        &self,
+        pipelines: &[PipelineId],
+    ) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+        self.0.get_many(pipelines).await
     }
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         self.0.children(parent).await

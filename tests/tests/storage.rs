@@ -6,11 +6,11 @@ use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::{
-    ClaimOutcome, Deleted, Ledger, Recorded, Registration, Registry, RunLog, Upserted,
+    ClaimOutcome, CursorSlot, Deleted, Ledger, Recorded, Registration, Registry, RunLog, Upserted,
 };
 use baton_core::registration::{register, unregister, Refusal};
 use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
-use baton_core::{evaluate, PipelineId, Run, RunStatus, Timestamp};
+use baton_core::{evaluate, PipelineId, Run, RunKey, RunStatus, Timestamp};
 use baton_testbed::Central;
 
 const REGION: &str = "eu-west-1";
@@ -566,4 +566,59 @@ async fn a_slack_post_slot_has_one_holder_until_done_or_its_lease_ends() {
             .unwrap(),
         SlotClaim::Done(_)
     ));
+}
+
+#[tokio::test]
+async fn batch_reads_answer_what_single_reads_answer_over_many_keys() {
+    let central = Central::shared("batch-reads").await;
+    let (registry, ledger) = (central.registry(), central.ledger());
+    let parent = pipeline("111111111111", "listings");
+    // 101 children: two BatchGetItem requests of registrations (100 keys at most each).
+    let children: Vec<PipelineId> = (0..101)
+        .map(|i| pipeline("333333333333", &format!("child-{i:03}")))
+        .collect();
+    for child in &children {
+        let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCEEDED]}\n";
+        upsert(&registry, &registration(child, "stack-batch", yaml))
+            .await
+            .unwrap();
+    }
+    let absent = pipeline("333333333333", "never-registered");
+    let mut asked = children.clone();
+    asked.push(absent.clone());
+    asked.push(children[0].clone()); // asked twice, read once
+    let many = registry.get_many(&asked).await.unwrap();
+    assert_eq!(many.len(), 101);
+    assert!(!many.contains_key(&absent));
+    for child in &children {
+        assert_eq!(
+            many.get(child),
+            registry.get(child).await.unwrap().as_ref(),
+            "{child}"
+        );
+    }
+    assert_eq!(registry.children(&parent).await.unwrap().len(), 101);
+
+    // Cursors: a few children have fired (one of them for a run key), most never did.
+    let (x, trigger, after) = scout24_firing();
+    assert_eq!(
+        ledger.claim(&trigger, None, after).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let mut slots: Vec<CursorSlot> = children.iter().map(|c| (c.clone(), None)).collect();
+    slots.push((x.clone(), None));
+    slots.push((x.clone(), Some(RunKey("2026-11-22".into()))));
+    let states = ledger.cursors(&slots).await.unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(
+        states.get(&(x.clone(), None)),
+        ledger.cursor(&x, None).await.unwrap().as_ref()
+    );
+    assert_eq!(
+        states[&(x.clone(), None)]
+            .pending
+            .as_ref()
+            .map(|p| &p.trigger_id),
+        Some(&trigger.trigger_id)
+    );
 }

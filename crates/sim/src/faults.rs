@@ -193,11 +193,13 @@ pub fn describe(op: &Op<'_>) -> String {
             short(trigger_id)
         ),
         Op::GetRegistration(p) => format!("GetItem registration {}", p.name),
+        Op::BatchGetRegistrations(p) => format!("BatchGetItem {} registrations", p.len()),
         Op::GetGraphVersion => "GetItem graph version".to_owned(),
         Op::QueryChildren(p) => format!("Query children of {}", p.name),
         Op::WriteRegistration(p) => format!("TransactWriteItems registration {}", p.name),
         Op::DeleteRegistration(p) => format!("TransactWriteItems delete registration {}", p.name),
         Op::GetCursor(p) => format!("GetItem cursor {}", p.name),
+        Op::BatchGetCursors(slots) => format!("BatchGetItem {} cursors", slots.len()),
         Op::Claim(t) => format!(
             "TransactWriteItems claim {} {}",
             t.target.name,

@@ -19,16 +19,23 @@
 //! global secondary index [`PENDING_INDEX`] holds exactly the pending triggers, oldest first, so
 //! the watchdog finds those left behind with one Query and never reads every child.
 
+use std::collections::{BTreeMap, HashMap};
+
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::evaluator::TriggerId;
 use baton_core::events::PipelineTrigger;
-use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, StoreError, StoreResult};
+use baton_core::ports::{
+    ClaimOutcome, CursorSlot, CursorState, Lease, Ledger, StoreError, StoreResult,
+};
 use baton_core::{PipelineId, RunKey, Timestamp};
 
 use baton_core::watch::PendingTriggers;
 
-use super::{is_condition_failed, key, n, query_items, s, store_error, transacted, Reader};
+use super::{
+    batch_get_items, is_condition_failed, key, n, query_items, s, store_error, transacted, Item,
+    Reader,
+};
 
 /// The ledger's sparse index of pending triggers (partition `pendingIndex`, sort `pendingSince`).
 pub const PENDING_INDEX: &str = "pending";
@@ -64,6 +71,22 @@ pub mod keys {
 use keys::{child_pk, cursor_sk};
 
 impl DynamoLedger {
+    fn cursor_state(&self, item: &Item) -> StoreResult<CursorState> {
+        let r = Reader {
+            table: &self.table,
+            item,
+        };
+        let pending = match r.opt_string("pendingTrigger")? {
+            Some(_) => Some(r.json::<PipelineTrigger>("pendingTrigger")?),
+            None => None,
+        };
+        Ok(CursorState {
+            cursor: Timestamp(r.number("cursor")?),
+            last_trigger_id: r.opt_string("lastTriggerId")?.map(TriggerId),
+            pending,
+        })
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> DynamoLedger {
         DynamoLedger {
             client,
@@ -95,22 +118,39 @@ impl Ledger for DynamoLedger {
             .send()
             .await
             .map_err(|e| store_error("GetItem (cursor)", &self.table, e))?;
-        let Some(item) = got.item() else {
-            return Ok(None);
-        };
-        let r = Reader {
-            table: &self.table,
-            item,
-        };
-        let pending = match r.opt_string("pendingTrigger")? {
-            Some(_) => Some(r.json::<PipelineTrigger>("pendingTrigger")?),
-            None => None,
-        };
-        Ok(Some(CursorState {
-            cursor: Timestamp(r.number("cursor")?),
-            last_trigger_id: r.opt_string("lastTriggerId")?.map(TriggerId),
-            pending,
-        }))
+        got.item().map(|item| self.cursor_state(item)).transpose()
+    }
+
+    async fn cursors(
+        &self,
+        slots: &[CursorSlot],
+    ) -> StoreResult<BTreeMap<CursorSlot, CursorState>> {
+        let by_key: HashMap<(String, String), &CursorSlot> = slots
+            .iter()
+            .map(|slot| ((child_pk(&slot.0), cursor_sk(slot.1.as_ref())), slot))
+            .collect();
+        let keys = by_key
+            .keys()
+            .map(|(pk, sk)| key(pk.clone(), sk.clone()))
+            .collect();
+        let items =
+            batch_get_items(&self.client, &self.table, keys, "BatchGetItem (cursors)").await?;
+        let mut states = BTreeMap::new();
+        for item in &items {
+            let r = Reader {
+                table: &self.table,
+                item,
+            };
+            let slot = by_key
+                .get(&(r.string("pk")?, r.string("sk")?))
+                .ok_or_else(|| StoreError::Malformed {
+                    table: self.table.clone(),
+                    key: r.string("pk").unwrap_or_default(),
+                    detail: "BatchGetItem answered an item that was not asked for".to_owned(),
+                })?;
+            states.insert((*slot).clone(), self.cursor_state(item)?);
+        }
+        Ok(states)
     }
 
     async fn claim(

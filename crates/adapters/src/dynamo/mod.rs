@@ -81,6 +81,86 @@ pub(crate) async fn query_items(
     Ok(items)
 }
 
+/// BatchGetItem's limit of keys per request.
+const BATCH_GET_KEYS: usize = 100;
+/// How often keys DynamoDB leaves unprocessed (throttling, a response over 16 MB) are asked for
+/// again before the read fails as retryable.
+const BATCH_GET_ATTEMPTS: u32 = 5;
+
+/// The items of `keys` that exist, read with strongly consistent BatchGetItem requests of at most
+/// 100 keys each, all in flight together; keys left unprocessed are asked for again after a short
+/// exponential backoff, as DynamoDB asks. Duplicate keys are read once. Items come back in no
+/// particular order: callers match them by key.
+pub(crate) async fn batch_get_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    operation: &'static str,
+) -> StoreResult<Vec<Item>> {
+    let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(&key) {
+            unique.push(key);
+        }
+    }
+    let chunks = unique
+        .chunks(BATCH_GET_KEYS)
+        .map(|chunk| batch_get_chunk(client, table, chunk.to_vec(), operation));
+    let pages = futures::future::try_join_all(chunks).await?;
+    Ok(pages.into_iter().flatten().collect())
+}
+
+async fn batch_get_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mut keys: Vec<Item>,
+    operation: &'static str,
+) -> StoreResult<Vec<Item>> {
+    let mut items = Vec::new();
+    for attempt in 0..BATCH_GET_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(std::mem::take(&mut keys)))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Rejected {
+                operation,
+                table: table.to_owned(),
+                message: e.to_string(),
+            })?;
+        let answer = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|e| store_error(operation, table, e))?;
+        items.extend(
+            answer
+                .responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default(),
+        );
+        keys = answer
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(table))
+            .map(|k| k.keys)
+            .unwrap_or_default();
+        if keys.is_empty() {
+            return Ok(items);
+        }
+    }
+    Err(StoreError::Unavailable {
+        operation,
+        table: table.to_owned(),
+        message: format!(
+            "{} keys still unprocessed after {BATCH_GET_ATTEMPTS} attempts (throttled)",
+            keys.len()
+        ),
+    })
+}
+
 /// Error codes after which a retry can succeed.
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",

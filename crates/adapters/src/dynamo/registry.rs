@@ -11,7 +11,7 @@
 //! transaction, conditioned on the registration's version (and, when edges are added, the graph's
 //! version). The rules (owner, floor, cycles) are `baton_core::registration`'s; this only stores.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
@@ -23,7 +23,9 @@ use baton_core::{PipelineId, RunStatus, Timestamp};
 
 use baton_core::watch::DeadlineInbox;
 
-use super::{is_condition_failed, key, n, query_items, s, store_error, Item, Reader};
+use super::{
+    batch_get_items, is_condition_failed, key, n, query_items, s, store_error, Item, Reader,
+};
 
 /// The partition of the deadline inbox.
 const INBOX_PK: &str = "deadlines#inbox";
@@ -201,6 +203,26 @@ impl DynamoRegistry {
 impl Registry for DynamoRegistry {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
         Ok(self.read(pipeline).await?.map(|v| v.registration))
+    }
+
+    async fn get_many(
+        &self,
+        pipelines: &[PipelineId],
+    ) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+        let keys = pipelines.iter().map(registration_key).collect();
+        let items = batch_get_items(
+            &self.client,
+            &self.table,
+            keys,
+            "BatchGetItem (registrations)",
+        )
+        .await?;
+        let mut registrations = BTreeMap::new();
+        for item in &items {
+            let registration = self.read_registration(item)?;
+            registrations.insert(registration.pipeline.clone(), registration);
+        }
+        Ok(registrations)
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {

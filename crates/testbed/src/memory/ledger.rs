@@ -3,14 +3,16 @@
 //! sent) and one claim item per trigger id, changed by the same requests under the same
 //! conditions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use baton_core::ports::{ClaimOutcome, CursorState, Lease, Ledger, SendLease, StoreResult};
+use baton_core::ports::{
+    ClaimOutcome, CursorSlot, CursorState, Lease, Ledger, SendLease, StoreResult,
+};
 use baton_core::watch::PendingTriggers;
 use baton_core::{PipelineId, PipelineTrigger, RunKey, Timestamp, TriggerId};
 
-use super::{lock, unavailable, Effect, Op, Requests};
+use super::{lock, unavailable, Effect, Op, Requests, BATCH_GET_KEYS};
 
 const TABLE: &str = "ledger (memory)";
 
@@ -124,6 +126,47 @@ impl Ledger for MemoryLedger {
             })
             .await
             .map_err(|f| unavailable("GetItem (cursor)", TABLE, f))?
+    }
+
+    /// One BatchGetItem per 100 distinct slots, all in flight together, as the adapter reads.
+    async fn cursors(
+        &self,
+        slots: &[CursorSlot],
+    ) -> StoreResult<BTreeMap<CursorSlot, CursorState>> {
+        let unique: Vec<CursorSlot> = slots
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let chunks = unique.chunks(BATCH_GET_KEYS).map(|chunk| {
+            self.requests.request(Op::BatchGetCursors(chunk), || {
+                let got = lock(&self.tables, TABLE, "BatchGetItem (cursors)").map(|t| {
+                    chunk
+                        .iter()
+                        .filter_map(|slot| {
+                            t.cursors.get(slot).map(|item| {
+                                (
+                                    slot.clone(),
+                                    CursorState {
+                                        cursor: item.cursor,
+                                        last_trigger_id: item.last_trigger_id.clone(),
+                                        pending: item.pending_trigger.clone(),
+                                    },
+                                )
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (got, Effect::Read)
+            })
+        });
+        let mut found = BTreeMap::new();
+        for got in futures::future::join_all(chunks).await {
+            let got = got.map_err(|f| unavailable("BatchGetItem (cursors)", TABLE, f))??;
+            found.extend(got);
+        }
+        Ok(found)
     }
 
     async fn claim(

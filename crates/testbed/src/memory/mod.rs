@@ -37,6 +37,9 @@ pub use run_log::{MemoryRunLog, PAGE_BYTES};
 pub use slack_threads::MemorySlackThreads;
 pub use watch::MemoryWatch;
 
+/// BatchGetItem's limit of keys per request, as the DynamoDB adapters read.
+pub const BATCH_GET_KEYS: usize = 100;
+
 /// The request a port call is making, with what its condition and effect depend on.
 #[derive(Clone, Copy, Debug)]
 pub enum Op<'a> {
@@ -60,6 +63,8 @@ pub enum Op<'a> {
         after: Timestamp,
     },
     GetRegistration(&'a PipelineId),
+    /// BatchGetItem of registrations (at most 100, strongly consistent).
+    BatchGetRegistrations(&'a [PipelineId]),
     /// GetItem of the dependency graph's version.
     GetGraphVersion,
     QueryChildren(&'a PipelineId),
@@ -68,6 +73,8 @@ pub enum Op<'a> {
     /// TransactWriteItems deleting a registration and its edges.
     DeleteRegistration(&'a PipelineId),
     GetCursor(&'a PipelineId),
+    /// BatchGetItem of cursor items (at most 100, strongly consistent).
+    BatchGetCursors(&'a [baton_core::ports::CursorSlot]),
     /// TransactWriteItems: the claim item and the cursor move.
     Claim(&'a PipelineTrigger),
     /// UpdateItem of the cursor item: the pending trigger (and its lease) cleared, recorded as
@@ -165,6 +172,9 @@ impl Requests {
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// BatchGetItem's limit of keys per request, as the DynamoDB adapters read.
+    pub const BATCH_GET_KEYS: usize = 100;
 
     /// Makes one request: `effect` runs atomically and says what it did.
     pub(crate) async fn request<T>(

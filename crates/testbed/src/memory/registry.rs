@@ -11,7 +11,7 @@ use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreR
 use baton_core::watch::DeadlineInbox;
 use baton_core::{PipelineId, RunStatus};
 
-use super::{lock, unavailable, Effect, Op, Requests};
+use super::{lock, unavailable, Effect, Op, Requests, BATCH_GET_KEYS};
 
 const TABLE: &str = "registry (memory)";
 
@@ -83,6 +83,40 @@ impl MemoryRegistry {
 impl Registry for MemoryRegistry {
     async fn get(&self, pipeline: &PipelineId) -> StoreResult<Option<Registration>> {
         Ok(self.read(pipeline).await?.map(|v| v.registration))
+    }
+
+    /// One BatchGetItem per 100 distinct pipelines, all in flight together, as the adapter reads.
+    async fn get_many(
+        &self,
+        pipelines: &[PipelineId],
+    ) -> StoreResult<BTreeMap<PipelineId, Registration>> {
+        let unique: Vec<PipelineId> = pipelines
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let chunks = unique.chunks(BATCH_GET_KEYS).map(|chunk| {
+            self.requests.request(Op::BatchGetRegistrations(chunk), || {
+                let got = lock(&self.tables, TABLE, "BatchGetItem (registrations)").map(|t| {
+                    chunk
+                        .iter()
+                        .filter_map(|p| {
+                            t.registrations
+                                .get(p)
+                                .map(|v| (p.clone(), v.registration.clone()))
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (got, Effect::Read)
+            })
+        });
+        let mut found = BTreeMap::new();
+        for got in futures::future::join_all(chunks).await {
+            let got = got.map_err(|f| unavailable("BatchGetItem (registrations)", TABLE, f))??;
+            found.extend(got);
+        }
+        Ok(found)
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
