@@ -2,6 +2,7 @@
 //! and to Slack. Each adapter implements a port of `baton_core::ports` over a real client built
 //! once at start-up.
 
+mod aws_error;
 pub mod config;
 pub mod dynamo;
 pub mod http;

@@ -14,8 +14,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use baton_core::ports::{StoreError, StoreResult};
 
+use crate::aws_error::{self, Failure};
 use crate::config::{ConfigError, Env};
 
 pub use ledger::DynamoLedger;
@@ -161,86 +163,48 @@ async fn batch_get_chunk(
     })
 }
 
-/// Error codes after which a retry can succeed.
-const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-];
-
 /// Sorts an SDK error into retryable or not, keeping the service's message.
-pub(crate) fn store_error<E, R>(
+pub(crate) fn store_error<E>(
     operation: &'static str,
     table: &str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let retryable = match &err {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            RETRYABLE_CODES.contains(&code)
-        }
-        // Timeouts, connection failures, unreadable responses.
-        _ => true,
-    };
-    let message = match err.code() {
-        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
-        None => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        ),
-    };
+    let Failure { retryable, message } = aws_error::sort(&err);
+    let table = table.to_owned();
     if retryable {
         StoreError::Unavailable {
             operation,
-            table: table.to_owned(),
+            table,
             message,
         }
     } else {
         StoreError::Rejected {
             operation,
-            table: table.to_owned(),
+            table,
             message,
         }
     }
 }
 
 /// Whether the error is a failed condition (the expected "someone got there first").
-pub(crate) fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+pub(crate) fn is_condition_failed<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> bool {
+    aws_error::has_code(err, "ConditionalCheckFailedException")
 }
-
-/// Cancellation reasons after which the same transaction can succeed later.
-const RETRYABLE_CANCELLATIONS: &[&str] = &[
-    "TransactionConflict",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-    "InternalServerError",
-];
 
 /// What a TransactWriteItems came to: `true` written; `false` cancelled because a condition
 /// failed (another writer came first: a lost race, to be re-read and decided again). Cancelled
 /// for any other reason (a conflicting transaction, throttling, validation, an item collection
 /// too large) is an error naming the reasons, retryable only when every reason is.
-pub(crate) fn transacted<T, R>(
-    result: Result<T, SdkError<TransactWriteItemsError, R>>,
+pub(crate) fn transacted<T>(
+    result: Result<T, SdkError<TransactWriteItemsError, HttpResponse>>,
     operation: &'static str,
     table: &str,
-) -> StoreResult<bool>
-where
-    R: std::fmt::Debug,
-{
+) -> StoreResult<bool> {
     let err = match result {
         Ok(_) => return Ok(true),
         Err(err) => err,
@@ -281,7 +245,7 @@ where
     // No reason given: nothing says retrying cannot help.
     let retryable = reasons
         .iter()
-        .all(|(code, _)| RETRYABLE_CANCELLATIONS.contains(code));
+        .all(|(code, _)| aws_error::is_retryable_code(code));
     let table = table.to_owned();
     Err(if retryable {
         StoreError::Unavailable {
