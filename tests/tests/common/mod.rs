@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
@@ -177,13 +176,12 @@ impl World {
         &self,
         event: &Value,
     ) -> Result<run_log_writer::Written, run_log_writer::WriterError> {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
         let writer = run_log_writer::RunLogWriter {
             run_log: &self.run_log,
             registry: &self.registry,
             run_events: &self.events,
         };
-        writer.handle(event).await
+        writer.handle(event.clone()).await
     }
 
     /// What was published on the run-events topic since the last call (SNS notifications).
