@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use baton_adapters::{DynamoLedger, DynamoRegistry, TableNames};
-use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::ports::{ChildEdge, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::registration::Registration;
 use baton_core::{PipelineDefinition, PipelineId};
 use baton_testbed::cfn_capture::{CapturedPut, CfnCapture};
 use baton_testbed::Central;

@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use baton_core::flow::inspect_child;
 use baton_core::ports::{ClaimOutcome, Ledger, Recorded, RunLog};
+use baton_core::trigger::inspect_child;
 use baton_core::{PipelineTrigger, RunKey, RunStatus, Timestamp};
 use baton_testbed::BusWatch;
 use common::*;

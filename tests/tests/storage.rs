@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
-use baton_core::ports::{
-    ClaimOutcome, CursorSlot, Deleted, Ledger, Recorded, Registration, Registry, RunLog, Upserted,
-};
+use baton_core::ports::Lease;
+use baton_core::ports::{ClaimOutcome, CursorSlot, Ledger, Recorded, Registry, RunLog};
 use baton_core::registration::{register, unregister, Refusal};
-use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::registration::{Deleted, Registration, Upserted};
+use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{evaluate, PipelineId, Run, RunKey, RunStatus, Timestamp};
 use baton_testbed::Central;
 

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use baton_core::definition::PipelineDefinition;
-use baton_core::flow::Invocation;
 use baton_core::ports::{
-    ChildEdge, Lease, Ledger, Registration, Registry, RegistryWrite, RunLog, SendLease,
-    StoreResult, Versioned,
+    ChildEdge, Lease, Ledger, Registry, RegistryWrite, RunLog, SendLease, StoreResult, Versioned,
 };
+use baton_core::registration::Registration;
 use baton_core::registration::{register, unregister, Refusal};
+use baton_core::trigger::Invocation;
 use baton_core::{PipelineId, Run, RunStatus, Timestamp, TriggerId};
 use baton_testbed::fault_proxy::{Fault, Rule, Times};
 use baton_testbed::BusWatch;
@@ -575,7 +575,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
     let late_in_the_run = Timestamp(at(22, 5, 2).0 + 30_000);
     let late = Invocation::new("late", at(22, 5, 1), at(22, 5, 3), &world.settings)
         .with_clock(move || late_in_the_run);
-    let delivery = baton_core::flow::deliver(
+    let delivery = baton_core::trigger::deliver(
         &world.ledger,
         &world.bus,
         &world.events,
@@ -585,7 +585,10 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
     )
     .await
     .unwrap();
-    assert!(matches!(delivery, baton_core::flow::Delivery::Sent { .. }));
+    assert!(matches!(
+        delivery,
+        baton_core::trigger::Delivery::Sent { .. }
+    ));
     assert_eq!(
         trigger_ids(&bus.received().await.unwrap()),
         vec!["t-dead-sender".to_owned()]

@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use baton_core::flow::{decide_child, ChildDecision};
 use baton_core::ports::{Ledger, RunLog};
+use baton_core::trigger::{decide_child, ChildDecision};
 use baton_core::{RunStatus, Timestamp};
 use baton_testbed::BusWatch;
 use common::*;

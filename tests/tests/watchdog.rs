@@ -13,8 +13,8 @@ use baton_adapters::{
     DynamoRegistry, DynamoSlackThreads, DynamoWatch, RoleExecutionLookup, SecretsManagerToken,
     SlackWebApi, READ_ONLY_ROLE_NAME,
 };
-use baton_core::flow::{Invocation, Ports};
 use baton_core::ports::{Ledger, RunLog};
+use baton_core::trigger::{Invocation, Ports};
 use baton_core::watch::run::{WatchPorts, WatchSettings};
 use baton_core::{PipelineTrigger, RunStatus, Span, Timestamp};
 use baton_testbed::slack_standin::SlackStandIn;

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use baton_core::flow::{FlowSettings, Invocation};
+use baton_core::trigger::{FlowSettings, Invocation};
 use baton_core::Timestamp;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;

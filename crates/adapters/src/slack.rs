@@ -9,8 +9,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use baton_core::message::SlackMessage;
-use baton_core::ports::{Posted, SlackApi, SlackError};
+use baton_core::slack::error::SlackError;
+use baton_core::slack::message::SlackMessage;
+use baton_core::slack::{Posted, SlackApi};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::Value;
 

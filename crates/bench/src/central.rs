@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use baton_adapters::DynamoRegistry;
-use baton_core::ports::{Registration, RunLog};
+use baton_core::ports::RunLog;
+use baton_core::registration::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto, REGION};
 use serde_json::{json, Value};

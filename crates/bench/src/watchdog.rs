@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use baton_core::flow::{FlowSettings, Invocation};
-use baton_core::ports::{Registration, RunLog};
+use baton_core::ports::RunLog;
+use baton_core::registration::Registration;
+use baton_core::trigger::{FlowSettings, Invocation};
 use baton_core::watch::run::{watch_once, WatchSettings};
 use baton_core::watch::{DeadlineWatch, DueCheck};
 use baton_core::{PipelineDefinition, PipelineId, Run, RunStatus, Span, Timestamp};

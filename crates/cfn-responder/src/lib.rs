@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env, TableNames};
-use baton_core::ports::{Deleted, Ledger, Registration, Registry, Upserted};
+use baton_core::ports::{Ledger, Registry};
 use baton_core::registration::{self, Refusal, MAX_CHECKED_DOWNSTREAM};
+use baton_core::registration::{Deleted, Registration, Upserted};
 use baton_core::Timestamp;
 use futures::FutureExt;
 use serde::Serialize;

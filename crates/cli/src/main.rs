@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog, Env};
-use baton_core::flow::{inspect_child, FlowSettings};
 use baton_core::graph::load_downstream;
 use baton_core::ports::RunLog;
+use baton_core::trigger::{inspect_child, FlowSettings};
 use baton_core::{DependencyGraph, PipelineDefinition, PipelineId, RunKey, Span, Timestamp};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use baton_core::ports::{Registration, RunLog};
+use baton_core::ports::RunLog;
+use baton_core::registration::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::{Central, Moto};
 

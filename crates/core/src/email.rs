@@ -2,9 +2,9 @@
 //! text body, published to the pipeline's own SNS topic (its e-mail subscriptions deliver it).
 
 use crate::definition::{Notifications, Problem};
-use crate::message::{console_url, format_duration, status_look, FailureContext};
 use crate::pipeline::{check_account, check_region};
 use crate::run::Run;
+use crate::slack::message::{console_url, format_duration, status_look, FailureContext};
 
 /// Where e-mail goes: a pipeline's own SNS topic, whose e-mail subscriptions deliver it.
 pub trait EmailTopics {

@@ -2,19 +2,19 @@
 //! it does; `baton-adapters` implements them over DynamoDB. Domain logic takes these traits and
 //! never an SDK client.
 //!
-//! Every operation is a GetItem, a Query or a conditional write in the adapters: no Scan.
+//! Every operation is a GetItem (or a BatchGetItem of such keys), a Query or a conditional write in
+//! the adapters: no Scan.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::definition::PipelineDefinition;
 use crate::evaluator::TriggerId;
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
+use crate::registration::Registration;
 use crate::run::Run;
 use crate::run_key::RunKey;
 use crate::status::RunStatus;
@@ -113,76 +113,11 @@ pub trait RunLog {
     ) -> impl Future<Output = StoreResult<Vec<Run>>> + Send;
 }
 
-/// A registered pipeline: its definition, who owns it, where its triggers go.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    pub pipeline: PipelineId,
-    /// The CloudFormation stack that registered it; only that stack may change or remove it.
-    pub owner_stack_id: String,
-    pub definition: PipelineDefinition,
-    /// The EventBridge bus its triggers are sent to; absent means the configured default bus
-    /// name in the pipeline's account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bus_arn: Option<String>,
-    /// When it was first registered: its cursor never starts earlier, so it never fires on history.
-    pub registered_at: Timestamp,
-    /// When its trigger last gained a condition or changed its set of parents: runs before this
-    /// never count (DESIGN "Floor"). Never earlier than `registered_at`.
-    #[serde(default)]
-    pub trigger_floor: Timestamp,
-}
-
-impl Registration {
-    /// Runs at or before this never count for it: the later of its registration and its
-    /// trigger floor.
-    pub fn floor(&self) -> Timestamp {
-        self.registered_at.max(self.trigger_floor)
-    }
-
-    /// The parents its trigger mentions, with the statuses each can fire on.
-    pub fn parents(&self) -> BTreeMap<PipelineId, BTreeSet<RunStatus>> {
-        self.definition
-            .trigger
-            .as_ref()
-            .map(|t| t.parents(&self.pipeline))
-            .unwrap_or_default()
-    }
-
-    /// A digest of what the registration means (definition and bus), so an update that changes
-    /// only formatting is recognised as no change.
-    pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::json!({
-            "definition": self.definition,
-            "busArn": self.bus_arn,
-        });
-        let digest = Sha256::digest(canonical.to_string().as_bytes());
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
 /// A reverse edge: `child` has a leaf on the parent, wanting one of `statuses`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildEdge {
     pub child: PipelineId,
     pub statuses: BTreeSet<RunStatus>,
-}
-
-/// What an upsert did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Upserted {
-    Created,
-    Updated,
-    /// Same fingerprint as stored: nothing written.
-    Unchanged,
-}
-
-/// What a delete did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Deleted {
-    Removed,
-    /// Nothing was registered under that pipeline.
-    NotFound,
 }
 
 /// The registry of pipelines and the reverse edges parent -> children.
@@ -429,144 +364,4 @@ pub trait SendLease {
         trigger_id: &TriggerId,
         holder: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-}
-
-/// A message Slack accepted: the channel's id (Slack answers with it even when posted by name;
-/// `chat.update` needs it) and the message's `ts`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Posted {
-    pub channel_id: String,
-    pub ts: String,
-}
-
-/// Why Slack did not take a message, sorted by what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-pub enum SlackError {
-    #[error("Slack rate-limited {method}; it asks to wait {}s", retry_after.as_secs())]
-    RateLimited {
-        method: &'static str,
-        retry_after: std::time::Duration,
-    },
-    #[error("Slack {method} failed and may succeed if retried: {detail}")]
-    Unavailable {
-        method: &'static str,
-        detail: String,
-    },
-    #[error(
-        "Slack refused {method} with `{code}`; retrying will not help ({})",
-        slack_error_hint(code)
-    )]
-    Rejected { method: &'static str, code: String },
-    #[error("Slack refused the bot token for {method} with `{code}`, also after re-reading it from Secrets Manager: store a valid bot token (xoxb-...) in the secret")]
-    Unauthorized { method: &'static str, code: String },
-    #[error("the Slack bot token could not be read: {detail}")]
-    Token { detail: String, retryable: bool },
-}
-
-/// Slack error codes that mean the token itself is refused (re-reading the secret may help).
-pub const SLACK_AUTH_ERRORS: &[&str] = &[
-    "invalid_auth",
-    "token_revoked",
-    "token_expired",
-    "not_authed",
-    "account_inactive",
-];
-
-/// Slack error codes after which the same call can succeed later.
-pub const SLACK_RETRYABLE_ERRORS: &[&str] = &[
-    "ratelimited",
-    "rate_limited",
-    "internal_error",
-    "fatal_error",
-    "service_unavailable",
-    "request_timeout",
-];
-
-fn slack_error_hint(code: &str) -> &'static str {
-    match code {
-        "channel_not_found" => "check the channel name in the pipeline's notifications targets",
-        "not_in_channel" => "invite the bot to the channel, or grant chat:write.public",
-        "is_archived" => "the channel is archived; choose another channel",
-        "msg_too_long" | "invalid_blocks" | "invalid_blocks_format" => {
-            "the message was refused as too long or malformed"
-        }
-        "missing_scope" => "add the chat:write scope to the Slack app and reinstall it",
-        _ => "see Slack's documentation of this error code",
-    }
-}
-
-impl SlackError {
-    /// Sorts an error code from a Slack API answer.
-    pub fn from_code(
-        method: &'static str,
-        code: &str,
-        retry_after: Option<std::time::Duration>,
-    ) -> SlackError {
-        if code == "ratelimited" || code == "rate_limited" {
-            SlackError::RateLimited {
-                method,
-                retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(1)),
-            }
-        } else if SLACK_RETRYABLE_ERRORS.contains(&code) {
-            SlackError::Unavailable {
-                method,
-                detail: format!("Slack answered `{code}`"),
-            }
-        } else if SLACK_AUTH_ERRORS.contains(&code) {
-            SlackError::Unauthorized {
-                method,
-                code: code.to_owned(),
-            }
-        } else {
-            SlackError::Rejected {
-                method,
-                code: code.to_owned(),
-            }
-        }
-    }
-
-    /// Whether trying again later can help.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            SlackError::RateLimited { .. } | SlackError::Unavailable { .. } => true,
-            SlackError::Token { retryable, .. } => *retryable,
-            SlackError::Rejected { .. } | SlackError::Unauthorized { .. } => false,
-        }
-    }
-
-    /// How long Slack asked to wait, when it did.
-    pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            SlackError::RateLimited { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        }
-    }
-
-    /// The Slack error code, when Slack answered with one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            SlackError::Rejected { code, .. } | SlackError::Unauthorized { code, .. } => Some(code),
-            SlackError::RateLimited { .. } => Some("ratelimited"),
-            _ => None,
-        }
-    }
-}
-
-/// Slack's Web API: `chat.postMessage` and `chat.update`, with the bot token.
-pub trait SlackApi {
-    /// Posts `message` to `channel` (a name or an id), in the thread `thread_ts` if given.
-    fn post(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        message: &crate::message::SlackMessage,
-    ) -> impl Future<Output = Result<Posted, SlackError>> + Send;
-
-    /// Replaces the message `ts` in `channel_id` (an id: `chat.update` does not take names).
-    fn update(
-        &self,
-        channel_id: &str,
-        ts: &str,
-        message: &crate::message::SlackMessage,
-    ) -> impl Future<Output = Result<(), SlackError>> + Send;
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use baton_core::events::{PipelineRef, PipelineTrigger};
-use baton_core::message::{self, FailureContext};
+use baton_core::slack::message::{self, FailureContext};
 use baton_core::{PipelineId, Run, RunStatus, Timestamp, TriggerId};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use aws_lambda_events::event::sns::SnsEvent;
 use baton_adapters::{EventBridgeTriggerBus, SecretsManagerToken, SlackWebApi, SnsRunEvents};
-use baton_core::flow::{FlowSettings, Ports};
+use baton_core::trigger::{FlowSettings, Ports};
 use baton_core::{PipelineTrigger, Timestamp};
 use baton_testbed::cfn_capture::CfnCapture;
 use baton_testbed::slack_standin::SlackStandIn;
@@ -368,7 +368,7 @@ impl World {
             events: &self.events,
         };
         // Each delivery is an invocation of its own, with the function's two-minute timeout.
-        let invocation = baton_core::flow::Invocation::new(
+        let invocation = baton_core::trigger::Invocation::new(
             baton_testbed::unique("request"),
             now,
             now.plus(baton_core::Span::minutes(2)),
@@ -444,7 +444,7 @@ impl World {
             lookup: &lookup,
         };
         let settings = baton_core::watch::run::WatchSettings::new(self.settings.clone());
-        let invocation = baton_core::flow::Invocation::new(
+        let invocation = baton_core::trigger::Invocation::new(
             baton_testbed::unique("watchdog"),
             now,
             now.plus(baton_core::Span::MINUTE),

@@ -16,7 +16,7 @@ pub mod world;
 
 use std::sync::{Arc, Mutex};
 
-use baton_core::flow::FlowSettings;
+use baton_core::trigger::FlowSettings;
 use baton_testbed::memory::Memory;
 use baton_testbed::rng::Rng;
 

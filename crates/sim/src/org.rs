@@ -5,7 +5,7 @@
 //! days, the roots' runs of either day in any order, re-runs keeping their day) and some
 //! children are aligned on them.
 
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Timestamp};
 use baton_testbed::rng::Rng;
 use serde_json::{json, Value};

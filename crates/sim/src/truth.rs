@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
 use baton_core::{PipelineId, PipelineTrigger, Run, RunKey, RunStatus};
 
 use crate::faults::{clock, short, Observed, Seen};

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::sns::SnsEvent;
-use baton_core::flow::{self, FlowSettings};
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
 use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
+use baton_core::trigger::{self, FlowSettings};
 use baton_core::{
     PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunKey, RunStatus, Timestamp,
 };
@@ -279,7 +279,7 @@ impl<'m> World<'m> {
         };
         self.truth.started_at.insert(id, now);
         let deadline = now + job.timeout();
-        let invocation = flow::Invocation::new(
+        let invocation = trigger::Invocation::new(
             format!("invocation-{id}"),
             Timestamp(now),
             Timestamp(deadline),
@@ -290,7 +290,7 @@ impl<'m> World<'m> {
             .push(Task::new(id, job, attempt, now, deadline, future));
     }
 
-    fn invocation(&self, job: &Job, invocation: flow::Invocation) -> Invocation<'m> {
+    fn invocation(&self, job: &Job, invocation: trigger::Invocation) -> Invocation<'m> {
         let mem = self.mem;
         let settings = self.settings;
         let sim = self.sim.clone();
@@ -362,7 +362,7 @@ impl<'m> World<'m> {
             Job::Sweep(child, key) => Box::pin(async move {
                 let ports = mem.ports();
                 let report =
-                    flow::wake_child(&ports, &child, key.as_ref(), &invocation, settings).await;
+                    trigger::wake_child(&ports, &child, key.as_ref(), &invocation, settings).await;
                 match report.error {
                     Some(e) => Err(e.to_string()),
                     None => Ok(()),

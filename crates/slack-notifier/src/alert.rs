@@ -4,9 +4,10 @@
 //! statuses (`delivery.rs`).
 
 use baton_core::email::EmailTopics;
-use baton_core::ports::{Registry, SlackApi};
-use baton_core::slack_thread::SlackThreads;
-use baton_core::slack_thread::{PostSlot, SlotRecord};
+use baton_core::ports::Registry;
+use baton_core::slack::thread::SlackThreads;
+use baton_core::slack::thread::{PostSlot, SlotRecord};
+use baton_core::slack::SlackApi;
 use baton_core::watch::message::alert_message;
 use baton_core::watch::{AlertEvent, AlertNews};
 
@@ -80,7 +81,7 @@ where
         slot: &PostSlot,
         channel: &str,
         thread_ts: Option<&str>,
-        message: &baton_core::message::SlackMessage,
+        message: &baton_core::slack::message::SlackMessage,
         delivery: &Delivery,
         as_root: bool,
     ) -> Result<Outcome, DeliveryError> {

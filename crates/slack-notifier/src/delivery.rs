@@ -1,5 +1,5 @@
 //! One delivery to one channel: the thread protocol over the slot ledger
-//! (`baton_core::slack_thread`).
+//! (`baton_core::slack::thread`).
 //!
 //! For a status S of a run, in a channel:
 //! 1. claim the slot of S (done: nothing to do; held by another delivery: wait briefly, then let
@@ -19,9 +19,12 @@ use std::time::{Duration, Instant};
 
 use baton_core::email::EmailTopics;
 use baton_core::events::PipelineTrigger;
-use baton_core::message::{self, FailureContext, SlackMessage};
-use baton_core::ports::{Posted, Registry, SlackApi, SlackError, StoreError};
-use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::ports::Lease;
+use baton_core::ports::{Registry, StoreError};
+use baton_core::slack::error::SlackError;
+use baton_core::slack::message::{self, FailureContext, SlackMessage};
+use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::{Posted, SlackApi};
 use baton_core::{Run, Timestamp};
 
 use crate::{retrying, DeliveryError, Notifier, Outcome, DEADLINE_RESERVE};
@@ -80,7 +83,7 @@ impl Delivery {
             lease: Lease::until_after(
                 holder,
                 now.plus(baton_core::Span(left.as_millis() as i64)),
-                baton_core::slack_thread::LEASE_MARGIN,
+                baton_core::slack::thread::LEASE_MARGIN,
             ),
             deadline,
         }
@@ -385,7 +388,7 @@ mod tests {
         assert!(
             delivery.lease.until
                 >= ends
-                    .plus(baton_core::slack_thread::LEASE_MARGIN)
+                    .plus(baton_core::slack::thread::LEASE_MARGIN)
                     .minus(baton_core::Span(1_000))
         );
         assert_ne!(Delivery::new(deadline).lease.holder, delivery.lease.holder);

@@ -3,9 +3,10 @@
 //! publish, done after it, given back when the publish fails.
 
 use baton_core::email::{self, EmailTopics};
-use baton_core::message::FailureContext;
-use baton_core::ports::{Registry, SlackApi};
-use baton_core::slack_thread::{PostSlot, SlackThreads, SlotRecord};
+use baton_core::ports::Registry;
+use baton_core::slack::message::FailureContext;
+use baton_core::slack::thread::{PostSlot, SlackThreads, SlotRecord};
+use baton_core::slack::SlackApi;
 use baton_core::Run;
 
 use crate::delivery::{Delivery, Hold};

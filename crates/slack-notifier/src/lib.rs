@@ -2,7 +2,7 @@
 //! do, one thread per (run, channel), each (execution, status, channel) posted once.
 //!
 //! Each post that must happen once (a run's thread root in a channel, a status's reply in that
-//! thread, a trigger notice) is a slot of the thread ledger (`baton_core::slack_thread`), claimed
+//! thread, a trigger notice) is a slot of the thread ledger (`baton_core::slack::thread`), claimed
 //! under a lease that outlasts the invocation before anything is posted; `delivery.rs` holds the
 //! protocol and says why a crash between any two steps neither loses nor repeats a status.
 //!
@@ -29,9 +29,11 @@ use baton_core::definition::Notifications;
 use baton_core::email::EmailTopics;
 use baton_core::events::{RunEvent, RunEventKind};
 use baton_core::graph::{load_downstream, DependencyGraph};
-use baton_core::message::FailureContext;
-use baton_core::ports::{ChildEdge, PublishError, Registry, SlackApi, SlackError, StoreError};
-use baton_core::slack_thread::SlackThreads;
+use baton_core::ports::{ChildEdge, PublishError, Registry, StoreError};
+use baton_core::slack::error::SlackError;
+use baton_core::slack::message::FailureContext;
+use baton_core::slack::thread::SlackThreads;
+use baton_core::slack::SlackApi;
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 use thiserror::Error;
 

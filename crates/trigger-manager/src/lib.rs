@@ -9,10 +9,10 @@
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::flow::{
+use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use baton_core::trigger::{
     self, ChildReport, Delivery, FlowError, FlowSettings, Invocation, Ports, Step,
 };
-use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
 use baton_core::{RunEvent, RunEventKind, RunRef};
 use serde::Serialize;
 use thiserror::Error;
@@ -206,7 +206,7 @@ where
         .run()
         .ok_or_else(|| malformed("a status event without `execution`".to_owned()))?;
     let parent: RunRef = run.reference();
-    let reports = flow::wake_children(ports, &parent, invocation, settings)
+    let reports = trigger::wake_children(ports, &parent, invocation, settings)
         .await
         .map_err(|source| {
             vec![RecordError::Children {

@@ -3,7 +3,7 @@
 use baton_adapters::{
     lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, Env, EventBridgeTriggerBus, SnsRunEvents,
 };
-use baton_core::flow::Ports;
+use baton_core::trigger::Ports;
 use baton_core::Span;
 use trigger_manager::{Config, TriggerManager};
 

@@ -9,8 +9,8 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::flow::{FlowSettings, Invocation, Step};
 use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
+use baton_core::trigger::{FlowSettings, Invocation, Step};
 use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
 use baton_core::watch::{
     DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,

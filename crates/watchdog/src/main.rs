@@ -4,7 +4,7 @@ use baton_adapters::{
     lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, Env, EventBridgeTriggerBus,
     RoleExecutionLookup, SnsRunEvents,
 };
-use baton_core::flow::Ports;
+use baton_core::trigger::Ports;
 use baton_core::watch::run::WatchPorts;
 use baton_core::Span;
 use watchdog::{Config, Watchdog};

@@ -3,9 +3,10 @@
 //! follow-up, daylight saving in Europe/Berlin, and a pending trigger re-sent.
 
 use baton_core::deadlines::DeadlineKind;
-use baton_core::flow::{FlowSettings, Invocation};
-use baton_core::ports::{Ledger, Registration, RunLog};
+use baton_core::ports::{Ledger, RunLog};
 use baton_core::registration::register;
+use baton_core::registration::Registration;
+use baton_core::trigger::{FlowSettings, Invocation};
 use baton_core::watch::run::WatchSettings;
 use baton_core::watch::{AlertEvent, AlertNews};
 use baton_core::{
@@ -505,7 +506,7 @@ fn a_lost_succeeded_is_recovered_recorded_as_recovered_and_fires_the_child() {
     let run = announced[0].run().unwrap().reference();
     let now = at("2026-11-27T03:00:01Z");
     let invocation = Invocation::new("tm", now, now.plus(Span::MINUTE), &w.settings.flow);
-    block_on(baton_core::flow::wake_children(
+    block_on(baton_core::trigger::wake_children(
         &w.mem.ports(),
         &run,
         &invocation,

@@ -9,8 +9,8 @@ use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
 };
 use baton_core::definition::PipelineDefinition;
-use baton_core::flow::{FlowSettings, Invocation, Ports};
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
+use baton_core::trigger::{FlowSettings, Invocation, Ports};
 use baton_core::{PipelineId, RunStatus, Span, Timestamp};
 use baton_testbed::central::RETENTION;
 use baton_testbed::fault_proxy::FaultProxy;

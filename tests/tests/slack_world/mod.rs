@@ -9,7 +9,7 @@ use baton_adapters::sns::SnsEmailTopics;
 use baton_adapters::{DynamoRegistry, DynamoSlackThreads, SecretsManagerToken, SlackWebApi};
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::RunEvent;
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
 use baton_core::{PipelineId, Run, RunStatus, Timestamp};
 use baton_testbed::central::RETENTION;
 use baton_testbed::fault_proxy::FaultProxy;

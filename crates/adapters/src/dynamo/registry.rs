@@ -16,9 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use baton_core::definition::PipelineDefinition;
-use baton_core::ports::{
-    ChildEdge, Registration, Registry, RegistryWrite, StoreError, StoreResult, Versioned,
-};
+use baton_core::ports::{ChildEdge, Registry, RegistryWrite, StoreError, StoreResult, Versioned};
+use baton_core::registration::Registration;
 use baton_core::{PipelineId, RunStatus, Timestamp};
 
 use baton_core::watch::DeadlineInbox;

@@ -1,4 +1,4 @@
-//! The Slack thread ledger in DynamoDB (rules in `baton_core::slack_thread`).
+//! The Slack thread ledger in DynamoDB (rules in `baton_core::slack::thread`).
 //!
 //! | slot | pk | sk |
 //! |---|---|---|
@@ -13,8 +13,9 @@
 
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
+use baton_core::ports::Lease;
 use baton_core::ports::{StoreError, StoreResult};
-use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{RunStatus, Span, Timestamp};
 
 use super::{is_condition_failed, key, n, s, store_error, Item, Reader};

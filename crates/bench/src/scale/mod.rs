@@ -18,8 +18,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use baton_core::flow::{self, FlowSettings, Ports, Step};
 use baton_core::ports::{Recorded, RunLog};
+use baton_core::trigger::{self, FlowSettings, Ports, Step};
 use baton_core::{DependencyGraph, PipelineId, Run, RunKey, RunStatus, Timestamp};
 
 use baton_testbed::memory::Memory;
@@ -328,7 +328,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         event_no += 1;
         let now = Timestamp(due.at);
         // One invocation per event, ending a minute after it starts.
-        let invocation = flow::Invocation::new(
+        let invocation = trigger::Invocation::new(
             format!("replay-{event_no}"),
             now,
             now.plus(baton_core::Span::MINUTE),
@@ -347,10 +347,10 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
         // trigger-manager: wake each child, timing each decision.
         let parent = run.reference();
         let children =
-            futures::executor::block_on(flow::children_to_wake(&store.registry, &parent))?;
+            futures::executor::block_on(trigger::children_to_wake(&store.registry, &parent))?;
         for child in &children {
             let started = Instant::now();
-            let child_report = futures::executor::block_on(flow::wake_child(
+            let child_report = futures::executor::block_on(trigger::wake_child(
                 &ports,
                 child,
                 parent.run_key.as_ref(),

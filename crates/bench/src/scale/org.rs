@@ -3,7 +3,7 @@
 //! in the shapes real definitions take (allOf, anyOf, nested groups, operator OR, atLeast, a leaf
 //! that also accepts FAILED, `within`), a fifth of them aligned on run keys.
 
-use baton_core::ports::Registration;
+use baton_core::registration::Registration;
 use baton_core::{PipelineDefinition, PipelineId, Timestamp};
 use serde_json::{json, Value};
 

@@ -7,7 +7,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{describe, shorten, Validator};
+use super::validate::shorten;
+use super::{describe, Validator};
 use crate::condition::{AlignOn, AtLeast, Condition, Group, Leaf, Operator, Trigger};
 use crate::pipeline::{check_account, check_name, check_region};
 use crate::status::RunStatus;

@@ -7,11 +7,11 @@ use super::run::{Failure, WatchReport, Watcher};
 use super::{finish_reasons, judge, start_reasons, statuses_for, DeadlineAlert, DueCheck, Verdict};
 use super::{DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns};
 use crate::deadlines::{DeadlineKind, Deadlines, DueDeadline};
-use crate::flow::inspect_child;
 use crate::pipeline::PipelineId;
 use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use crate::run::Run;
 use crate::time::{Span, Timestamp};
+use crate::trigger::inspect_child;
 
 impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
 where

@@ -2,10 +2,10 @@
 
 use crate::deadlines::Deadlines;
 use crate::evaluator::{Decision, Explanation, LeafOutcome};
-use crate::flow::Inspection;
 use crate::pipeline::PipelineId;
 use crate::run::{Run, RunRef};
 use crate::status::RunStatus;
+use crate::trigger::Inspection;
 
 /// Why `inspection`'s pipeline has not started, and the parents it waits on. Times are shown in
 /// the deadline's time zone.

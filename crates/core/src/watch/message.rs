@@ -1,12 +1,12 @@
 //! The Slack messages of deadline alerts: the alert (with why and the owners' mention), the note
 //! in a blocking parent's channels, and the follow-up in the alert's thread. User text is escaped
-//! as in [`crate::message`].
+//! as in [`crate::slack::message`].
 
 use serde_json::{json, Value};
 
 use super::{AlertEvent, AlertNews, DeadlineAlert};
 use crate::deadlines::DeadlineKind;
-use crate::message::{escape, mention, SlackMessage, SECTION_TEXT_LIMIT};
+use crate::slack::message::{escape, mention, SlackMessage, SECTION_TEXT_LIMIT};
 use crate::time::Span;
 
 /// How many reasons an alert lists before "and N more".

@@ -7,11 +7,11 @@ use super::{
     DeadlineAlert, DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,
 };
 
-use crate::flow::{wake_child, ChildReport, FlowSettings, Invocation, Ports};
 use crate::pipeline::PipelineId;
 use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use crate::run::Run;
 use crate::time::{Span, Timestamp};
+use crate::trigger::{wake_child, ChildReport, FlowSettings, Invocation, Ports};
 
 /// The watchdog's bounds, from its configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]

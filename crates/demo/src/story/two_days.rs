@@ -4,7 +4,7 @@
 //! day's pair; then a backfill of day 1's listings re-runs pipeline-x for day 1 only.
 
 use anyhow::Context as _;
-use baton_core::flow::inspect_child;
+use baton_core::trigger::inspect_child;
 use baton_core::{PipelineId, RunKey, Timestamp};
 use chrono::{DateTime, Duration as Days, NaiveTime, Utc};
 use serde_json::{json, Value};

@@ -1,8 +1,9 @@
 //! Core's flow over the in-memory ports: what a pending trigger of an earlier registration does
 //! to the child's other keys, and how a trigger decided under a registration is stamped.
 
-use baton_core::flow::{decide_child, ChildDecision, FlowSettings};
-use baton_core::ports::{ClaimOutcome, Ledger, Registration, RunLog};
+use baton_core::ports::{ClaimOutcome, Ledger, RunLog};
+use baton_core::registration::Registration;
+use baton_core::trigger::{decide_child, ChildDecision, FlowSettings};
 use baton_core::{
     PipelineDefinition, PipelineId, PipelineTrigger, Run, RunKey, RunStatus, Timestamp,
 };

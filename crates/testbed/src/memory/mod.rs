@@ -111,7 +111,7 @@ pub enum Op<'a> {
     /// SNS Publish to the run-events topic.
     Publish(&'a RunEvent),
     /// A request on a Slack thread ledger slot (claim, read, record, release).
-    SlackSlot(&'a baton_core::slack_thread::PostSlot),
+    SlackSlot(&'a baton_core::slack::thread::PostSlot),
     /// A request of the watchdog's own (the deadline inbox, the pending-trigger index, the watch
     /// table), named as its DynamoDB request is.
     Watch(&'a str),
@@ -270,7 +270,7 @@ impl Memory {
     /// The ports as core's flow takes them.
     pub fn ports(
         &self,
-    ) -> baton_core::flow::Ports<
+    ) -> baton_core::trigger::Ports<
         '_,
         MemoryRunLog,
         MemoryRegistry,
@@ -278,7 +278,7 @@ impl Memory {
         MemoryTriggerBus,
         MemoryTopic,
     > {
-        baton_core::flow::Ports {
+        baton_core::trigger::Ports {
             run_log: &self.run_log,
             registry: &self.registry,
             ledger: &self.ledger,

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use baton_core::ports::{ChildEdge, Registration, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::ports::{ChildEdge, Registry, RegistryWrite, StoreResult, Versioned};
+use baton_core::registration::Registration;
 use baton_core::watch::DeadlineInbox;
 use baton_core::{PipelineId, RunStatus};
 

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use baton_core::ports::Lease;
 use baton_core::ports::StoreResult;
-use baton_core::slack_thread::{Lease, PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::Timestamp;
 
 use super::{lock, unavailable, Effect, Op, Requests};

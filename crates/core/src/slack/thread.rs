@@ -15,8 +15,7 @@
 
 use std::future::Future;
 
-pub use crate::ports::Lease;
-use crate::ports::StoreResult;
+use crate::ports::{Lease, StoreResult};
 use crate::status::RunStatus;
 use crate::time::{Span, Timestamp};
 

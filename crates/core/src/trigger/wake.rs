@@ -1,0 +1,180 @@
+//! Waking a child: decide, deliver what fires, and decide again while a delivery asks for it;
+//! and waking every child of a run, side by side.
+
+use futures::stream::{self, StreamExt};
+
+use super::{
+    children_to_wake, decide_child, deliver, ChildDecision, Delivery, FlowError, FlowSettings,
+    Invocation, Ports,
+};
+use crate::evaluator::Evaluation;
+use crate::events::PipelineTrigger;
+use crate::pipeline::PipelineId;
+use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use crate::run::RunRef;
+use crate::run_key::RunKey;
+
+/// One thing that happened while waking a child, in order, for the caller to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    NotRegistered,
+    NoTrigger,
+    /// Aligned child, woken by a run without a key.
+    NoRunKey,
+    /// An evaluation (fired or waiting) with its explanation.
+    Evaluated(Box<Evaluation>),
+    /// A trigger was delivered (or found being delivered elsewhere); `resent`: it was pending
+    /// from an earlier claim.
+    Delivered {
+        trigger: Box<PipelineTrigger>,
+        bus_arn: String,
+        resent: bool,
+        delivery: Delivery,
+    },
+}
+
+/// Everything waking one child did, and the error that stopped it, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildReport {
+    pub child: PipelineId,
+    pub steps: Vec<Step>,
+    pub error: Option<FlowError>,
+}
+
+/// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
+/// (the pending one may have been what held the cursor back). `run_key`: the key of the run
+/// that woke it (an aligned child is decided for that key; a sweep of a pending trigger passes
+/// the trigger's key).
+pub async fn wake_child<L, R, G, B, E>(
+    ports: &Ports<'_, L, R, G, B, E>,
+    child: &PipelineId,
+    run_key: Option<&RunKey>,
+    invocation: &Invocation,
+    settings: &FlowSettings,
+) -> ChildReport
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let mut report = ChildReport {
+        child: child.clone(),
+        steps: Vec::new(),
+        error: None,
+    };
+    // A pending trigger, a new firing, a decision asked for while sending: a few rounds. A child
+    // still to decide after them is an error, so the event is delivered again.
+    for _ in 0..WAKE_ROUNDS {
+        let decision = decide_child(
+            ports.registry,
+            ports.run_log,
+            ports.ledger,
+            child,
+            run_key,
+            invocation.read_clock(),
+            settings,
+        )
+        .await;
+        let (trigger, bus_arn, resent) = match decision {
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+            Ok(ChildDecision::NotRegistered) => {
+                report.steps.push(Step::NotRegistered);
+                return report;
+            }
+            Ok(ChildDecision::NoTrigger) => {
+                report.steps.push(Step::NoTrigger);
+                return report;
+            }
+            Ok(ChildDecision::NoRunKey) => {
+                report.steps.push(Step::NoRunKey);
+                return report;
+            }
+            Ok(ChildDecision::Waiting { evaluation }) => {
+                report.steps.push(Step::Evaluated(evaluation));
+                return report;
+            }
+            Ok(ChildDecision::Pending { trigger, bus_arn }) => (trigger, bus_arn, true),
+            Ok(ChildDecision::Claimed {
+                trigger,
+                bus_arn,
+                evaluation,
+            }) => {
+                report.steps.push(Step::Evaluated(evaluation));
+                (trigger, bus_arn, false)
+            }
+        };
+        let delivered = deliver(
+            ports.ledger,
+            ports.bus,
+            ports.events,
+            &bus_arn,
+            &trigger,
+            invocation,
+        )
+        .await;
+        match delivered {
+            Err(e) => {
+                report.error = Some(e);
+                return report;
+            }
+            Ok(delivery) => {
+                report.steps.push(Step::Delivered {
+                    trigger: Box::new(trigger),
+                    bus_arn,
+                    resent,
+                    delivery,
+                });
+                // A re-sent pending trigger may have held back a newer firing, and another
+                // delivery may have asked for a new decision while this one sent: decide again.
+                // A fresh firing consumed every qualifying run this evaluation saw, and a holder
+                // elsewhere was asked to decide again after sending.
+                let again = match delivery {
+                    Delivery::Sent { decide_again } => resent || decide_again,
+                    Delivery::SentElsewhere => false,
+                    Delivery::NoLongerPending => true,
+                };
+                if !again {
+                    return report;
+                }
+            }
+        }
+    }
+    report.error = Some(FlowError::Contended {
+        child: child.clone(),
+        attempts: WAKE_ROUNDS,
+    });
+    report
+}
+
+/// Rounds of decide-and-deliver for one child in one wake-up.
+const WAKE_ROUNDS: usize = 5;
+
+/// Wakes every child `run` can wake. A failure for one child does not stop the others; each
+/// report carries its own error.
+pub async fn wake_children<L, R, G, B, E>(
+    ports: &Ports<'_, L, R, G, B, E>,
+    run: &RunRef,
+    invocation: &Invocation,
+    settings: &FlowSettings,
+) -> Result<Vec<ChildReport>, StoreError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    let children = children_to_wake(ports.registry, run).await?;
+    // Bounded concurrency, reports in the children's order.
+    let reports = stream::iter(&children)
+        .map(|child| wake_child(ports, child, run.run_key.as_ref(), invocation, settings))
+        .buffered(settings.child_concurrency.max(1))
+        .collect()
+        .await;
+    Ok(reports)
+}
