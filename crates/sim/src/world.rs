@@ -10,9 +10,7 @@ use aws_lambda_events::sns::SnsEvent;
 use baton_core::registration::Registration;
 use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
 use baton_core::trigger::{self, FlowSettings};
-use baton_core::{
-    PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunKey, RunStatus, Timestamp,
-};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunKey, RunStatus, Timestamp};
 use baton_testbed::memory::Memory;
 use serde_json::{json, Value};
 
@@ -440,7 +438,7 @@ impl<'m> World<'m> {
         let now = self.sim.lock().now;
         for event in self.mem.topic.take_published() {
             // The subscription's filter policy: trigger notices go to Slack only.
-            if event.kind != RunEventKind::Status {
+            if !matches!(event, RunEvent::Status(_)) {
                 continue;
             }
             let at = now + self.sim.lock().rng.between(20, 500);

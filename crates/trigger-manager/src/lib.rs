@@ -13,7 +13,7 @@ use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreErr
 use baton_core::trigger::{
     self, ChildReport, Delivery, FlowError, FlowSettings, Invocation, Ports, Step,
 };
-use baton_core::{RunEvent, RunEventKind, RunRef};
+use baton_core::{RunEvent, RunRef};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -190,22 +190,17 @@ where
     E: RunEvents + Sync,
 {
     let message_id = &record.sns.message_id;
-    let malformed = |problem: String| {
+    let event = RunEvent::from_message(&record.sns.message).map_err(|e| {
         vec![RecordError::Malformed {
             message_id: message_id.clone(),
-            problem,
+            problem: e.problem,
         }]
-    };
-    let event: RunEvent =
-        serde_json::from_str(&record.sns.message).map_err(|e| malformed(e.to_string()))?;
-    if event.kind != RunEventKind::Status {
+    })?;
+    let RunEvent::Status(status) = event else {
         // Trigger notices and deadline alerts share the topic (for Slack); they wake nobody.
         return Ok(Vec::new());
-    }
-    let run = event
-        .run()
-        .ok_or_else(|| malformed("a status event without `execution`".to_owned()))?;
-    let parent: RunRef = run.reference();
+    };
+    let parent: RunRef = status.run().reference();
     let reports = trigger::wake_children(ports, &parent, invocation, settings)
         .await
         .map_err(|source| {
