@@ -41,11 +41,7 @@ impl Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,
             run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
-            retention: Span(
-                Span::DAY
-                    .0
-                    .saturating_mul(i64::try_from(days).unwrap_or(i64::MAX)),
-            ),
+            retention: Span::days(days),
         })
     }
 }

@@ -10,7 +10,7 @@ use baton_core::Span;
 use watchdog::{Config, Watchdog};
 
 /// How long an alert's key is kept (it stops a second alert for the same day and kind).
-const ALERT_RETENTION: Span = Span(35 * 86_400_000);
+const ALERT_RETENTION: Span = Span::days(35);
 
 // One thread: a function below 1,769 MB has at most one vCPU.
 #[tokio::main(flavor = "current_thread")]
