@@ -60,6 +60,42 @@ impl TableNames {
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// One item by its key, read strongly consistent: every GetItem baton makes decides something
+/// and must see the last write.
+pub(crate) async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+    operation: &'static str,
+) -> StoreResult<Option<Item>> {
+    let got = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error(operation, table, e))?;
+    Ok(got.item)
+}
+
+/// Every item of the partition `pk`, page after page, read strongly consistent (an eventually
+/// consistent Query can miss an item written a moment ago).
+pub(crate) async fn partition_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    operation: &'static str,
+) -> StoreResult<Vec<Item>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .consistent_read(true);
+    query_items(query, table, operation, None).await
+}
+
 /// Every item a Query answers, page after page (the SDK's paginator follows `LastEvaluatedKey`),
 /// stopping once `limit` items are read (more may come in the last page; they are cut).
 pub(crate) async fn query_items(
@@ -172,7 +208,12 @@ pub(crate) fn store_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let Failure { retryable, message } = aws_error::sort(&err);
+    store_failure(operation, table, aws_error::sort(&err))
+}
+
+/// A sorted failure as the storage ports tell it.
+fn store_failure(operation: &'static str, table: &str, failure: Failure) -> StoreError {
+    let Failure { retryable, message } = failure;
     let table = table.to_owned();
     if retryable {
         StoreError::Unavailable {
@@ -194,6 +235,23 @@ pub(crate) fn is_condition_failed<E: ProvideErrorMetadata>(
     err: &SdkError<E, HttpResponse>,
 ) -> bool {
     aws_error::has_code(err, "ConditionalCheckFailedException")
+}
+
+/// The outcome of a conditional write whose failed condition means the write is not needed
+/// (another delivery, or an overlapping run, got there first): both are success.
+pub(crate) fn unless_condition_failed<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+    table: &str,
+) -> StoreResult<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failed(&e) => Ok(()),
+        Err(e) => Err(store_error(operation, table, e)),
+    }
 }
 
 /// What a TransactWriteItems came to: `true` written; `false` cancelled because a condition
@@ -246,20 +304,11 @@ pub(crate) fn transacted<T>(
     let retryable = reasons
         .iter()
         .all(|(code, _)| aws_error::is_retryable_code(code));
-    let table = table.to_owned();
-    Err(if retryable {
-        StoreError::Unavailable {
-            operation,
-            table,
-            message,
-        }
-    } else {
-        StoreError::Rejected {
-            operation,
-            table,
-            message,
-        }
-    })
+    Err(store_failure(
+        operation,
+        table,
+        Failure { retryable, message },
+    ))
 }
 
 /// What [`create_or_read`] found.

@@ -31,17 +31,7 @@ pub async fn create_table(
         .send()
         .await?;
     if expires {
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .enabled(true)
-                    .build()?,
-            )
-            .send()
-            .await?;
+        enable_ttl(client, name).await?;
     }
     Ok(())
 }

@@ -21,7 +21,10 @@ use baton_core::watch::run::utc_day;
 use baton_core::watch::{DeadlineAlert, DeadlineWatch, DueCheck, OpenAlert};
 use baton_core::{PipelineId, Span, Timestamp};
 
-use super::{is_condition_failed, key, n, query_items, s, store_error, transacted, Item, Reader};
+use super::{
+    get_item, is_condition_failed, key, n, partition_items, query_items, s, store_error,
+    transacted, unless_condition_failed, Item, Reader,
+};
 
 const OPEN_PK: &str = "alerts#open";
 
@@ -128,16 +131,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn watermark(&self) -> StoreResult<Option<String>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("watermark", "due")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (watermark)", &self.table, e))?;
-        match got.item() {
+        let key = key("watermark", "due");
+        let got = get_item(&self.client, &self.table, key, "GetItem (watermark)").await?;
+        match &got {
             None => Ok(None),
             Some(item) => Reader {
                 table: &self.table,
@@ -162,25 +158,15 @@ impl DeadlineWatch for DynamoWatch {
                 .expression_attribute_names("#day", "day")
                 .expression_attribute_values(":read", s(read)),
         };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            // An overlapping run moved it first.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (watermark)", &self.table, e)),
-        }
+        // A failed condition: an overlapping run moved it first.
+        unless_condition_failed(put.send().await, "PutItem (watermark)", &self.table)
     }
 
     async fn sighted_until(&self) -> StoreResult<Option<Timestamp>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("watermark", "runs")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (runs sighted until)", &self.table, e))?;
-        match got.item() {
+        let key = key("watermark", "runs");
+        let operation = "GetItem (runs sighted until)";
+        let got = get_item(&self.client, &self.table, key, operation).await?;
+        match &got {
             None => Ok(None),
             Some(item) => Ok(Reader {
                 table: &self.table,
@@ -206,11 +192,11 @@ impl DeadlineWatch for DynamoWatch {
                 .expression_attribute_names("#until", "until")
                 .expression_attribute_values(":read", n(read.0)),
         };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (runs sighted until)", &self.table, e)),
-        }
+        unless_condition_failed(
+            put.send().await,
+            "PutItem (runs sighted until)",
+            &self.table,
+        )
     }
 
     async fn note_refusal(&self, account: &str, now: Timestamp) -> StoreResult<bool> {
@@ -266,16 +252,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn open_alerts(&self) -> StoreResult<Vec<OpenAlert>> {
-        let operation = "Query (open alerts)";
         let mut out = Vec::new();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(OPEN_PK))
-            .consistent_read(true);
-        let items = query_items(query, &self.table, operation, None).await?;
+        let pk = OPEN_PK.to_owned();
+        let items = partition_items(&self.client, &self.table, pk, "Query (open alerts)").await?;
         for item in &items {
             let r = Reader {
                 table: &self.table,
@@ -300,12 +279,8 @@ impl DeadlineWatch for DynamoWatch {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            // Closed meanwhile by an overlapping run.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem (alert announced)", &self.table, e)),
-        }
+        // A failed condition: closed meanwhile by an overlapping run.
+        unless_condition_failed(updated, "UpdateItem (alert announced)", &self.table)
     }
 
     async fn close(&self, alert_key: &str) -> StoreResult<()> {
