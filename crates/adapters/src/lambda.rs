@@ -14,6 +14,8 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::Env;
+
 /// What a `main` returns: a start-up error stops the function with its message.
 pub use lambda_runtime::Error;
 
@@ -122,6 +124,23 @@ pub trait Function: Sync {
         event: Self::Event,
         call: &Call,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>>;
+}
+
+/// What every function does first: JSON logs, its configuration read from the environment once
+/// (a missing or bad variable stops start-up with a log line naming it), and the AWS
+/// configuration its clients are built from.
+pub async fn start<C, E>(
+    read: impl FnOnce(&Env) -> Result<C, E>,
+) -> Result<(C, aws_config::SdkConfig), Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    crate::logging::init();
+    let config = read(&Env::from_process()).map_err(|e| {
+        tracing::error!(error = %e, "configuration");
+        e
+    })?;
+    Ok((config, aws_config::load_from_env().await))
 }
 
 /// Runs `function` in the Lambda runtime until the runtime stops; every failed invocation is

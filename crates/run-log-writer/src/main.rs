@@ -1,15 +1,13 @@
 //! Wiring only: tracing, configuration, clients, the Lambda runtime.
 
-use baton_adapters::{lambda, DynamoRegistry, DynamoRunLog, Env, SnsRunEvents};
+use baton_adapters::{lambda, DynamoRegistry, DynamoRunLog, SnsRunEvents};
 use run_log_writer::{Config, RunLogWriter};
 
 // One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
 // add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
-    baton_adapters::logging::init();
-    let config = Config::from_env(&Env::from_process())?;
-    let aws = aws_config::load_from_env().await;
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let run_log = DynamoRunLog::new(dynamodb.clone(), &config.runs_table, config.retention);
     // Read only: a run's `runKey` path is in its pipeline's registration.

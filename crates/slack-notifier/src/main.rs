@@ -2,7 +2,7 @@
 
 use baton_adapters::sns::SnsEmailTopics;
 use baton_adapters::{
-    lambda, DynamoRegistry, DynamoSlackThreads, Env, SecretsManagerToken, SlackWebApi,
+    lambda, DynamoRegistry, DynamoSlackThreads, SecretsManagerToken, SlackWebApi,
 };
 use slack_notifier::{Config, Notifier};
 
@@ -10,10 +10,7 @@ use slack_notifier::{Config, Notifier};
 // add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
-    baton_adapters::logging::init();
-
-    let config = Config::from_env(&Env::from_process())?;
-    let aws = aws_config::load_from_env().await;
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let tokens = SecretsManagerToken::new(
         aws_sdk_secretsmanager::Client::new(&aws),

@@ -9,9 +9,9 @@
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use baton_core::ports::StoreError;
 use baton_core::trigger::{
-    self, ChildReport, Delivery, FlowError, FlowSettings, Invocation, Ports, Step,
+    self, ChildReport, Delivery, FlowError, FlowSettings, FlowStores, Invocation, Step,
 };
 use baton_core::{RunEvent, RunRef};
 use serde::Serialize;
@@ -110,20 +110,13 @@ pub struct Handled {
     pub sent: Vec<String>,
 }
 
-/// The function: core's trigger flow over its ports.
-pub struct TriggerManager<'a, L, R, G, B, E> {
-    pub ports: Ports<'a, L, R, G, B, E>,
+/// The function: core's trigger flow over its ports (a [`Ports`](baton_core::trigger::Ports)).
+pub struct TriggerManager<'a, P> {
+    pub ports: P,
     pub settings: &'a FlowSettings,
 }
 
-impl<L, R, G, B, E> Function for TriggerManager<'_, L, R, G, B, E>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+impl<P: FlowStores> Function for TriggerManager<'_, P> {
     type Event = SnsEvent;
     type Output = Handled;
     type Error = BatchError;
@@ -133,14 +126,7 @@ where
     }
 }
 
-impl<L, R, G, B, E> TriggerManager<'_, L, R, G, B, E>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+impl<P: FlowStores> TriggerManager<'_, P> {
     /// Handles a batch of SNS records at `invocation`. Every record is handled even when one
     /// fails.
     pub async fn handle(
@@ -176,19 +162,12 @@ where
     }
 }
 
-async fn handle_record<L, R, G, B, E>(
+async fn handle_record<P: FlowStores>(
     record: &SnsRecord,
-    ports: &Ports<'_, L, R, G, B, E>,
+    ports: &P,
     settings: &FlowSettings,
     invocation: &Invocation,
-) -> Result<Vec<String>, Vec<RecordError>>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+) -> Result<Vec<String>, Vec<RecordError>> {
     let message_id = &record.sns.message_id;
     let event = RunEvent::from_message(&record.sns.message).map_err(|e| {
         vec![RecordError::Malformed {
@@ -201,7 +180,7 @@ where
         return Ok(Vec::new());
     };
     let parent: RunRef = status.run().reference();
-    let reports = trigger::wake_children(ports, &parent, invocation, settings)
+    let reports = trigger::wake_children(ports.flow(), &parent, invocation, settings)
         .await
         .map_err(|source| {
             vec![RecordError::Children {

@@ -1,7 +1,7 @@
 //! Wiring only: tracing, configuration, clients, the Lambda runtime.
 
 use baton_adapters::{
-    lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, Env, EventBridgeTriggerBus, SnsRunEvents,
+    lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
 };
 use baton_core::trigger::Ports;
 use baton_core::Span;
@@ -11,9 +11,7 @@ use trigger_manager::{Config, TriggerManager};
 // add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
-    baton_adapters::logging::init();
-    let config = Config::from_env(&Env::from_process())?;
-    let aws = aws_config::load_from_env().await;
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     // The trigger-manager only reads runs; retention applies to writes.
     let run_log = DynamoRunLog::new(dynamo.clone(), &config.runs_table, Span::DAY);

@@ -9,12 +9,8 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use baton_core::trigger::{FlowSettings, Invocation, Step};
-use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
-use baton_core::watch::{
-    DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,
-};
+use baton_core::watch::run::{watch_once, WatchReport, WatchSettings, WatchStores};
 use baton_core::Span;
 use serde::Serialize;
 use serde_json::Value;
@@ -100,22 +96,14 @@ pub struct Watched {
     pub refused: Vec<String>,
 }
 
-/// The function: core's watch rules over its ports.
-pub struct Watchdog<'a, L, R, G, B, E, W, X> {
-    pub ports: WatchPorts<'a, L, R, G, B, E, W, X>,
+/// The function: core's watch rules over its ports (a
+/// [`WatchPorts`](baton_core::watch::run::WatchPorts)).
+pub struct Watchdog<'a, P> {
+    pub ports: P,
     pub settings: &'a WatchSettings,
 }
 
-impl<L, R, G, B, E, W, X> Function for Watchdog<'_, L, R, G, B, E, W, X>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
+impl<P: WatchStores> Function for Watchdog<'_, P> {
     /// The schedule's event carries nothing the run needs.
     type Event = EventBridgeEvent<Value>;
     type Output = Watched;
@@ -126,16 +114,7 @@ where
     }
 }
 
-impl<L, R, G, B, E, W, X> Watchdog<'_, L, R, G, B, E, W, X>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
+impl<P: WatchStores> Watchdog<'_, P> {
     /// One watchdog run at `invocation`'s time.
     pub async fn handle(&self, invocation: &Invocation) -> Result<Watched, WatchIncomplete> {
         watched(watch_once(&self.ports, invocation, self.settings).await)

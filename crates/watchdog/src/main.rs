@@ -1,7 +1,7 @@
 //! Wiring only: tracing, configuration, clients, the Lambda runtime.
 
 use baton_adapters::{
-    lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, Env, EventBridgeTriggerBus,
+    lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, EventBridgeTriggerBus,
     RoleExecutionLookup, SnsRunEvents,
 };
 use baton_core::trigger::Ports;
@@ -15,9 +15,7 @@ const ALERT_RETENTION: Span = Span::days(35);
 // One thread: a function below 1,769 MB has at most one vCPU.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda::Error> {
-    baton_adapters::logging::init();
-    let config = Config::from_env(&Env::from_process())?;
-    let aws = aws_config::load_from_env().await;
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     // The watchdog only reads runs; retention applies to writes.
     let run_log = DynamoRunLog::new(dynamo.clone(), &config.runs_table, Span::DAY);
