@@ -68,6 +68,35 @@ impl DynamoWatch {
     }
 }
 
+impl DynamoWatch {
+    /// Moves the mark `watermark/<sk>` (its `attribute`) from `read` (`None`: never set) to `to`.
+    async fn move_mark(
+        &self,
+        sk: &str,
+        attribute: &str,
+        read: Option<AttributeValue>,
+        to: AttributeValue,
+        operation: &'static str,
+    ) -> StoreResult<()> {
+        let mut item = key("watermark", sk);
+        item.insert(attribute.into(), to);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(read) => put
+                .condition_expression("#mark = :read")
+                .expression_attribute_names("#mark", attribute)
+                .expression_attribute_values(":read", read),
+        };
+        // A failed condition: an overlapping run moved it first.
+        unless_condition_failed(put.send().await, operation, &self.table)
+    }
+}
+
 impl DeadlineWatch for DynamoWatch {
     async fn schedule(&self, check: &DueCheck) -> StoreResult<()> {
         let mut item = due_key(check);
@@ -144,22 +173,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn advance_watermark(&self, read: Option<&str>, day: &str) -> StoreResult<()> {
-        let mut item = key("watermark", "due");
-        item.insert("day".into(), s(day));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(read) => put
-                .condition_expression("#day = :read")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":read", s(read)),
-        };
-        // A failed condition: an overlapping run moved it first.
-        unless_condition_failed(put.send().await, "PutItem (watermark)", &self.table)
+        let operation = "PutItem (watermark)";
+        self.move_mark("due", "day", read.map(s), s(day), operation)
+            .await
     }
 
     async fn sighted_until(&self) -> StoreResult<Option<Timestamp>> {
@@ -178,25 +194,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn set_sighted_until(&self, read: Option<Timestamp>, to: Timestamp) -> StoreResult<()> {
-        let mut item = key("watermark", "runs");
-        item.insert("until".into(), n(to.0));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(read) => put
-                .condition_expression("#until = :read")
-                .expression_attribute_names("#until", "until")
-                .expression_attribute_values(":read", n(read.0)),
-        };
-        unless_condition_failed(
-            put.send().await,
-            "PutItem (runs sighted until)",
-            &self.table,
-        )
+        let operation = "PutItem (runs sighted until)";
+        self.move_mark("runs", "until", read.map(|t| n(t.0)), n(to.0), operation)
+            .await
     }
 
     async fn note_refusal(&self, account: &str, now: Timestamp) -> StoreResult<bool> {
