@@ -569,7 +569,7 @@ async fn a_slack_post_slot_has_one_holder_until_done_or_its_lease_ends() {
 }
 
 #[tokio::test]
-async fn batch_reads_answer_what_single_reads_answer_over_many_keys() {
+async fn bulk_loads_and_batch_reads_answer_what_single_reads_answer_over_many_keys() {
     let central = Central::shared("batch-reads").await;
     let (registry, ledger) = (central.registry(), central.ledger());
     let parent = pipeline("111111111111", "listings");
@@ -577,12 +577,16 @@ async fn batch_reads_answer_what_single_reads_answer_over_many_keys() {
     let children: Vec<PipelineId> = (0..101)
         .map(|i| pipeline("333333333333", &format!("child-{i:03}")))
         .collect();
-    for child in &children {
-        let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCEEDED]}\n";
-        upsert(&registry, &registration(child, "stack-batch", yaml))
-            .await
-            .unwrap();
-    }
+    let yaml = "trigger:\n  executions:\n    allOf:\n      - {name: listings, account: '111111111111', status: [SUCCEEDED]}\n";
+    // The first through the rules, the rest loaded in bulk: both store the same items.
+    upsert(&registry, &registration(&children[0], "stack-batch", yaml))
+        .await
+        .unwrap();
+    let bulk: Vec<Registration> = children[1..]
+        .iter()
+        .map(|child| registration(child, "stack-batch", yaml))
+        .collect();
+    registry.load(&bulk).await.unwrap();
     let absent = pipeline("333333333333", "never-registered");
     let mut asked = children.clone();
     asked.push(absent.clone());
@@ -595,6 +599,10 @@ async fn batch_reads_answer_what_single_reads_answer_over_many_keys() {
             many.get(child),
             registry.get(child).await.unwrap().as_ref(),
             "{child}"
+        );
+        assert_eq!(
+            many.get(child).map(|r| &r.definition),
+            Some(&registration(child, "stack-batch", yaml).definition)
         );
     }
     assert_eq!(registry.children(&parent).await.unwrap().len(), 101);

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use baton_core::ports::{Ledger, RunLog};
-use baton_core::trigger::{decide_child, ChildDecision};
+use baton_core::trigger::{decide_child, ChildDecision, Stores};
 use baton_core::{RunStatus, Timestamp};
 use baton_testbed::BusWatch;
 use common::*;
@@ -304,13 +304,16 @@ async fn a_parent_run_older_than_within_does_not_fire_and_the_explanation_says_s
     assert!(bus_c.received().await.unwrap().is_empty());
 
     let decision = decide_child(
-        &world.registry,
-        &world.run_log,
-        &world.ledger,
+        Stores {
+            run_log: &world.run_log,
+            registry: &world.registry,
+            ledger: &world.ledger,
+        },
         &x,
         None,
         now,
         &world.settings,
+        None,
     )
     .await
     .unwrap();

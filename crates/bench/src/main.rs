@@ -5,7 +5,7 @@
 //! (cargo-lambda output, default target/lambda), `--starts N` (cold starts per function, at
 //! least 10), `--events N` (events of the memory run, default 1000), `--pipelines N`,
 //! `--accounts N`, `--quick` (fewer warm events, a 10,000-pipeline organisation), `--only
-//! functions|cold|memory|scale|watchdog`.
+//! functions|cold|warm|memory|scale|watchdog`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,8 @@ struct Options {
     watchdog: bool,
     /// `--only cold`: the cold starts of the functions and the baselines alone.
     cold_only: bool,
+    /// `--only warm`: the warm costs alone (every function built is measured).
+    warm_only: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -51,6 +53,7 @@ fn options() -> anyhow::Result<Options> {
         run_scale: true,
         watchdog: false,
         cold_only: false,
+        warm_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,6 +84,10 @@ fn options() -> anyhow::Result<Options> {
                     o.run_scale = false;
                     o.cold_only = true;
                 }
+                "warm" => {
+                    o.run_scale = false;
+                    o.warm_only = true;
+                }
                 "watchdog" => {
                     o.functions = false;
                     o.run_scale = false;
@@ -88,7 +95,7 @@ fn options() -> anyhow::Result<Options> {
                 }
                 other => {
                     anyhow::bail!(
-                        "`--only {other}`: expected `functions`, `cold`, `memory`, `scale` or `watchdog`"
+                        "`--only {other}`: expected `functions`, `cold`, `warm`, `memory`, `scale` or `watchdog`"
                     )
                 }
             },
@@ -167,6 +174,9 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
         }
     }
 
+    if o.warm_only {
+        return Box::pin(warm(o, results, &launches_for)).await;
+    }
     if !o.memory_only {
         Box::pin(cold_starts(o, results, &launches_for)).await?;
         if o.cold_only {
@@ -262,9 +272,9 @@ async fn warm(
     let bench = Box::pin(Bench::create(&FAN_OUTS)).await?;
     let launches = launches_for(&bench);
 
-    // Only functions that answered a cold start are measured further.
+    // Only functions that answered a cold start are measured further (all, with `--only warm`).
     let answered = answered_cold_start(results);
-    let answered = |name: &str| answered.iter().any(|a| a == name);
+    let answered = |name: &str| o.warm_only || answered.iter().any(|a| a == name);
     let mut warm = Vec::new();
     for launch in &launches {
         if !answered(&launch.name) {

@@ -19,9 +19,9 @@ use crate::faults::{clock, short, Sim};
 use crate::org::{Organisation, PlannedRun, DAY0, HOUR, MINUTE, SECOND};
 use crate::truth::Truth;
 
-/// Lambda's timeouts (template.yaml): run-log-writer and cfn-responder 30 s, trigger-manager 120 s.
+/// Lambda's timeouts (template.yaml): 30 s for each function.
 pub const WRITER_TIMEOUT: i64 = 30 * SECOND;
-pub const MANAGER_TIMEOUT: i64 = 120 * SECOND;
+pub const MANAGER_TIMEOUT: i64 = 30 * SECOND;
 /// Lambda's asynchronous invocation: the first attempt and two retries, then the DLQ.
 const ATTEMPTS: u32 = 3;
 /// Faults stop here; the schedule then runs to quiescence.
@@ -360,7 +360,8 @@ impl<'m> World<'m> {
             Job::Sweep(child, key) => Box::pin(async move {
                 let ports = mem.ports();
                 let report =
-                    trigger::wake_child(&ports, &child, key.as_ref(), &invocation, settings).await;
+                    trigger::wake_child(&ports, &child, key.as_ref(), &invocation, settings, None)
+                        .await;
                 match report.error {
                     Some(e) => Err(e.to_string()),
                     None => Ok(()),

@@ -199,6 +199,63 @@ async fn batch_get_chunk(
     })
 }
 
+/// BatchWriteItem's limit of items per request.
+const BATCH_WRITE_ITEMS: usize = 25;
+
+/// Puts `items` unconditionally with BatchWriteItem requests of 25, one after another; items left
+/// unprocessed are sent again after a short exponential backoff. For bulk loading only: a batch
+/// write has no conditions, so no rule can hold over it.
+pub(crate) async fn batch_put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<Item>,
+    operation: &'static str,
+) -> StoreResult<()> {
+    let requests = items.into_iter().map(|item| {
+        let put = aws_sdk_dynamodb::types::PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Rejected {
+                operation,
+                table: table.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
+            .put_request(put)
+            .build())
+    });
+    let requests = requests.collect::<StoreResult<Vec<_>>>()?;
+    for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
+        let mut pending = chunk.to_vec();
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let answer = client
+                .batch_write_item()
+                .request_items(table, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(|e| store_error(operation, table, e))?;
+            pending = answer
+                .unprocessed_items
+                .and_then(|mut u| u.remove(table))
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable {
+                operation,
+                table: table.to_owned(),
+                message: format!("{} items still unprocessed (throttled)", pending.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Sorts an SDK error into retryable or not, keeping the service's message.
 pub(crate) fn store_error<E>(
     operation: &'static str,

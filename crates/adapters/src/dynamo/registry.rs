@@ -23,8 +23,8 @@ use baton_core::{PipelineId, RunStatus, Timestamp};
 use baton_core::watch::DeadlineInbox;
 
 use super::{
-    batch_get_items, get_item, key, n, partition_items, s, store_error, unless_condition_failed,
-    Item, Reader,
+    batch_get_items, batch_put_items, get_item, key, n, partition_items, s, store_error,
+    unless_condition_failed, Item, Reader,
 };
 
 /// The partition of the deadline inbox.
@@ -38,6 +38,13 @@ pub const MAX_PARENTS: usize = 90;
 pub struct DynamoRegistry {
     client: Client,
     table: String,
+}
+
+/// The deadline inbox entry of a registration with deadlines.
+fn inbox_item(registration: &Registration) -> Item {
+    let mut entry = key(INBOX_PK, registration.pipeline.key());
+    entry.insert("fingerprint".into(), s(registration.fingerprint()));
+    entry
 }
 
 fn registration_key(pipeline: &PipelineId) -> Item {
@@ -140,6 +147,35 @@ impl DynamoRegistry {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// The registration's item at `version`, as a write stores it.
+    fn registration_item(
+        &self,
+        registration: &Registration,
+        parents: &BTreeMap<PipelineId, BTreeSet<RunStatus>>,
+        version: i64,
+    ) -> StoreResult<Item> {
+        let child = &registration.pipeline;
+        let definition = serde_json::to_string(&registration.definition).map_err(|e| {
+            self.malformed(&child.key(), format!("definition does not serialize: {e}"))
+        })?;
+        let mut item = registration_key(child);
+        item.insert("pipeline".into(), s(child.key()));
+        item.insert("ownerStackId".into(), s(&registration.owner_stack_id));
+        item.insert("definition".into(), s(definition));
+        item.insert("registeredAt".into(), n(registration.registered_at.0));
+        item.insert("triggerFloor".into(), n(registration.trigger_floor.0));
+        item.insert("fingerprint".into(), s(registration.fingerprint()));
+        item.insert("version".into(), n(version));
+        item.insert(
+            "parents".into(),
+            AttributeValue::L(parents.keys().map(|p| s(p.key())).collect()),
+        );
+        if let Some(bus) = &registration.bus_arn {
+            item.insert("busArn".into(), s(bus));
+        }
+        Ok(item)
+    }
+
     fn edge_item(
         &self,
         parent: &PipelineId,
@@ -171,6 +207,31 @@ impl DynamoRegistry {
 }
 
 impl DynamoRegistry {
+    /// Stores registrations (version 1) with their edges and deadline inbox entries directly,
+    /// by BatchWriteItem, without the registration rules (ownership, cycles, versions) or the
+    /// graph version: for loading a generated organisation in bulk (benchmarks), never for a
+    /// pipeline's own registration, which goes through `baton_core::registration::register`.
+    pub async fn load(&self, registrations: &[Registration]) -> StoreResult<()> {
+        let mut items = Vec::new();
+        for registration in registrations {
+            let parents = registration.parents();
+            items.push(self.registration_item(registration, &parents, 1)?);
+            for (parent, statuses) in &parents {
+                items.push(self.edge_item(parent, &registration.pipeline, statuses));
+            }
+            if registration.definition.deadlines.is_some() {
+                items.push(inbox_item(registration));
+            }
+        }
+        batch_put_items(
+            &self.client,
+            &self.table,
+            items,
+            "BatchWriteItem (load registrations)",
+        )
+        .await
+    }
+
     /// Every registration, for operators' tools (the `baton graph` command). This is the only
     /// Scan in baton and no event's path uses it: functions reach registrations by key.
     pub async fn list(&self) -> StoreResult<Vec<Registration>> {
@@ -298,27 +359,8 @@ impl Registry for DynamoRegistry {
                 max: MAX_PARENTS,
             });
         }
-        let definition = serde_json::to_string(&registration.definition).map_err(|e| {
-            self.malformed(&child.key(), format!("definition does not serialize: {e}"))
-        })?;
-        let mut item = registration_key(child);
-        item.insert("pipeline".into(), s(child.key()));
-        item.insert("ownerStackId".into(), s(&registration.owner_stack_id));
-        item.insert("definition".into(), s(definition));
-        item.insert("registeredAt".into(), n(registration.registered_at.0));
-        item.insert("triggerFloor".into(), n(registration.trigger_floor.0));
-        item.insert("fingerprint".into(), s(registration.fingerprint()));
-        item.insert(
-            "version".into(),
-            n(write.expect.map_or(1, |v| v as i64 + 1)),
-        );
-        item.insert(
-            "parents".into(),
-            AttributeValue::L(parents.keys().map(|p| s(p.key())).collect()),
-        );
-        if let Some(bus) = &registration.bus_arn {
-            item.insert("busArn".into(), s(bus));
-        }
+        let version = write.expect.map_or(1, |v| v as i64 + 1);
+        let item = self.registration_item(registration, &parents, version)?;
         let put = self.put_versioned(item, write.expect)?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         for (parent, statuses) in &parents {
@@ -336,8 +378,7 @@ impl Registry for DynamoRegistry {
         }
         if registration.definition.deadlines.is_some() {
             // In the same transaction: no registration's deadlines go unwatched.
-            let mut entry = key(INBOX_PK, child.key());
-            entry.insert("fingerprint".into(), s(registration.fingerprint()));
+            let entry = inbox_item(registration);
             items.push(TransactWriteItem::builder().put(self.put(entry)?).build());
         }
         self.transact("TransactWriteItems (write registration)", items)

@@ -356,6 +356,7 @@ pub fn run(spec: &ScaleSpec) -> anyhow::Result<ScaleReport> {
                 parent.run_key.as_ref(),
                 &invocation,
                 &settings,
+                None,
             ));
             timings.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             day.report.decisions += 1;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::{try_join, try_join_all};
 
-use super::{FlowError, FlowSettings};
+use super::prefetch::Prefetch;
+use super::{FlowError, FlowSettings, Stores};
 use crate::evaluator::{evaluate, evaluate_key, Evaluation};
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
@@ -70,19 +71,23 @@ pub async fn children_to_wake<R: Registry>(
 /// Decides one child at `now` and, when it fires, commits the claim (see the module doc). An
 /// aligned child is decided for `run_key`, the key of the run that woke it.
 pub async fn decide_child<L, R, G>(
-    registry: &R,
-    run_log: &L,
-    ledger: &G,
+    stores: Stores<'_, L, R, G>,
     child: &PipelineId,
     run_key: Option<&RunKey>,
     now: Timestamp,
     settings: &FlowSettings,
+    prefetch: Option<&Prefetch>,
 ) -> Result<ChildDecision, FlowError>
 where
     L: RunLog + Sync,
     R: Registry + Sync,
     G: Ledger + Sync,
 {
+    let Stores {
+        run_log,
+        registry,
+        ledger,
+    } = stores;
     // The registration and the cursor do not depend on each other: one round trip for both.
     // Whether the child is aligned is in the registration, so a run with a key reads both the
     // child's cursor and its cursor for the key.
@@ -92,11 +97,20 @@ where
             None => Ok(None),
         }
     };
-    let (registration, (unkeyed_state, keyed_state)) = try_join(
-        registry.get(child),
-        try_join(ledger.cursor(child, None), keyed),
-    )
-    .await?;
+    let (registration, (unkeyed_state, keyed_state)) = match prefetch {
+        // Read together with the other children of the run (crate::prefetch).
+        Some(p) => {
+            let first = p.first_read(child);
+            (first.registration, (first.cursor, first.keyed_cursor))
+        }
+        None => {
+            try_join(
+                registry.get(child),
+                try_join(ledger.cursor(child, None), keyed),
+            )
+            .await?
+        }
+    };
     let Some(registration) = registration else {
         return Ok(ChildDecision::NotRegistered);
     };
@@ -112,7 +126,11 @@ where
     let parents = registration.parents();
     let attempts = settings.claim_attempts.max(1);
     let mut first_state = Some(first_state);
+    // The runs read with the other children serve the first evaluation only: it uses the
+    // cursor read with them; a later round reads its cursor, then its runs, again.
+    let mut prefetch = prefetch;
     for _ in 0..attempts {
+        let shared = prefetch.take();
         // After a lost claim, read the cursor again: the winner moved it.
         let state = match first_state.take() {
             Some(state) => state,
@@ -137,13 +155,19 @@ where
         let evaluation = match ledger_key {
             None => {
                 let cursor = effective_cursor(stored, &registration);
-                let runs = parent_runs(run_log, &parents, None, cursor, settings).await?;
+                let runs = match shared.and_then(|p| p.runs_for(&parents, None, cursor)) {
+                    Some(runs) => runs,
+                    None => parent_runs(run_log, &parents, None, cursor, settings).await?,
+                };
                 evaluate(child, trigger, cursor, now, &runs)
             }
             Some(k) => {
                 // Aligned: the runs of key k since the floor; the cursor for k decides news.
                 let floor = registration.floor();
-                let runs = parent_runs(run_log, &parents, Some(k), floor, settings).await?;
+                let runs = match shared.and_then(|p| p.runs_for(&parents, Some(k), floor)) {
+                    Some(runs) => runs,
+                    None => parent_runs(run_log, &parents, Some(k), floor, settings).await?,
+                };
                 let cursor = effective_cursor(stored, &registration);
                 evaluate_key(child, trigger, k, floor, cursor, now, &runs)
             }

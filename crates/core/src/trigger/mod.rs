@@ -13,7 +13,9 @@
 //! 4. on Fire, claim in the ledger with the cursor *as read*; on Lost, read again and decide again.
 //!
 //! The children of one run are decided side by side, at most [`FlowSettings::child_concurrency`]
-//! at a time; each claim is conditional, so this is as safe as deciding them in turn.
+//! at a time; each claim is conditional, so this is as safe as deciding them in turn. Their first
+//! reads (steps 1 and 3) are made together ([`Prefetch`]): registrations and cursors 100 to a
+//! request, each parent's runs once for every child that names it.
 //!
 //! Delivery takes the trigger's send lease, sends, marks it sent and announces it. A failed send
 //! gives the lease back and leaves the trigger pending, so the next delivery sends the same
@@ -35,6 +37,7 @@ use crate::time::{Span, Timestamp};
 
 mod decide;
 mod deliver;
+mod prefetch;
 mod wake;
 
 pub use decide::{
@@ -42,6 +45,7 @@ pub use decide::{
     Inspection,
 };
 pub use deliver::{deliver, Delivery};
+pub use prefetch::{FirstRead, Prefetch};
 pub use wake::{wake_child, wake_children, ChildReport, Step};
 
 /// Bounds and defaults of the flow, from the function's configuration.
@@ -158,6 +162,32 @@ impl FlowError {
             FlowError::Store(e) => e.is_retryable(),
             FlowError::Publish(e) => e.is_retryable(),
             FlowError::Contended { .. } => true,
+        }
+    }
+}
+
+/// The stores a decision reads and claims in, borrowed.
+pub struct Stores<'a, L, R, G> {
+    pub run_log: &'a L,
+    pub registry: &'a R,
+    pub ledger: &'a G,
+}
+
+impl<L, R, G> Clone for Stores<'_, L, R, G> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L, R, G> Copy for Stores<'_, L, R, G> {}
+
+impl<'a, L, R, G, B, E> Ports<'a, L, R, G, B, E> {
+    /// The stores of these ports, for deciding.
+    pub fn stores(&self) -> Stores<'a, L, R, G> {
+        Stores {
+            run_log: self.run_log,
+            registry: self.registry,
+            ledger: self.ledger,
         }
     }
 }

@@ -5,7 +5,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{
     children_to_wake, decide_child, deliver, ChildDecision, Delivery, FlowError, FlowSettings,
-    Invocation, Ports,
+    Invocation, Ports, Prefetch,
 };
 use crate::evaluator::Evaluation;
 use crate::events::PipelineTrigger;
@@ -44,13 +44,15 @@ pub struct ChildReport {
 /// Decides `child` and delivers what it fires: a pending trigger first, then a new decision
 /// (the pending one may have been what held the cursor back). `run_key`: the key of the run
 /// that woke it (an aligned child is decided for that key; a sweep of a pending trigger passes
-/// the trigger's key).
+/// the trigger's key). `prefetch`: the child's first reads, made together with its siblings'
+/// ([`Prefetch`]); `None` reads them for this child alone.
 pub async fn wake_child<L, R, G, B, E>(
     ports: &Ports<'_, L, R, G, B, E>,
     child: &PipelineId,
     run_key: Option<&RunKey>,
     invocation: &Invocation,
     settings: &FlowSettings,
+    prefetch: Option<&Prefetch>,
 ) -> ChildReport
 where
     L: RunLog + Sync,
@@ -65,16 +67,17 @@ where
         error: None,
     };
     // A pending trigger, a new firing, a decision asked for while sending: a few rounds. A child
-    // still to decide after them is an error, so the event is delivered again.
+    // still to decide after them is an error, so the event is delivered again. Only the first
+    // round decides on what was read with the siblings.
+    let mut prefetch = prefetch;
     for _ in 0..WAKE_ROUNDS {
         let decision = decide_child(
-            ports.registry,
-            ports.run_log,
-            ports.ledger,
+            ports.stores(),
             child,
             run_key,
             invocation.read_clock(),
             settings,
+            prefetch.take(),
         )
         .await;
         let (trigger, bus_arn, resent) = match decision {
@@ -170,9 +173,22 @@ where
     E: RunEvents + Sync,
 {
     let children = children_to_wake(ports.registry, run).await?;
+    let key = run.run_key.as_ref();
+    // The children's registrations, cursors and parents' runs read together. Should that fail,
+    // each child reads its own, and a store that is really down fails each child's report.
+    let prefetch = Prefetch::read(
+        ports.registry,
+        ports.ledger,
+        ports.run_log,
+        &children,
+        key,
+        settings,
+    )
+    .await
+    .ok();
     // Bounded concurrency, reports in the children's order.
     let reports = stream::iter(&children)
-        .map(|child| wake_child(ports, child, run.run_key.as_ref(), invocation, settings))
+        .map(|child| wake_child(ports, child, key, invocation, settings, prefetch.as_ref()))
         .buffered(settings.child_concurrency.max(1))
         .collect()
         .await;

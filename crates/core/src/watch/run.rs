@@ -211,6 +211,7 @@ async fn resend_pending<P: WatchStores>(
             run_key.as_ref(),
             invocation,
             &settings.flow,
+            None,
         )
         .await;
         if let Some(e) = &woken.error {

@@ -56,13 +56,12 @@ fn a_stale_pending_trigger_of_one_key_is_dropped_alone() {
     let d1 = RunKey("d1".into());
     let settings = FlowSettings::with_default_bus("bus");
     let decided = block_on(decide_child(
-        &mem.registry,
-        &mem.run_log,
-        &mem.ledger,
+        mem.ports().stores(),
         &child(),
         Some(&d1),
         Timestamp(3_000),
         &settings,
+        None,
     ))
     .unwrap();
     assert!(
@@ -115,13 +114,12 @@ fn a_trigger_is_never_stamped_before_the_registration_it_was_decided_under() {
     // a registration created in between, or a clock behind the registering host's.
     let decide = |now: i64| {
         block_on(decide_child(
-            &mem.registry,
-            &mem.run_log,
-            &mem.ledger,
+            mem.ports().stores(),
             &child(),
             None,
             Timestamp(now),
             &settings,
+            None,
         ))
         .unwrap()
     };

@@ -312,4 +312,6 @@ impl Memory {
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod prefetch_tests;
+#[cfg(test)]
 mod tests;

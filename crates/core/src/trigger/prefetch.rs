@@ -22,9 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::flow::{effective_cursor, FlowSettings};
+use super::{effective_cursor, FlowSettings};
 use crate::pipeline::PipelineId;
-use crate::ports::{CursorSlot, CursorState, Ledger, Registration, Registry, RunLog, StoreError};
+use crate::ports::{CursorSlot, CursorState, Ledger, Registry, RunLog, StoreError};
+use crate::registration::Registration;
 use crate::run::{Run, RunRef};
 use crate::run_key::RunKey;
 use crate::status::RunStatus;
@@ -81,8 +82,7 @@ impl Prefetch {
             slots.extend(children.iter().map(|c| (c.clone(), Some(k.clone()))));
         }
         let (registrations, cursors) =
-            futures::future::try_join(registry.get_many(children), ledger.cursors(&slots))
-                .await?;
+            futures::future::try_join(registry.get_many(children), ledger.cursors(&slots)).await?;
         let mut prefetch = Prefetch {
             run_key: run_key.cloned(),
             registrations,
@@ -161,24 +161,23 @@ impl Prefetch {
         FirstRead {
             registration: self.registrations.get(child).cloned(),
             cursor: self.cursors.get(&(child.clone(), None)).cloned(),
-            keyed_cursor: self.run_key.as_ref().map(|k| {
-                self.cursors
-                    .get(&(child.clone(), Some(k.clone())))
-                    .cloned()
-            }),
+            keyed_cursor: self
+                .run_key
+                .as_ref()
+                .map(|k| self.cursors.get(&(child.clone(), Some(k.clone()))).cloned()),
         }
     }
 
-    /// The runs `child`'s own queries would answer: of each parent in `parents`, the wanted
-    /// statuses' runs (of `key`, when given) later than `after`, at most `limit` per status, in
-    /// the order its queries give them. `None` when a parent's runs were not read here from
-    /// `after` or earlier, or not for every status wanted: the child then queries them itself.
+    /// The runs a child's own queries would answer: of each parent in `parents`, the wanted
+    /// statuses' runs (of `key`, when given) later than `after`, in the order its queries give
+    /// them. `None` when a parent's runs were not read here from `after` or earlier, or not for
+    /// every status wanted: the child then queries them itself. (The shared read holds at most
+    /// `runs_per_parent` runs a status, newest first; the child's are those after its cursor.)
     pub fn runs_for(
         &self,
         parents: &BTreeMap<PipelineId, BTreeSet<RunStatus>>,
         key: Option<&RunKey>,
         after: Timestamp,
-        limit: usize,
     ) -> Option<Vec<RunRef>> {
         let mut out = Vec::new();
         for (parent, statuses) in parents {
@@ -186,17 +185,13 @@ impl Prefetch {
             if shared.after > after || !statuses.is_subset(&shared.statuses) {
                 return None;
             }
-            let mut per_status: BTreeMap<RunStatus, usize> = BTreeMap::new();
-            for run in &shared.runs {
-                if !statuses.contains(&run.status) || run.status_time() <= after {
-                    continue;
-                }
-                let taken = per_status.entry(run.status).or_default();
-                if *taken < limit.max(1) {
-                    *taken += 1;
-                    out.push(run.reference());
-                }
-            }
+            out.extend(
+                shared
+                    .runs
+                    .iter()
+                    .filter(|run| statuses.contains(&run.status) && run.status_time() > after)
+                    .map(Run::reference),
+            );
         }
         Some(out)
     }
