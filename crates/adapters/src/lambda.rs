@@ -216,4 +216,22 @@ mod tests {
         assert_eq!(far.timestamp(), Timestamp(i64::MAX));
         assert!(far.instant() > Instant::now() + Duration::from_secs(86_400));
     }
+
+    #[test]
+    fn the_flow_runs_under_a_lease_of_this_request_past_its_deadline() {
+        let call = Call {
+            request_id: "r-1".into(),
+            deadline: Deadline(Timestamp(Timestamp::now().0 + 60_000)),
+        };
+        let settings = FlowSettings::with_default_bus("baton-pipelines");
+        let invocation = call.invocation(&settings);
+        assert_eq!(invocation.lease.holder, "r-1");
+        assert_eq!(
+            invocation.lease.until,
+            call.deadline.timestamp().plus(settings.lease_margin)
+        );
+        // The wall clock, read afresh: never before the invocation's start.
+        assert!(invocation.read_clock() >= invocation.now);
+        assert!(invocation.now <= Timestamp::now());
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use baton_adapters::lambda::error_type;
+use baton_adapters::lambda::{error_type, Call, Deadline};
 
 use super::*;
 
@@ -128,6 +128,31 @@ async fn a_start_without_an_answer_is_cut_off_before_the_deadline() {
     assert!(Instant::now() < deadline, "answered after the deadline");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("no answer"), "{err}");
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_bounds_the_invocation() {
+    let starter = Scripted::new(vec![None]);
+    let call = Call {
+        request_id: "r-1".into(),
+        deadline: Deadline::after(DEADLINE_RESERVE + Duration::from_millis(300)),
+    };
+    let function = PipelineStarter {
+        starter: &starter,
+        config: &config(),
+    };
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        function.invoke(event(TRIGGER), &call),
+    )
+    .await
+    .expect("answered before the Lambda deadline");
+    let err = answered.unwrap_err();
+    assert!(
+        Instant::now() < call.deadline.instant(),
+        "answered after the deadline"
+    );
+    assert_eq!(error_type(&err), "StartUnavailable.Retryable");
 }
 
 #[tokio::test]
