@@ -37,6 +37,12 @@ impl Deadline {
         Deadline(Timestamp(Timestamp::now().0.saturating_add(left)))
     }
 
+    /// The deadline at `instant` on this process's monotonic clock (a handler given an
+    /// `Instant`, as tests give one).
+    pub fn from_instant(instant: Instant) -> Deadline {
+        Deadline::after(instant.saturating_duration_since(Instant::now()))
+    }
+
     /// The deadline on the wall clock: what leases and records compare with.
     pub fn timestamp(self) -> Timestamp {
         self.0
@@ -212,6 +218,9 @@ mod tests {
         context.deadline = 1;
         assert!(Call::from_context(&context).deadline.instant() <= Instant::now());
         context.deadline = u64::MAX;
+        let soon = Instant::now() + Duration::from_secs(60);
+        let wall = Deadline::from_instant(soon).timestamp().0 - Timestamp::now().0;
+        assert!((59_000..=60_000).contains(&wall), "{wall}");
         let far = Deadline::from_context(&context);
         assert_eq!(far.timestamp(), Timestamp(i64::MAX));
         assert!(far.instant() > Instant::now() + Duration::from_secs(86_400));
