@@ -310,10 +310,6 @@ fn pipeline_arg(text: &str, region: &str) -> Result<PipelineId, Failure> {
     })
 }
 
-fn now() -> Timestamp {
-    Timestamp(chrono::Utc::now().timestamp_millis())
-}
-
 /// `baton dlq`: needs queues and functions, not tables.
 async fn dead_letters(action: DlqAction, as_json: bool) -> Result<(), Failure> {
     let aws = aws_config::load_from_env().await;
@@ -366,7 +362,7 @@ async fn online(
                 .required("BATON_WATCH_TABLE")
                 .map_err(Failure::env)?;
             let watch = baton_adapters::DynamoWatch::new(stores.dynamo.clone(), table, Span::DAY);
-            deadlines::deadlines(&stores, &watch, now(), as_json, style).await
+            deadlines::deadlines(&stores, &watch, Timestamp::now(), as_json, style).await
         }
         Command::Runs { pipeline, limit } => {
             runs(
@@ -504,7 +500,7 @@ async fn explain(
         &stores.ledger,
         pipeline,
         key,
-        now(),
+        Timestamp::now(),
         &settings,
     )
     .await
@@ -656,7 +652,9 @@ async fn runs(
                     .as_ref()
                     .map(|k| k.to_string())
                     .unwrap_or_default(),
-                r.duration_ms().map(render::duration).unwrap_or_default(),
+                r.duration_ms()
+                    .map(|ms| Span(ms).aligned())
+                    .unwrap_or_default(),
                 r.trigger_id.clone().unwrap_or_default(),
             ]
         })

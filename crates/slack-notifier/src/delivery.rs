@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use baton_adapters::lambda::Deadline;
 use baton_core::email::EmailTopics;
 use baton_core::events::PipelineTrigger;
 use baton_core::ports::Lease;
@@ -72,7 +73,6 @@ impl Delivery {
     pub fn new(deadline: Instant) -> Delivery {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let now = Timestamp::now();
-        let left = deadline.saturating_duration_since(Instant::now());
         let holder = format!(
             "{}-{}-{}",
             std::process::id(),
@@ -82,7 +82,7 @@ impl Delivery {
         Delivery {
             lease: Lease::until_after(
                 holder,
-                now.plus(baton_core::Span(left.as_millis() as i64)),
+                Deadline::from_instant(deadline).timestamp(),
                 baton_core::slack::thread::LEASE_MARGIN,
             ),
             deadline,
