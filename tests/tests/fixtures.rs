@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aws_lambda_events::event::sns::SnsEvent;
-use baton_core::events::{RunEvent, RunEventKind};
+use baton_core::events::{RunEvent, StatusEvent};
 
 #[test]
 fn every_run_event_fixture_is_an_sns_event_with_the_status_its_name_says() {
@@ -18,10 +18,12 @@ fn every_run_event_fixture_is_an_sns_event_with_the_status_its_name_says() {
             let event: SnsEvent =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             for record in &event.records {
-                let run_event: RunEvent = serde_json::from_str(&record.sns.message)
+                let run_event = RunEvent::from_message(&record.sns.message)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 if let Some(status) = name.strip_prefix("run-event-") {
-                    let execution = run_event.execution.as_ref().unwrap();
+                    let RunEvent::Status(StatusEvent { execution, .. }) = &run_event else {
+                        panic!("{name}: not a status event");
+                    };
                     assert_eq!(
                         execution.status.as_str().to_lowercase().replace('_', "-"),
                         status,
@@ -33,8 +35,10 @@ fn every_run_event_fixture_is_an_sns_event_with_the_status_its_name_says() {
                         "{name}"
                     );
                 } else if name == "trigger-notice" {
-                    assert_eq!(run_event.kind, RunEventKind::Trigger);
-                    assert_eq!(run_event.trigger.as_ref().unwrap().consumed.len(), 2);
+                    let RunEvent::Trigger(notice) = &run_event else {
+                        panic!("{name}: not a trigger notice");
+                    };
+                    assert_eq!(notice.trigger.consumed.len(), 2);
                 }
                 seen += 1;
             }

@@ -60,9 +60,11 @@ impl Watchdog {
             now.plus(Span::MINUTE),
             &self.settings.flow,
         );
-        watchdog::handle(&ports, &self.settings, &invocation)
-            .await
-            .unwrap()
+        let watchdog = watchdog::Watchdog {
+            ports,
+            settings: &self.settings,
+        };
+        watchdog.handle(&invocation).await.unwrap()
     }
 }
 

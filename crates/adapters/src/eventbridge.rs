@@ -15,7 +15,8 @@ use aws_sdk_eventbridge::Client;
 use baton_core::events::{PipelineTrigger, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE};
 use baton_core::ports::{PublishError, TriggerBus};
 
-use crate::sns::{classify, is_retryable_code, publish_error};
+use crate::aws_error::is_retryable_code;
+use crate::sns::{classify, publish_error};
 
 /// [`TriggerBus`] over EventBridge, one client per Region a bus lives in.
 #[derive(Debug)]

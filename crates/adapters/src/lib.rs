@@ -2,10 +2,11 @@
 //! and to Slack. Each adapter implements a port of `baton_core::ports` over a real client built
 //! once at start-up.
 
+mod aws_error;
 pub mod config;
-pub mod deadline;
 pub mod dynamo;
 pub mod http;
+pub mod lambda;
 pub mod logging;
 pub mod member_executions;
 pub mod secrets;

@@ -4,10 +4,11 @@
 use std::fmt;
 use std::future::Future;
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
 use thiserror::Error;
 use tokio::sync::RwLock;
+
+use crate::aws_error::{self, Failure};
 
 /// A bot token. Its `Debug` is redacted and it has no `Display`: use [`SlackToken::expose`] only
 /// to build the `Authorization` header.
@@ -81,13 +82,6 @@ impl fmt::Debug for SecretsManagerToken {
     }
 }
 
-/// Error codes after which reading the secret can succeed later.
-const RETRYABLE_CODES: &[&str] = &[
-    "InternalServiceError",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-];
-
 impl SecretsManagerToken {
     pub fn new(client: Client, secret_id: impl Into<String>) -> SecretsManagerToken {
         SecretsManagerToken {
@@ -105,20 +99,8 @@ impl SecretsManagerToken {
             .send()
             .await
             .map_err(|e| {
-                let retryable = match &e {
-                    SdkError::ServiceError(s) => {
-                        RETRYABLE_CODES.contains(&s.err().code().unwrap_or_default())
-                    }
-                    _ => true,
-                };
                 // The message of a GetSecretValue error never carries the secret's value.
-                let message = match e.code() {
-                    Some(code) => format!("{code}: {}", e.message().unwrap_or("no message")),
-                    None => format!(
-                        "{}",
-                        aws_smithy_types::error::display::DisplayErrorContext(&e)
-                    ),
-                };
+                let Failure { retryable, message } = aws_error::sort(&e);
                 let secret_id = self.secret_id.clone();
                 if retryable {
                     SecretError::Unavailable { secret_id, message }

@@ -1,22 +1,12 @@
 //! Step Functions in a member account: [`ExecutionStarter`] over `states:StartExecution`.
 
-use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use baton_core::start::{ExecutionStarter, StartError, StartOutcome, StartRequest};
 
-/// Error codes after which a retry can succeed (besides any 5xx answer).
-const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "KmsThrottlingException",
-    "ExecutionLimitExceeded",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalServerError",
-];
+use crate::aws_error::{self, Failure};
 
 /// [`ExecutionStarter`] over the Step Functions API.
 #[derive(Clone, Debug)]
@@ -57,29 +47,16 @@ impl ExecutionStarter for StepFunctionsStarter {
 /// Sorts a failed `StartExecution` into missing, retryable or refused, naming the state machine.
 fn start_error(arn: &str, err: SdkError<StartExecutionError, HttpResponse>) -> StartError {
     let arn = arn.to_owned();
-    let message = match err.code() {
-        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
-        None => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        ),
-    };
-    match &err {
-        SdkError::ServiceError(service) => {
-            if matches!(
-                service.err(),
-                StartExecutionError::StateMachineDoesNotExist(_)
-            ) {
-                return StartError::StateMachineMissing { arn };
-            }
-            let code = service.err().code().unwrap_or_default();
-            if RETRYABLE_CODES.contains(&code) || service.raw().status().is_server_error() {
-                StartError::Unavailable { arn, message }
-            } else {
-                StartError::Refused { arn, message }
-            }
-        }
-        // Timeouts, connection failures, unreadable responses.
-        _ => StartError::Unavailable { arn, message },
+    if matches!(
+        err.as_service_error(),
+        Some(StartExecutionError::StateMachineDoesNotExist(_))
+    ) {
+        return StartError::StateMachineMissing { arn };
+    }
+    let Failure { retryable, message } = aws_error::sort(&err);
+    if retryable {
+        StartError::Unavailable { arn, message }
+    } else {
+        StartError::Refused { arn, message }
     }
 }

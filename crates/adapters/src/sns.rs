@@ -4,42 +4,19 @@
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use baton_core::email::{EmailMessage, EmailTopics};
 use baton_core::ports::{PublishError, RunEvents};
 use baton_core::RunEvent;
 
-/// Error codes (SNS and EventBridge) after which a retry can succeed.
-const RETRYABLE_CODES: &[&str] = &[
-    "Throttled",
-    "Throttling",
-    "ThrottlingException",
-    "KMSThrottling",
-    "InternalError",
-    "InternalFailure",
-    "InternalException",
-    "ServiceUnavailable",
-];
+use crate::aws_error::{self, Failure};
 
 /// Sorts an SDK error into retryable or not, naming the destination (topic or bus).
-pub(crate) fn publish_error<E, R>(destination: &str, err: SdkError<E, R>) -> PublishError
+pub(crate) fn publish_error<E>(destination: &str, err: SdkError<E, HttpResponse>) -> PublishError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let retryable = match &err {
-        SdkError::ServiceError(service) => {
-            RETRYABLE_CODES.contains(&service.err().code().unwrap_or_default())
-        }
-        // Timeouts, connection failures, unreadable responses.
-        _ => true,
-    };
-    let message = match err.code() {
-        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
-        None => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        ),
-    };
+    let Failure { retryable, message } = aws_error::sort(&err);
     classify(destination, retryable, message)
 }
 
@@ -56,10 +33,6 @@ pub(crate) fn classify(destination: &str, retryable: bool, message: String) -> P
             message,
         }
     }
-}
-
-pub(crate) fn is_retryable_code(code: &str) -> bool {
-    RETRYABLE_CODES.contains(&code)
 }
 
 /// [`RunEvents`] over one SNS topic.

@@ -8,7 +8,7 @@ use anyhow::Context;
 use baton_adapters::DynamoRegistry;
 use baton_core::ports::RunLog;
 use baton_core::registration::Registration;
-use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Timestamp};
+use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Span, Timestamp};
 use baton_testbed::{Central, Moto, REGION};
 use serde_json::{json, Value};
 
@@ -113,7 +113,7 @@ impl Bench {
             .arn
             .context("the emulator returned no secret ARN")?;
         let proxy = CountingProxy::start(moto.endpoint()).await?;
-        let registered_at = Timestamp(now_millis() - 3_600_000);
+        let registered_at = Timestamp::now().minus(Span::HOUR);
         let bench = Bench {
             moto,
             central,
@@ -233,7 +233,12 @@ impl Bench {
     /// A run of `pipeline` with a fresh execution, `status` now-ish.
     pub fn run(&self, pipeline: &PipelineId, status: RunStatus) -> Run {
         let seq = self.reserve(1);
-        run_at(pipeline, &format!("bench-{seq}"), status, now_millis())
+        run_at(
+            pipeline,
+            &format!("bench-{seq}"),
+            status,
+            Timestamp::now().0,
+        )
     }
 
     /// Records runs in the run log as run-log-writer would have before announcing them.
@@ -264,7 +269,7 @@ impl Bench {
                     &listings,
                     &format!("w-{}", seq / 2),
                     status,
-                    now_millis(),
+                    Timestamp::now().0,
                 ))
             }
             "trigger-manager" => sns_event(
@@ -280,7 +285,7 @@ impl Bench {
                     &notified_pipeline()?,
                     &format!("n-{}", seq / 2),
                     status,
-                    now_millis(),
+                    Timestamp::now().0,
                 );
                 sns_event(&self.topic_arn, &RunEvent::status(&run))
             }
@@ -313,14 +318,6 @@ impl Bench {
             },
         })
     }
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// A run of `pipeline`, execution `name`, at `status` reached at `at` (started a minute before).
@@ -390,7 +387,7 @@ pub fn sns_event(topic_arn: &str, event: &RunEvent) -> Value {
         "EventSubscriptionArn": format!("{topic_arn}:bench-subscription"),
         "Sns": {
             "Type": "Notification",
-            "MessageId": format!("bench-{}", now_millis()),
+            "MessageId": format!("bench-{}", Timestamp::now().0),
             "TopicArn": topic_arn,
             "Subject": null,
             "Message": serde_json::to_string(event).unwrap_or_default(),

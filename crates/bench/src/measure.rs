@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use baton_core::text::shorten;
 use baton_core::RunStatus;
 use serde_json::Value;
 
@@ -105,21 +106,17 @@ fn log_path(name: &str, what: &str) -> PathBuf {
 /// Why a process did not answer, in words.
 fn describe(waited: Waited, api: &mut RuntimeApi, log: &Path) -> String {
     match waited {
-        Waited::Answered(a) => format!("answered with an error: {}", shorten(&a.body)),
+        Waited::Answered(a) => format!("answered with an error: {}", shorten(&a.body, 300)),
         Waited::Exited(status) if !api.has_polled() => format!(
             "exited ({status}) without asking for an event: not implemented yet? {}",
-            shorten(&log_tail(log))
+            shorten(&log_tail(log), 300)
         ),
-        Waited::Exited(status) => format!("exited ({status}): {}", shorten(&log_tail(log))),
+        Waited::Exited(status) => format!("exited ({status}): {}", shorten(&log_tail(log), 300)),
         Waited::TimedOut => format!(
             "no answer within {ANSWER_LIMIT:?}: {}",
-            shorten(&log_tail(log))
+            shorten(&log_tail(log), 300)
         ),
     }
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().take(300).collect()
 }
 
 /// Starts `launch` `starts` times, each a fresh process fed one event, AWS calls going to the

@@ -152,10 +152,9 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "bench-{:08}",
         shared.next_id.fetch_add(1, Ordering::Relaxed)
     );
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() + 60_000)
-        .unwrap_or_default();
+    let deadline = baton_core::Timestamp::now()
+        .plus(baton_core::Span::MINUTE)
+        .0;
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env, TableNames};
 use baton_core::ports::{Ledger, Registry};
 use baton_core::registration::{self, Refusal, MAX_CHECKED_DOWNSTREAM};
@@ -129,19 +130,19 @@ pub enum ResponderError {
     },
 }
 
-impl From<ResponderError> for lambda_runtime::Diagnostic {
-    fn from(e: ResponderError) -> lambda_runtime::Diagnostic {
-        let error_type = match &e {
-            // A retry (the Lambda async retry or SNS redelivery) may reach CloudFormation.
-            ResponderError::Undelivered { .. } => "AnswerUndelivered.Retryable",
+impl FunctionError for ResponderError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ResponderError::Undelivered { .. } => "AnswerUndelivered",
             ResponderError::Unanswerable { .. } | ResponderError::ForeignResponseUrl { .. } => {
-                "UnanswerableRequest.NotRetryable"
+                "UnanswerableRequest"
             }
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
         }
+    }
+
+    /// A retry (the Lambda async retry or SNS redelivery) may reach CloudFormation.
+    fn is_retryable(&self) -> bool {
+        matches!(self, ResponderError::Undelivered { .. })
     }
 }
 
@@ -197,6 +198,17 @@ pub struct Responder<R, L> {
     ledger: L,
     config: Config,
     sender: ResponseSender,
+}
+
+impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Function for Responder<R, L> {
+    /// A request direct, or SNS (or SQS) records wrapping requests.
+    type Event = serde_json::Value;
+    type Output = Answered;
+    type Error = ResponderError;
+
+    async fn invoke(&self, event: Self::Event, call: &Call) -> Result<Answered, ResponderError> {
+        self.handle(event, call.deadline.instant()).await
+    }
 }
 
 impl<R: Registry + Send + Sync, L: Ledger + Send + Sync> Responder<R, L> {

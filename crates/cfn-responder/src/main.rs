@@ -2,26 +2,14 @@
 //! invocation to the handler with the invocation's deadline.
 
 use aws_sdk_dynamodb::Client;
-use baton_adapters::deadline::deadline_from_epoch_millis;
-use baton_adapters::{DynamoLedger, DynamoRegistry, Env};
+use baton_adapters::{lambda, DynamoLedger, DynamoRegistry};
 use cfn_responder::{Config, Responder};
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
 
 // One thread: a Lambda function below 1,769 MB has at most one vCPU, so worker threads would only
 // add start-up time and cross-thread wake-ups; requests still overlap on the one thread.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    baton_adapters::logging::init();
-
-    let config = match Config::from_env(&Env::from_process()) {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration");
-            return Err(e.into());
-        }
-    };
-    let aws = aws_config::load_from_env().await;
+async fn main() -> Result<(), lambda::Error> {
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamo = Client::new(&aws);
     let registry = DynamoRegistry::new(dynamo.clone(), &config.registry_table);
     let ledger = DynamoLedger::new(dynamo, &config.ledger_table);
@@ -33,13 +21,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     let responder = Responder::new(registry, ledger, config, http);
-    let responder = &responder;
-
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = deadline_from_epoch_millis(event.context.deadline);
-        // Boxed: nested in `main`'s future, the handler's passes rustc's query depth limit on a
-        // build without an incremental cache.
-        Box::pin(responder.handle(event.payload, deadline)).await
-    }))
-    .await
+    lambda::run(responder).await
 }

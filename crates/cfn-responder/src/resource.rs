@@ -1,6 +1,7 @@
 //! The `Custom::BatonPipeline` resource: its properties, the stack that owns it, and its physical id.
 
-use baton_core::pipeline::{check_account, check_region, partition_of};
+use baton_core::pipeline::{check_account, check_region};
+use baton_core::text::shorten;
 use baton_core::{PipelineDefinition, PipelineId, Problem, ValidationError};
 use serde_json::Value;
 
@@ -155,14 +156,9 @@ impl PipelineResource {
 
     /// Where its triggers go: `PipelineBusArn`, or the bus named `default_bus` in its account.
     pub fn effective_bus_arn(&self, default_bus: &str) -> String {
-        self.bus_arn.clone().unwrap_or_else(|| {
-            format!(
-                "arn:{}:events:{}:{}:event-bus/{default_bus}",
-                partition_of(&self.pipeline.region),
-                self.pipeline.region,
-                self.pipeline.account
-            )
-        })
+        self.bus_arn
+            .clone()
+            .unwrap_or_else(|| self.pipeline.event_bus_arn(default_bus))
     }
 }
 
@@ -293,15 +289,6 @@ fn problem(path: &str, message: impl Into<String>) -> Problem {
     Problem {
         path: path.to_owned(),
         message: message.into(),
-    }
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let cut: String = text.chars().take(max).collect();
-        format!("{cut}…")
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use baton_core::text::prefix_within;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use thiserror::Error;
@@ -86,11 +87,7 @@ fn to_json(response: &CfnResponse) -> Vec<u8> {
 
 /// The first `max_bytes` of `text` (at a character boundary) followed by a note that it was cut.
 fn shorten_to(text: &str, max_bytes: usize) -> String {
-    let mut end = max_bytes.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{SHORTENED}", &text[..end])
+    format!("{}{SHORTENED}", prefix_within(text, max_bytes))
 }
 
 /// Why an answer could not be delivered.

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use baton_core::text::shorten;
 use reqwest::Url;
 use thiserror::Error;
 
@@ -42,7 +43,10 @@ impl Route {
                 }
             }
             _ => Route::Unknown {
-                what: format!("an SNS record from `{}`, not a topic ARN", shorten(arn)),
+                what: format!(
+                    "an SNS record from `{}`, not a topic ARN",
+                    shorten(arn, 120)
+                ),
             },
         }
     }
@@ -198,10 +202,6 @@ fn is_s3_host(host: &str) -> bool {
     rest == "s3"
         || rest.strip_prefix("s3.").is_some_and(region_ok)
         || rest.strip_prefix("s3-").is_some_and(region_ok)
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().take(120).collect()
 }
 
 #[cfg(test)]

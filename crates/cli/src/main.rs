@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use baton_adapters::Env;
-use baton_core::{RunKey, Span};
+use baton_core::{RunKey, Span, Timestamp};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands::{deadlines, dlq, explain, graph, impact, pipeline_arg, project, runs};
-use crate::commands::{now, stores, validate};
+use crate::commands::{stores, validate};
 use crate::render::Style;
 
 #[derive(Parser)]
@@ -233,7 +233,7 @@ async fn online(
                 .required("BATON_WATCH_TABLE")
                 .map_err(Failure::env)?;
             let watch = baton_adapters::DynamoWatch::new(stores.dynamo.clone(), table, Span::DAY);
-            deadlines::deadlines(&stores, &watch, now(), as_json, style).await
+            deadlines::deadlines(&stores, &watch, Timestamp::now(), as_json, style).await
         }
         Command::Runs { pipeline, limit } => {
             runs::runs(

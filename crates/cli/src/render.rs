@@ -53,16 +53,6 @@ impl Style {
     }
 }
 
-/// `1h02m03s`, `4m05s`, `12s`.
-pub fn duration(ms: i64) -> String {
-    let s = ms / 1000;
-    match (s / 3600, (s / 60) % 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, sec) => format!("{m}m{sec:02}s"),
-        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
-    }
-}
-
 /// Prints rows aligned under headers; the second column is a status and is coloured.
 pub fn table<const N: usize>(headers: &[&str; N], rows: &[[String; N]], style: Style) {
     let mut widths = headers.map(str::len);

@@ -4,7 +4,8 @@
 use crate::definition::{Notifications, Problem};
 use crate::pipeline::{check_account, check_region};
 use crate::run::Run;
-use crate::slack::message::{console_url, format_duration, status_look, FailureContext};
+use crate::slack::message::{console_url, status_look, FailureContext};
+use crate::time::Span;
 
 /// Where e-mail goes: a pipeline's own SNS topic, whose e-mail subscriptions deliver it.
 pub trait EmailTopics {
@@ -108,7 +109,7 @@ pub fn email(
         format!("Started:   {}", run.started_at),
     ];
     if let Some(ms) = run.duration_ms() {
-        lines.push(format!("Duration:  {}", format_duration(ms)));
+        lines.push(format!("Duration:  {}", Span(ms).readable()));
     }
     if let Some(key) = &run.run_key {
         lines.push(format!("Run key:   {}", key.0));

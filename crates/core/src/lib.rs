@@ -18,6 +18,7 @@ pub mod run_key;
 pub mod slack;
 pub mod start;
 pub mod status;
+pub mod text;
 pub mod time;
 pub mod trigger;
 pub mod watch;

@@ -105,6 +105,17 @@ impl PipelineId {
             self.name
         )
     }
+
+    /// The ARN of the EventBridge bus named `bus_name` in the pipeline's account and Region
+    /// (where its triggers go when its registration names no bus).
+    pub fn event_bus_arn(&self, bus_name: &str) -> String {
+        format!(
+            "arn:{}:events:{}:{}:event-bus/{bus_name}",
+            partition_of(&self.region),
+            self.region,
+            self.account
+        )
+    }
 }
 
 impl fmt::Display for PipelineId {

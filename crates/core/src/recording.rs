@@ -2,7 +2,7 @@
 //! taken by run-log-writer for every status change event and by the watchdog for a final status
 //! it recovered from Step Functions (one EventBridge never delivered).
 
-use crate::events::RunEvent;
+use crate::events::{RunEvent, StatusEvent};
 use crate::ports::{PublishError, Recorded, RunEvents, RunLog, StoreError};
 use crate::run::Run;
 
@@ -31,8 +31,7 @@ where
         if recovered {
             run_log.mark_recovered(run).await?;
         }
-        let mut event = RunEvent::status(run);
-        event.recovered = recovered;
+        let event = RunEvent::Status(StatusEvent::new(run, recovered));
         events.publish(&event).await?;
         run_log.mark_announced(run).await?;
     }

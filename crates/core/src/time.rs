@@ -71,6 +71,15 @@ impl Span {
     pub const HOUR: Span = Span(3_600_000);
     pub const DAY: Span = Span(86_400_000);
 
+    /// `n` days, saturating at the longest span (a retention of "forever").
+    pub const fn days(n: u64) -> Span {
+        if n > i64::MAX as u64 {
+            Span(i64::MAX)
+        } else {
+            Span((n as i64).saturating_mul(Self::DAY.0))
+        }
+    }
+
     /// `n` hours.
     pub fn hours(n: i64) -> Span {
         Span(n * Self::HOUR.0)
@@ -134,6 +143,37 @@ impl fmt::Display for Span {
     }
 }
 
+impl Span {
+    /// As people read it in messages: `1d 2h`, `1h 2m 3s`, `45s`, `250ms` (a negative span
+    /// reads as none).
+    pub fn readable(self) -> String {
+        let ms = self.0.max(0);
+        if ms < Self::SECOND.0 {
+            return format!("{ms}ms");
+        }
+        let mut secs = ms / Self::SECOND.0;
+        let mut parts = Vec::new();
+        for (unit, label) in [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")] {
+            if secs >= unit {
+                parts.push(format!("{}{label}", secs / unit));
+                secs %= unit;
+            }
+        }
+        parts.join(" ")
+    }
+
+    /// In a table column, whole seconds with two-digit minutes and seconds so durations line
+    /// up: `1h02m03s`, `4m05s`, `12s`.
+    pub fn aligned(self) -> String {
+        let s = self.0 / Self::SECOND.0;
+        match (s / 3600, (s / 60) % 60, s % 60) {
+            (0, 0, sec) => format!("{sec}s"),
+            (0, m, sec) => format!("{m}m{sec:02}s"),
+            (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +193,25 @@ mod tests {
         for bad in ["", "20", "h", "20x", "-1h", "0h", "1.5h"] {
             assert_eq!(Span::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn days_saturate_instead_of_wrapping() {
+        assert_eq!(Span::days(90), Span(90 * 86_400_000));
+        assert_eq!(Span::days(0), Span(0));
+        assert_eq!(Span::days(u64::MAX), Span(i64::MAX));
+        assert_eq!(Span::days(1 << 62), Span(i64::MAX));
+    }
+
+    #[test]
+    fn durations_read_in_messages_and_tables() {
+        assert_eq!(Span(250).readable(), "250ms");
+        assert_eq!(Span(45_000).readable(), "45s");
+        assert_eq!(Span(3_723_000).readable(), "1h 2m 3s");
+        assert_eq!(Span(-5).readable(), "0ms");
+        assert_eq!(Span(3_723_000).aligned(), "1h02m03s");
+        assert_eq!(Span(245_000).aligned(), "4m05s");
+        assert_eq!(Span(12_999).aligned(), "12s");
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl AccountC {
     pub async fn deliver(&self, arrived: &Value) -> anyhow::Result<()> {
         let event: TriggerEvent = serde_json::from_value(arrived.clone())?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        match pipeline_starter::handle(event, &self.starter, &self.config, deadline).await {
+        let starter = pipeline_starter::PipelineStarter {
+            starter: &self.starter,
+            config: &self.config,
+        };
+        match starter.handle(event, deadline).await {
             Ok(done) if done.already_started => println!(
                 "       pipeline-starter: trigger {} already started (ExecutionAlreadyExists)",
                 done.trigger_id

@@ -243,38 +243,36 @@ impl World {
             "arn:aws:states:{REGION}:{}:execution:{}:{}",
             change.account, change.pipeline, change.execution
         );
-        let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
-            serde_json::from_value(json!({
-                "version": "0",
-                "id": format!("{}-{}", change.execution, change.status),
-                "detail-type": "Step Functions Execution Status Change",
-                "source": "aws.states",
-                "account": change.account,
-                "time": DateTime::from_timestamp_millis(change.stop.unwrap_or(change.start).0).map(|d| d.to_rfc3339()),
-                "region": REGION,
-                "resources": [execution_arn],
-                "detail": {
-                    "executionArn": execution_arn,
-                    "stateMachineArn": format!("arn:aws:states:{REGION}:{}:stateMachine:{}", change.account, change.pipeline),
-                    "name": change.execution,
-                    "status": change.status,
-                    "startDate": change.start.0,
-                    "stopDate": change.stop.map(|t| t.0),
-                    "input": change.input.to_string(),
-                    "inputDetails": {"included": true},
-                    "output": null,
-                    "error": change.error.map(|e| e.0),
-                    "cause": change.error.map(|e| e.1),
-                }
-            }))?;
+        let event = json!({
+            "version": "0",
+            "id": format!("{}-{}", change.execution, change.status),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": change.account,
+            "time": DateTime::from_timestamp_millis(change.stop.unwrap_or(change.start).0).map(|d| d.to_rfc3339()),
+            "region": REGION,
+            "resources": [execution_arn],
+            "detail": {
+                "executionArn": execution_arn,
+                "stateMachineArn": format!("arn:aws:states:{REGION}:{}:stateMachine:{}", change.account, change.pipeline),
+                "name": change.execution,
+                "status": change.status,
+                "startDate": change.start.0,
+                "stopDate": change.stop.map(|t| t.0),
+                "input": change.input.to_string(),
+                "inputDetails": {"included": true},
+                "output": null,
+                "error": change.error.map(|e| e.0),
+                "cause": change.error.map(|e| e.1),
+            }
+        });
         let at = change.stop.unwrap_or(change.start);
-        let written = run_log_writer::handle(
-            event,
-            &self.central.run_log(),
-            &self.central.registry(),
-            &self.events,
-        )
-        .await?;
+        let writer = run_log_writer::RunLogWriter {
+            run_log: &self.central.run_log(),
+            registry: &self.central.registry(),
+            run_events: &self.events,
+        };
+        let written = writer.handle(event).await?;
         println!(
             "{}  {} {} {} (account {}) -> run-log-writer: {}{}",
             clock(at),
@@ -376,7 +374,11 @@ impl World {
             now.plus(baton_core::Span::minutes(2)),
             &self.settings,
         );
-        let handled = trigger_manager::handle(event, &ports, &self.settings, &invocation).await;
+        let manager = trigger_manager::TriggerManager {
+            ports,
+            settings: &self.settings,
+        };
+        let handled = manager.handle(event, &invocation).await;
         for logged in self.captured.drain() {
             match logged.message.as_str() {
                 "evaluated" => {

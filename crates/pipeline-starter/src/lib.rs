@@ -5,14 +5,15 @@
 //! A trigger delivered any number of times starts one execution: Step Functions keeps execution
 //! names (90 days for Standard workflows), so a repeat is answered with the running execution or
 //! `ExecutionAlreadyExists`, both "already started". Throttling and service errors are retried
-//! with backoff until shortly before the Lambda deadline, then fail the invocation as `Retryable`.
+//! with backoff until shortly before the Lambda deadline, then fail the invocation as `StartUnavailable.Retryable`.
 //! A trigger this account must not start (a state machine of another account or region, a
 //! malformed ARN, a state machine that does not exist, a trigger without one) is refused with a
-//! logged reason and fails as `NotRetryable`, so Lambda's asynchronous retries end in the DLQ.
+//! logged reason and fails as `StartRefused.NotRetryable` (or `MalformedEvent.NotRetryable`), so Lambda's asynchronous retries end in the DLQ.
 
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
 use baton_core::events::{TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE};
 use baton_core::pipeline::{check_account, check_region};
@@ -20,7 +21,6 @@ use baton_core::start::{
     start_request, ExecutionStarter, HomeAccount, Refusal, StartError, StartOutcome, StartRequest,
 };
 use baton_core::PipelineTrigger;
-use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -111,17 +111,17 @@ impl StarterError {
     }
 }
 
-impl From<StarterError> for Diagnostic {
-    fn from(e: StarterError) -> Diagnostic {
-        let error_type = if e.is_retryable() {
-            "Retryable"
-        } else {
-            "NotRetryable"
-        };
-        Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
+impl FunctionError for StarterError {
+    fn kind(&self) -> &'static str {
+        match self {
+            StarterError::NotATrigger { .. } | StarterError::Unreadable { .. } => "MalformedEvent",
+            StarterError::Refused(_) => "StartRefused",
+            StarterError::Unavailable { .. } => "StartUnavailable",
         }
+    }
+
+    fn is_retryable(&self) -> bool {
+        StarterError::is_retryable(self)
     }
 }
 
@@ -138,49 +138,67 @@ pub struct Started {
     pub already_started: bool,
 }
 
-/// Handles one delivered trigger: starts its state machine once, or refuses it.
-pub async fn handle<S: ExecutionStarter + Sync>(
-    event: TriggerEvent,
-    starter: &S,
-    config: &Config,
-    deadline: Instant,
-) -> Result<Started, StarterError> {
-    let event_id = event.id.clone().unwrap_or_else(|| "(none)".to_owned());
-    let trigger = match read_trigger(event, &event_id) {
-        Ok(trigger) => trigger,
-        Err(e) => {
-            error!(event_id, reason = %e, "refused");
-            return Err(e);
+/// The function: the account's Step Functions and the configuration.
+pub struct PipelineStarter<'a, S> {
+    pub starter: &'a S,
+    pub config: &'a Config,
+}
+
+impl<S: ExecutionStarter + Sync> Function for PipelineStarter<'_, S> {
+    type Event = TriggerEvent;
+    type Output = Started;
+    type Error = StarterError;
+
+    async fn invoke(&self, event: TriggerEvent, call: &Call) -> Result<Started, StarterError> {
+        self.handle(event, call.deadline.instant()).await
+    }
+}
+
+impl<S: ExecutionStarter + Sync> PipelineStarter<'_, S> {
+    /// Handles one delivered trigger: starts its state machine once, or refuses it.
+    pub async fn handle(
+        &self,
+        event: TriggerEvent,
+        deadline: Instant,
+    ) -> Result<Started, StarterError> {
+        let (starter, config) = (self.starter, self.config);
+        let event_id = event.id.clone().unwrap_or_else(|| "(none)".to_owned());
+        let trigger = match read_trigger(event, &event_id) {
+            Ok(trigger) => trigger,
+            Err(e) => {
+                error!(event_id, reason = %e, "refused");
+                return Err(e);
+            }
+        };
+        let trigger_id = trigger.trigger_id.as_str().to_owned();
+        let request = match start_request(&trigger, &config.home) {
+            Ok(request) => request,
+            Err(refusal) => return Err(refuse(&trigger_id, refusal)),
+        };
+        match start_with_retries(starter, &request, config, deadline).await {
+            Ok(outcome) => Ok(report(trigger_id, request, outcome)),
+            Err((source, attempts)) if source.is_retryable() => {
+                error!(
+                    trigger_id,
+                    state_machine_arn = request.state_machine_arn,
+                    attempts,
+                    reason = %source,
+                    "not started yet; the invocation fails to be retried"
+                );
+                Err(StarterError::Unavailable {
+                    trigger_id,
+                    attempts,
+                    source,
+                })
+            }
+            Err((source, _)) => Err(refuse(
+                &trigger_id,
+                Refusal::Start {
+                    trigger_id: trigger_id.clone(),
+                    source,
+                },
+            )),
         }
-    };
-    let trigger_id = trigger.trigger_id.as_str().to_owned();
-    let request = match start_request(&trigger, &config.home) {
-        Ok(request) => request,
-        Err(refusal) => return Err(refuse(&trigger_id, refusal)),
-    };
-    match start_with_retries(starter, &request, config, deadline).await {
-        Ok(outcome) => Ok(report(trigger_id, request, outcome)),
-        Err((source, attempts)) if source.is_retryable() => {
-            error!(
-                trigger_id,
-                state_machine_arn = request.state_machine_arn,
-                attempts,
-                reason = %source,
-                "not started yet; the invocation fails to be retried"
-            );
-            Err(StarterError::Unavailable {
-                trigger_id,
-                attempts,
-                source,
-            })
-        }
-        Err((source, _)) => Err(refuse(
-            &trigger_id,
-            Refusal::Start {
-                trigger_id: trigger_id.clone(),
-                source,
-            },
-        )),
     }
 }
 

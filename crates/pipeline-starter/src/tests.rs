@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use baton_adapters::lambda::{error_type, Call, Deadline};
+
 use super::*;
 
 const TRIGGER: &str = include_str!("../../../events/pipeline-starter/trigger.json");
@@ -61,6 +63,17 @@ fn config() -> Config {
     }
 }
 
+async fn handle(
+    event: TriggerEvent,
+    starter: &Scripted,
+    config: &Config,
+    deadline: Instant,
+) -> Result<Started, StarterError> {
+    PipelineStarter { starter, config }
+        .handle(event, deadline)
+        .await
+}
+
 fn event(json: &str) -> TriggerEvent {
     serde_json::from_str(json).unwrap()
 }
@@ -102,7 +115,7 @@ async fn throttling_past_the_deadline_fails_as_retryable() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(starter.calls() > 1, "retried {} times", starter.calls());
-    assert_eq!(Diagnostic::from(err).error_type, "Retryable");
+    assert_eq!(error_type(&err), "StartUnavailable.Retryable");
 }
 
 #[tokio::test]
@@ -115,6 +128,31 @@ async fn a_start_without_an_answer_is_cut_off_before_the_deadline() {
     assert!(Instant::now() < deadline, "answered after the deadline");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("no answer"), "{err}");
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_bounds_the_invocation() {
+    let starter = Scripted::new(vec![None]);
+    let call = Call {
+        request_id: "r-1".into(),
+        deadline: Deadline::after(DEADLINE_RESERVE + Duration::from_millis(300)),
+    };
+    let function = PipelineStarter {
+        starter: &starter,
+        config: &config(),
+    };
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        function.invoke(event(TRIGGER), &call),
+    )
+    .await
+    .expect("answered before the Lambda deadline");
+    let err = answered.unwrap_err();
+    assert!(
+        Instant::now() < call.deadline.instant(),
+        "answered after the deadline"
+    );
+    assert_eq!(error_type(&err), "StartUnavailable.Retryable");
 }
 
 #[tokio::test]
@@ -138,7 +176,7 @@ async fn a_missing_state_machine_is_refused_at_once_naming_it() {
         .unwrap_err();
     assert_eq!(starter.calls(), 1);
     assert!(err.to_string().contains(arn), "{err}");
-    assert_eq!(Diagnostic::from(err).error_type, "NotRetryable");
+    assert_eq!(error_type(&err), "StartRefused.NotRetryable");
 }
 
 #[tokio::test]
@@ -151,7 +189,7 @@ async fn a_trigger_for_another_account_is_refused_without_a_call() {
     assert!(err
         .to_string()
         .contains("arn:aws:states:eu-west-1:444444444444:stateMachine:pipeline-x"));
-    assert_eq!(Diagnostic::from(err).error_type, "NotRetryable");
+    assert_eq!(error_type(&err), "StartRefused.NotRetryable");
 }
 
 #[tokio::test]
@@ -164,7 +202,7 @@ async fn a_trigger_without_a_state_machine_is_refused_saying_what_is_missing() {
     let text = err.to_string();
     assert!(text.contains("stateMachineArn"), "{text}");
     assert!(text.contains("7491462106215fcfb5603ed298ea0306"), "{text}");
-    assert_eq!(Diagnostic::from(err).error_type, "NotRetryable");
+    assert_eq!(error_type(&err), "MalformedEvent.NotRetryable");
 }
 
 #[tokio::test]
@@ -181,6 +219,7 @@ async fn an_event_that_is_not_a_trigger_is_refused() {
     .await
     .unwrap_err();
     assert!(matches!(err, StarterError::NotATrigger { .. }));
+    assert_eq!(error_type(&err), "MalformedEvent.NotRetryable");
     assert_eq!(starter.calls(), 0);
 }
 

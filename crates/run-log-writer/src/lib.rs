@@ -5,23 +5,21 @@
 //! The pipeline's account and region are the envelope's (`account`, `region`), which EventBridge
 //! sets from the account that emitted the event; `detail` is only believed where it agrees.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
 use baton_core::pipeline::{check_account, check_region};
 use baton_core::ports::{PublishError, Registry, RunEvents, RunLog, StoreError};
 use baton_core::recording::record_status;
-use baton_core::{
-    NoRunKey, PipelineId, PipelineTrigger, Run, RunKey, RunKeyPath, RunStatus, Span, Timestamp,
-};
-use lambda_runtime::Diagnostic;
+use baton_core::{NoRunKey, PipelineId, PipelineTrigger, Run, RunKey, RunKeyPath, RunStatus, Span};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-/// The `detail-type` Step Functions gives its status change events.
-pub const DETAIL_TYPE: &str = "Step Functions Execution Status Change";
-/// The `source` of Step Functions events.
-pub const SOURCE: &str = "aws.states";
+mod status_change;
+
+pub use status_change::{
+    read_event, InputDetails, StatusChange, StatusChangeEvent, DETAIL_TYPE, SOURCE,
+};
 
 /// run-log-writer's configuration, read once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,11 +41,7 @@ impl Config {
             runs_table: env.required("BATON_RUNS_TABLE")?,
             registry_table: env.required("BATON_REGISTRY_TABLE")?,
             run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
-            retention: Span(
-                Span::DAY
-                    .0
-                    .saturating_mul(i64::try_from(days).unwrap_or(i64::MAX)),
-            ),
+            retention: Span::days(days),
         })
     }
 }
@@ -82,18 +76,18 @@ impl WriterError {
     }
 }
 
-impl From<WriterError> for Diagnostic {
-    fn from(e: WriterError) -> Diagnostic {
-        let error_type = match &e {
+impl FunctionError for WriterError {
+    fn kind(&self) -> &'static str {
+        match self {
             WriterError::Malformed { .. } => "MalformedEvent",
             WriterError::ForeignArn { .. } => "RejectedEvent",
-            e if e.is_retryable() => "Retryable",
-            _ => "NotRetryable",
-        };
-        Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
+            WriterError::Store(_) => "Storage",
+            WriterError::Publish(_) => "Publish",
         }
+    }
+
+    fn is_retryable(&self) -> bool {
+        WriterError::is_retryable(self)
     }
 }
 
@@ -113,21 +107,12 @@ pub struct Written {
 }
 
 /// Reads the run an event describes, or says what is wrong with it.
-// Over 80 lines only until issue 19's typed `EventBridgeEvent<StatusChange>` (helper "edge")
-// replaces the field-by-field reading below.
-#[allow(clippy::too_many_lines)]
-pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterError> {
+pub fn run_from_event(event: &StatusChangeEvent) -> Result<Run, WriterError> {
     let event_id = event.id.clone().unwrap_or_else(|| "(none)".to_owned());
     let malformed = |problem: String| WriterError::Malformed {
         event_id: event_id.clone(),
         problem,
     };
-    if event.source != SOURCE || event.detail_type != DETAIL_TYPE {
-        return Err(malformed(format!(
-            "source `{}` and detail-type `{}` are not `{SOURCE}` and `{DETAIL_TYPE}`",
-            event.source, event.detail_type
-        )));
-    }
     let account = event
         .account
         .as_deref()
@@ -139,47 +124,15 @@ pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterErro
         .ok_or_else(|| malformed("the envelope has no `region`".into()))?;
     check_region(region).map_err(|e| malformed(format!("envelope `region`: {e}")))?;
 
-    let detail = event
-        .detail
-        .as_object()
-        .ok_or_else(|| malformed("`detail` is not an object".into()))?;
-    let text = |field: &str| -> Result<Option<String>, WriterError> {
-        match detail.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(malformed(format!(
-                "`detail.{field}` is not a string: {other}"
-            ))),
-        }
-    };
-    let millis = |field: &str| -> Result<Option<Timestamp>, WriterError> {
-        match detail.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_i64().map(|ms| Some(Timestamp(ms))).ok_or_else(|| {
-                malformed(format!(
-                    "`detail.{field}` is not a time in epoch milliseconds: {v}"
-                ))
-            }),
-        }
-    };
-    let required = |field: &str| -> Result<String, WriterError> {
-        text(field)?.ok_or_else(|| malformed(format!("`detail.{field}` is missing")))
-    };
-
-    let state_machine_arn = required("stateMachineArn")?;
-    let execution_arn = required("executionArn")?;
-    let status_word = required("status")?;
-    let status = RunStatus::parse(&status_word).ok_or_else(|| {
+    let detail = &event.detail;
+    let status = RunStatus::parse(&detail.status).ok_or_else(|| {
         malformed(format!(
-            "`detail.status` is `{status_word}`; expected one of {}",
+            "`detail.status` is `{}`; expected one of {}",
+            detail.status,
             RunStatus::ACCEPTED_WORDS
         ))
     })?;
-    let started_at =
-        millis("startDate")?.ok_or_else(|| malformed("`detail.startDate` is missing".into()))?;
-    let stopped_at = millis("stopDate")?;
-
-    let pipeline = PipelineId::from_state_machine_arn(&state_machine_arn)
+    let pipeline = PipelineId::from_state_machine_arn(&detail.state_machine_arn)
         .map_err(|e| malformed(format!("`detail.stateMachineArn`: {e}")))?;
     let foreign = |field: &'static str, arn: &str| WriterError::ForeignArn {
         event_id: event_id.clone(),
@@ -189,41 +142,39 @@ pub fn run_from_event(event: &EventBridgeEvent<Value>) -> Result<Run, WriterErro
         region: region.to_owned(),
     };
     if pipeline.account != account || pipeline.region != region {
-        return Err(foreign("detail.stateMachineArn", &state_machine_arn));
+        return Err(foreign("detail.stateMachineArn", &detail.state_machine_arn));
     }
-    let (execution_pipeline, execution_name) = PipelineId::from_execution_arn(&execution_arn)
-        .map_err(|e| malformed(format!("`detail.executionArn`: {e}")))?;
+    let (execution_pipeline, execution_name) =
+        PipelineId::from_execution_arn(&detail.execution_arn)
+            .map_err(|e| malformed(format!("`detail.executionArn`: {e}")))?;
     if execution_pipeline != pipeline {
-        return Err(foreign("detail.executionArn", &execution_arn));
+        return Err(foreign("detail.executionArn", &detail.execution_arn));
     }
-    let trigger_id = text("input")?
-        .as_deref()
-        .and_then(PipelineTrigger::id_in_execution_input);
     Ok(Run {
         pipeline,
-        execution_arn,
+        execution_arn: detail.execution_arn.clone(),
         execution_name,
         status,
-        started_at,
-        stopped_at,
-        error: text("error")?,
-        cause: text("cause")?,
-        trigger_id,
+        started_at: detail.start_date,
+        stopped_at: detail.stop_date,
+        error: detail.error.clone(),
+        cause: detail.cause.clone(),
+        trigger_id: detail
+            .input
+            .as_deref()
+            .and_then(PipelineTrigger::id_in_execution_input),
         run_key: None,
     })
 }
 
 /// The run's key, read at its pipeline's `runKey` path from the execution input the event
 /// carries (Step Functions includes it up to 248 KB; `inputDetails.included` says whether it did).
-pub fn run_key_in_event(path: &RunKeyPath, detail: &Value) -> Result<RunKey, NoRunKey> {
-    let included = detail
-        .get("inputDetails")
-        .and_then(|d| d.get("included"))
-        .and_then(Value::as_bool);
+pub fn run_key_in_event(path: &RunKeyPath, detail: &StatusChange) -> Result<RunKey, NoRunKey> {
+    let included = detail.input_details.as_ref().and_then(|d| d.included);
     if included == Some(false) {
         return Err(NoRunKey::InputNotIncluded);
     }
-    match detail.get("input").and_then(Value::as_str) {
+    match &detail.input {
         Some(input) => path.read(input),
         None => Err(NoRunKey::NotInInput),
     }
@@ -233,7 +184,7 @@ pub fn run_key_in_event(path: &RunKeyPath, detail: &Value) -> Result<RunKey, NoR
 async fn run_key<R: Registry + Sync>(
     registry: &R,
     run: &Run,
-    detail: &Value,
+    detail: &StatusChange,
 ) -> Result<Option<RunKey>, WriterError> {
     let registration = registry.get(&run.pipeline).await?;
     let Some(path) = registration.and_then(|r| r.definition.run_key) else {
@@ -253,60 +204,93 @@ async fn run_key<R: Registry + Sync>(
     }
 }
 
-/// Handles one status change event: validate, read the run key, record, announce the first
-/// time, confirm.
-pub async fn handle<L, R, E>(
-    event: EventBridgeEvent<Value>,
-    run_log: &L,
-    registry: &R,
-    run_events: &E,
-) -> Result<Written, WriterError>
+/// The function: the run log it writes, the registry it reads run key paths from, the topic it
+/// announces on.
+pub struct RunLogWriter<'a, L, R, E> {
+    pub run_log: &'a L,
+    pub registry: &'a R,
+    pub run_events: &'a E,
+}
+
+impl<L, R, E> Function for RunLogWriter<'_, L, R, E>
 where
     L: RunLog + Sync,
     R: Registry + Sync,
     E: RunEvents + Sync,
 {
-    let mut run = match run_from_event(&event) {
-        Ok(run) => run,
-        Err(e) => {
-            tracing::error!(event_id = ?event.id, account = ?event.account, error = %e, "status change event refused");
-            return Err(e);
-        }
-    };
-    run.run_key = run_key(registry, &run, &event.detail).await?;
-    let (recorded, announce) =
-        record_status::<_, _, WriterError>(&mut run, false, run_log, run_events).await?;
-    tracing::info!(
-        pipeline = %run.pipeline.key(),
-        execution = %run.execution_arn,
-        status = %run.status,
-        trigger_id = run.trigger_id.as_deref().unwrap_or(""),
-        run_key = run.run_key.as_ref().map_or("", |k| k.as_str()),
-        recorded = ?recorded,
-        announced = announce,
-        "run recorded"
-    );
-    Ok(Written {
-        pipeline: run.pipeline.key(),
-        execution_arn: run.execution_arn,
-        status: run.status,
-        announced: announce,
-        trigger_id: run.trigger_id,
-        run_key: run.run_key,
-    })
+    /// Read into a [`StatusChangeEvent`] by the handler, so a malformed event is refused (and
+    /// logged) as `MalformedEvent` naming its field rather than failing in the runtime.
+    type Event = Value;
+    type Output = Written;
+    type Error = WriterError;
+
+    async fn invoke(&self, event: Self::Event, _call: &Call) -> Result<Written, WriterError> {
+        self.handle(event).await
+    }
+}
+
+impl<L, R, E> RunLogWriter<'_, L, R, E>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    E: RunEvents + Sync,
+{
+    /// Handles one status change event: validate, read the run key, record, announce the first
+    /// time, confirm.
+    pub async fn handle(&self, event: Value) -> Result<Written, WriterError> {
+        let (run_log, registry, run_events) = (self.run_log, self.registry, self.run_events);
+        let envelope = |field: &str| event.get(field).and_then(Value::as_str).map(str::to_owned);
+        let (event_id, account) = (envelope("id"), envelope("account"));
+        let read = read_event(event).and_then(|event| Ok((run_from_event(&event)?, event.detail)));
+        let (mut run, detail) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(event_id = ?event_id, account = ?account, error = %e, "status change event refused");
+                return Err(e);
+            }
+        };
+        run.run_key = run_key(registry, &run, &detail).await?;
+        let (recorded, announce) =
+            record_status::<_, _, WriterError>(&mut run, false, run_log, run_events).await?;
+        tracing::info!(
+            pipeline = %run.pipeline.key(),
+            execution = %run.execution_arn,
+            status = %run.status,
+            trigger_id = run.trigger_id.as_deref().unwrap_or(""),
+            run_key = run.run_key.as_ref().map_or("", |k| k.as_str()),
+            recorded = ?recorded,
+            announced = announce,
+            "run recorded"
+        );
+        Ok(Written {
+            pipeline: run.pipeline.key(),
+            execution_arn: run.execution_arn,
+            status: run.status,
+            announced: announce,
+            trigger_id: run.trigger_id,
+            run_key: run.run_key,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn event(account: &str, detail: Value) -> EventBridgeEvent<Value> {
-        serde_json::from_value(serde_json::json!({
+    fn event(account: &str, detail: Value) -> Value {
+        serde_json::json!({
             "version": "0", "id": "e-1", "detail-type": DETAIL_TYPE, "source": SOURCE,
             "account": account, "time": "2026-11-22T04:00:00Z", "region": "eu-west-1",
             "resources": [], "detail": detail,
-        }))
-        .unwrap()
+        })
+    }
+
+    fn run_from_event(event: Value) -> Result<Run, WriterError> {
+        super::run_from_event(&read_event(event)?)
+    }
+
+    fn status_change(detail: Value) -> StatusChange {
+        serde_json::from_value(detail).unwrap()
     }
 
     fn detail(status: &str) -> Value {
@@ -321,7 +305,7 @@ mod tests {
 
     #[test]
     fn reads_the_run_and_the_trigger_id_from_the_input() {
-        let run = run_from_event(&event("111111111111", detail("RUNNING"))).unwrap();
+        let run = run_from_event(event("111111111111", detail("RUNNING"))).unwrap();
         assert_eq!(run.pipeline.key(), "111111111111:eu-west-1:listings");
         assert_eq!(run.execution_name, "l-22");
         assert_eq!(run.status, RunStatus::Running);
@@ -335,10 +319,13 @@ mod tests {
         let mut d = detail("SUCCEEDED");
         d["input"] = r#"{"batonTriggerId": "abc", "runKey": "2026-11-24"}"#.into();
         d["inputDetails"] = serde_json::json!({"included": true});
-        assert_eq!(run_key_in_event(&path, &d), Ok(RunKey("2026-11-24".into())));
+        assert_eq!(
+            run_key_in_event(&path, &status_change(d.clone())),
+            Ok(RunKey("2026-11-24".into()))
+        );
         d["inputDetails"] = serde_json::json!({"included": false});
         d["input"] = Value::Null;
-        let why = run_key_in_event(&path, &d).unwrap_err();
+        let why = run_key_in_event(&path, &status_change(d)).unwrap_err();
         assert_eq!(why, NoRunKey::InputNotIncluded);
         assert!(why.to_string().contains("248 KB"), "{why}");
     }
@@ -346,17 +333,17 @@ mod tests {
     #[test]
     fn names_what_is_wrong() {
         let mut d = detail("DONE");
-        let e = run_from_event(&event("111111111111", d.clone())).unwrap_err();
+        let e = run_from_event(event("111111111111", d.clone())).unwrap_err();
         assert!(e.to_string().contains("`detail.status` is `DONE`"), "{e}");
         d["status"] = "SUCCEEDED".into();
         d["startDate"] = "yesterday".into();
-        let e = run_from_event(&event("111111111111", d)).unwrap_err();
+        let e = run_from_event(event("111111111111", d)).unwrap_err();
         assert!(e.to_string().contains("`detail.startDate`"), "{e}");
     }
 
     #[test]
     fn the_envelope_account_decides() {
-        let e = run_from_event(&event("999999999999", detail("SUCCEEDED"))).unwrap_err();
+        let e = run_from_event(event("999999999999", detail("SUCCEEDED"))).unwrap_err();
         assert!(matches!(e, WriterError::ForeignArn { .. }), "{e}");
         assert!(e.to_string().contains("999999999999"), "{e}");
     }

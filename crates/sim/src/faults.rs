@@ -234,7 +234,7 @@ pub fn describe(op: &Op<'_>) -> String {
                 short(trigger_id)
             )
         }
-        Op::Publish(e) => format!("Publish {:?} of {}", e.kind, e.pipeline.name),
+        Op::Publish(e) => format!("Publish {:?} of {}", e.kind(), e.pipeline().name),
         Op::SlackSlot(slot) => format!("UpdateItem Slack slot {}", slot.describe()),
         Op::Watch(request) => (*request).to_owned(),
         Op::PutTrigger { trigger, .. } => format!(

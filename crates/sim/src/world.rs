@@ -6,14 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use baton_core::registration::Registration;
 use baton_core::registration::{self, MAX_CHECKED_DOWNSTREAM};
 use baton_core::trigger::{self, FlowSettings};
-use baton_core::{
-    PipelineId, PipelineTrigger, Run, RunEvent, RunEventKind, RunKey, RunStatus, Timestamp,
-};
+use baton_core::{PipelineId, PipelineTrigger, Run, RunEvent, RunKey, RunStatus, Timestamp};
 use baton_testbed::memory::Memory;
 use serde_json::{json, Value};
 
@@ -36,7 +33,7 @@ pub const RUNAWAY: u64 = 1_500;
 #[derive(Clone, Debug)]
 pub enum Job {
     /// run-log-writer, on a status change event from the central bus.
-    Writer(Box<EventBridgeEvent<Value>>),
+    Writer(Box<Value>),
     /// trigger-manager, on a message of the run-events topic.
     Manager(Box<SnsEvent>),
     /// A stack's Create or Update of its pipeline (cfn-responder's registration path).
@@ -60,8 +57,8 @@ impl Job {
         match self {
             Job::Writer(e) => format!(
                 "run-log-writer {} {}",
-                e.detail["name"].as_str().unwrap_or("?"),
-                e.detail["status"].as_str().unwrap_or("?")
+                e["detail"]["name"].as_str().unwrap_or("?"),
+                e["detail"]["status"].as_str().unwrap_or("?")
             ),
             Job::Manager(e) => format!(
                 "trigger-manager {}",
@@ -297,14 +294,24 @@ impl<'m> World<'m> {
         let sim = self.sim.clone();
         match job.clone() {
             Job::Writer(event) => Box::pin(async move {
-                run_log_writer::handle(*event, &mem.run_log, &mem.registry, &mem.topic)
+                let writer = run_log_writer::RunLogWriter {
+                    run_log: &mem.run_log,
+                    registry: &mem.registry,
+                    run_events: &mem.topic,
+                };
+                writer
+                    .handle(*event)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }),
             Job::Manager(event) => Box::pin(async move {
-                let ports = mem.ports();
-                trigger_manager::handle(*event, &ports, settings, &invocation)
+                let manager = trigger_manager::TriggerManager {
+                    ports: mem.ports(),
+                    settings,
+                };
+                manager
+                    .handle(*event, &invocation)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -432,7 +439,7 @@ impl<'m> World<'m> {
         let now = self.sim.lock().now;
         for event in self.mem.topic.take_published() {
             // The subscription's filter policy: trigger notices go to Slack only.
-            if event.kind != RunEventKind::Status {
+            if !matches!(event, RunEvent::Status(_)) {
                 continue;
             }
             let at = now + self.sim.lock().rng.between(20, 500);
@@ -548,14 +555,7 @@ impl<'m> World<'m> {
             planned.start + latencies.0
         };
         for (at, run) in [(running_at, running), (final_at, done)] {
-            let Some(event) = status_event(&run, input.as_deref(), self.truth.executions) else {
-                self.truth.violation(
-                    "generator",
-                    format!("the status event of {} does not parse", run.execution_arn),
-                    vec![],
-                );
-                return;
-            };
+            let event = status_event(&run, input.as_deref(), self.truth.executions);
             self.truth.runs.push(run);
             self.deliver(at, Job::Writer(Box::new(event)));
         }
@@ -581,9 +581,9 @@ impl<'m> World<'m> {
 }
 
 /// A Step Functions "Execution Status Change" event as the central bus delivers it.
-fn status_event(run: &Run, input: Option<&str>, n: u64) -> Option<EventBridgeEvent<Value>> {
+fn status_event(run: &Run, input: Option<&str>, n: u64) -> Value {
     let p = &run.pipeline;
-    let value = json!({
+    json!({
         "version": "0",
         "id": format!("event-{n}-{}", run.status),
         "detail-type": run_log_writer::DETAIL_TYPE,
@@ -604,8 +604,7 @@ fn status_event(run: &Run, input: Option<&str>, n: u64) -> Option<EventBridgeEve
             "error": run.error,
             "cause": run.cause,
         }
-    });
-    serde_json::from_value(value).ok()
+    })
 }
 
 /// An SNS delivery of a run event to trigger-manager (one record, as SNS invokes Lambda).

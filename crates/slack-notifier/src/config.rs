@@ -35,7 +35,7 @@ impl Config {
             tables: TableNames::from_env(env)?,
             token_secret_id: env.required("BATON_SLACK_TOKEN_SECRET_ID")?,
             slack_api_url,
-            retention: Span(days as i64 * Span::DAY.0),
+            retention: Span::days(days),
             environment: env.optional("BATON_ENVIRONMENT"),
         })
     }

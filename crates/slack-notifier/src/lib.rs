@@ -19,9 +19,10 @@ mod email;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
+use baton_adapters::lambda::{Call, Deadline, Function, FunctionError};
 use baton_core::definition::Notifications;
 use baton_core::email::EmailTopics;
-use baton_core::events::{RunEvent, RunEventKind};
+use baton_core::events::{AlertNotice, RunEvent, TriggerNotice};
 use baton_core::graph::{blocked_by, load_downstream};
 use baton_core::ports::Registry;
 use baton_core::slack::delivery::{Delivery, DeliveryError, Pause, Poster};
@@ -63,16 +64,34 @@ pub enum NotifyError {
     Unreadable { message_id: String, reason: String },
 }
 
-impl From<NotifyError> for lambda_runtime::Diagnostic {
-    fn from(e: NotifyError) -> lambda_runtime::Diagnostic {
-        let error_type = match &e {
-            NotifyError::Incomplete { .. } => "SlackDeliveryIncomplete",
-            NotifyError::Unreadable { .. } => "UnreadableRunEvent",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
+impl FunctionError for NotifyError {
+    fn kind(&self) -> &'static str {
+        match self {
+            NotifyError::Incomplete { .. } => "DeliveryIncomplete",
+            NotifyError::Unreadable { .. } => "MalformedEvent",
         }
+    }
+
+    fn is_retryable(&self) -> bool {
+        matches!(self, NotifyError::Incomplete { .. })
+    }
+}
+
+impl<R, T, S, E> Function for Notifier<R, T, S, E>
+where
+    R: Registry + Sync,
+    T: SlackThreads + Sync,
+    S: SlackApi + Sync,
+    E: EmailTopics + Sync,
+{
+    type Event = SnsEvent;
+    type Output = ();
+    type Error = NotifyError;
+
+    async fn invoke(&self, event: SnsEvent, call: &Call) -> Result<(), NotifyError> {
+        self.handle(&event, call.deadline.instant())
+            .await
+            .map(|_| ())
     }
 }
 
@@ -97,16 +116,16 @@ where
         let mut retry: Vec<String> = Vec::new();
         let mut total = 0;
         let mut unreadable = None;
-        let delivery = Delivery::new(deadline);
+        let delivery = Delivery::new(deadline, Deadline::from_instant(deadline).timestamp());
         for record in &event.records {
             let message_id = record.sns.message_id.clone();
-            let run_event: RunEvent = match serde_json::from_str(&record.sns.message) {
+            let run_event = match RunEvent::from_message(&record.sns.message) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(message_id = %message_id, error = %e, "SNS message is not a RunEvent");
                     unreadable.get_or_insert(NotifyError::Unreadable {
                         message_id,
-                        reason: e.to_string(),
+                        reason: e.problem,
                     });
                     continue;
                 }
@@ -141,7 +160,7 @@ where
         event: &RunEvent,
         delivery: &Delivery,
     ) -> Vec<Result<Outcome, String>> {
-        let pipeline = event.pipeline.id();
+        let pipeline = event.pipeline().id();
         let notifications = match self.registry.get(&pipeline).await {
             Ok(Some(reg)) => reg.definition.notifications,
             Ok(None) => {
@@ -160,20 +179,13 @@ where
         if channels.is_empty() && notifications.email_topic_arn.is_none() {
             return Vec::new();
         }
-        match event.kind {
-            RunEventKind::Status => {
-                let Some(run) = event.run() else {
-                    tracing::error!(pipeline = %pipeline.key(), "status event without execution; ignored");
-                    return Vec::new();
-                };
-                self.deliver_status(&run, event.recovered, &notifications, &channels, delivery)
+        match event {
+            RunEvent::Status(status) => {
+                let run = status.run();
+                self.deliver_status(&run, status.recovered, &notifications, &channels, delivery)
                     .await
             }
-            RunEventKind::Alert => {
-                let Some(alert) = &event.alert else {
-                    tracing::error!(pipeline = %pipeline.key(), "alert event without alert; ignored");
-                    return Vec::new();
-                };
+            RunEvent::Alert(AlertNotice { alert, .. }) => {
                 // Only the alert itself carries the owners' mention, in their own channels.
                 let mention = match alert.news {
                     baton_core::watch::AlertNews::Raised => {
@@ -191,11 +203,7 @@ where
                 }
                 out
             }
-            RunEventKind::Trigger => {
-                let Some(trigger) = &event.trigger else {
-                    tracing::error!(pipeline = %pipeline.key(), "trigger notice without trigger; ignored");
-                    return Vec::new();
-                };
+            RunEvent::Trigger(TriggerNotice { trigger, .. }) => {
                 // A trigger notice announces a start: shown where RUNNING would be.
                 if !notifications.kind.announces(RunStatus::Running) {
                     return Vec::new();

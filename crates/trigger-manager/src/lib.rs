@@ -7,13 +7,13 @@
 //! the whole batch is simply delivered again.
 
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use baton_core::ports::StoreError;
 use baton_core::trigger::{
-    self, ChildReport, Delivery, FlowError, FlowSettings, Invocation, Ports, Step,
+    self, ChildReport, Delivery, FlowError, FlowSettings, FlowStores, Invocation, Step,
 };
-use baton_core::{RunEvent, RunEventKind, RunRef};
-use lambda_runtime::Diagnostic;
+use baton_core::{RunEvent, RunRef};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -90,17 +90,14 @@ pub struct BatchError {
     pub failures: Vec<RecordError>,
 }
 
-impl From<BatchError> for Diagnostic {
-    fn from(e: BatchError) -> Diagnostic {
-        let error_type = if e.failures.iter().all(RecordError::is_retryable) {
-            "Retryable"
-        } else {
-            "NotRetryable"
-        };
-        Diagnostic {
-            error_type: error_type.to_owned(),
-            error_message: e.to_string(),
-        }
+impl FunctionError for BatchError {
+    fn kind(&self) -> &'static str {
+        "RecordsFailed"
+    }
+
+    /// Only when every failed record may pass on a retry.
+    fn is_retryable(&self) -> bool {
+        self.failures.iter().all(RecordError::is_retryable)
     }
 }
 
@@ -113,77 +110,77 @@ pub struct Handled {
     pub sent: Vec<String>,
 }
 
-/// Handles a batch of SNS records. Every record is handled even when one fails.
-pub async fn handle<L, R, G, B, E>(
-    event: SnsEvent,
-    ports: &Ports<'_, L, R, G, B, E>,
-    settings: &FlowSettings,
-    invocation: &Invocation,
-) -> Result<Handled, BatchError>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
-    let mut handled = Handled {
-        records: event.records.len(),
-        sent: Vec::new(),
-    };
-    let mut failures = Vec::new();
-    for record in &event.records {
-        match handle_record(record, ports, settings, invocation).await {
-            Ok(sent) => handled.sent.extend(sent),
-            Err(errors) => {
-                for e in &errors {
-                    tracing::error!(message_id = %record.sns.message_id, error = %e, retryable = e.is_retryable(), "record failed");
-                }
-                failures.extend(errors);
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(handled)
-    } else {
-        Err(BatchError {
-            total: event.records.len(),
-            failures,
-        })
+/// The function: core's trigger flow over its ports (a [`Ports`](baton_core::trigger::Ports)).
+pub struct TriggerManager<'a, P> {
+    pub ports: P,
+    pub settings: &'a FlowSettings,
+}
+
+impl<P: FlowStores> Function for TriggerManager<'_, P> {
+    type Event = SnsEvent;
+    type Output = Handled;
+    type Error = BatchError;
+
+    async fn invoke(&self, event: SnsEvent, call: &Call) -> Result<Handled, BatchError> {
+        self.handle(event, &call.invocation(self.settings)).await
     }
 }
 
-async fn handle_record<L, R, G, B, E>(
+impl<P: FlowStores> TriggerManager<'_, P> {
+    /// Handles a batch of SNS records at `invocation`. Every record is handled even when one
+    /// fails.
+    pub async fn handle(
+        &self,
+        event: SnsEvent,
+        invocation: &Invocation,
+    ) -> Result<Handled, BatchError> {
+        let (ports, settings) = (&self.ports, self.settings);
+        let mut handled = Handled {
+            records: event.records.len(),
+            sent: Vec::new(),
+        };
+        let mut failures = Vec::new();
+        for record in &event.records {
+            match handle_record(record, ports, settings, invocation).await {
+                Ok(sent) => handled.sent.extend(sent),
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::error!(message_id = %record.sns.message_id, error = %e, retryable = e.is_retryable(), "record failed");
+                    }
+                    failures.extend(errors);
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(handled)
+        } else {
+            Err(BatchError {
+                total: event.records.len(),
+                failures,
+            })
+        }
+    }
+}
+
+async fn handle_record<P: FlowStores>(
     record: &SnsRecord,
-    ports: &Ports<'_, L, R, G, B, E>,
+    ports: &P,
     settings: &FlowSettings,
     invocation: &Invocation,
-) -> Result<Vec<String>, Vec<RecordError>>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+) -> Result<Vec<String>, Vec<RecordError>> {
     let message_id = &record.sns.message_id;
-    let malformed = |problem: String| {
+    let event = RunEvent::from_message(&record.sns.message).map_err(|e| {
         vec![RecordError::Malformed {
             message_id: message_id.clone(),
-            problem,
+            problem: e.problem,
         }]
-    };
-    let event: RunEvent =
-        serde_json::from_str(&record.sns.message).map_err(|e| malformed(e.to_string()))?;
-    if event.kind != RunEventKind::Status {
+    })?;
+    let RunEvent::Status(status) = event else {
         // Trigger notices and deadline alerts share the topic (for Slack); they wake nobody.
         return Ok(Vec::new());
-    }
-    let run = event
-        .run()
-        .ok_or_else(|| malformed("a status event without `execution`".to_owned()))?;
-    let parent: RunRef = run.reference();
-    let reports = trigger::wake_children(ports, &parent, invocation, settings)
+    };
+    let parent: RunRef = status.run().reference();
+    let reports = trigger::wake_children(ports.flow(), &parent, invocation, settings)
         .await
         .map_err(|source| {
             vec![RecordError::Children {
@@ -309,12 +306,11 @@ mod tests {
             problem: "expected value".into(),
         };
         assert!(!e.is_retryable());
-        let d: Diagnostic = BatchError {
+        let d = baton_adapters::lambda::diagnostic(&BatchError {
             total: 2,
             failures: vec![e],
-        }
-        .into();
-        assert_eq!(d.error_type, "NotRetryable");
+        });
+        assert_eq!(d.error_type, "RecordsFailed.NotRetryable");
         assert!(
             d.error_message.starts_with("1 of 2 records failed"),
             "{}",

@@ -4,18 +4,16 @@
 //!
 //! Every step is idempotent, so a retried or overlapping invocation does no harm; a step that
 //! failed is retried by the next minute's run, and the invocation fails (`WatchIncomplete`) so
-//! the failure shows in the function's error alarm.
+//! the failure shows in the function's error alarm (`WatchIncomplete.Retryable`).
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use baton_adapters::lambda::{Call, Function, FunctionError};
 use baton_adapters::{ConfigError, Env};
-use baton_core::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
 use baton_core::trigger::{FlowSettings, Invocation, Step};
-use baton_core::watch::run::{watch_once, WatchPorts, WatchReport, WatchSettings};
-use baton_core::watch::{
-    DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns,
-};
+use baton_core::watch::run::{watch_once, WatchReport, WatchSettings, WatchStores};
 use baton_core::Span;
-use lambda_runtime::Diagnostic;
 use serde::Serialize;
+use serde_json::Value;
 use thiserror::Error;
 
 /// The watchdog's configuration, read once at start-up.
@@ -70,12 +68,14 @@ pub struct WatchIncomplete {
     pub errors: Vec<String>,
 }
 
-impl From<WatchIncomplete> for Diagnostic {
-    fn from(e: WatchIncomplete) -> Diagnostic {
-        Diagnostic {
-            error_type: "Retryable".to_owned(),
-            error_message: e.to_string(),
-        }
+impl FunctionError for WatchIncomplete {
+    fn kind(&self) -> &'static str {
+        "WatchIncomplete"
+    }
+
+    /// The next minute's run retries every step.
+    fn is_retryable(&self) -> bool {
+        true
     }
 }
 
@@ -96,22 +96,32 @@ pub struct Watched {
     pub refused: Vec<String>,
 }
 
-/// One watchdog run at `invocation`'s time (the schedule's event carries nothing else needed).
-pub async fn handle<L, R, G, B, E, W, X>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
-    settings: &WatchSettings,
-    invocation: &Invocation,
-) -> Result<Watched, WatchIncomplete>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
-    let report = watch_once(ports, invocation, settings).await;
+/// The function: core's watch rules over its ports (a
+/// [`WatchPorts`](baton_core::watch::run::WatchPorts)).
+pub struct Watchdog<'a, P> {
+    pub ports: P,
+    pub settings: &'a WatchSettings,
+}
+
+impl<P: WatchStores> Function for Watchdog<'_, P> {
+    /// The schedule's event carries nothing the run needs.
+    type Event = EventBridgeEvent<Value>;
+    type Output = Watched;
+    type Error = WatchIncomplete;
+
+    async fn invoke(&self, _event: Self::Event, call: &Call) -> Result<Watched, WatchIncomplete> {
+        self.handle(&call.invocation(&self.settings.flow)).await
+    }
+}
+
+impl<P: WatchStores> Watchdog<'_, P> {
+    /// One watchdog run at `invocation`'s time.
+    pub async fn handle(&self, invocation: &Invocation) -> Result<Watched, WatchIncomplete> {
+        watched(watch_once(&self.ports, invocation, self.settings).await)
+    }
+}
+
+fn watched(report: WatchReport) -> Result<Watched, WatchIncomplete> {
     log(&report);
     if !report.errors.is_empty() {
         return Err(WatchIncomplete {

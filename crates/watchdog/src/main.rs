@@ -1,25 +1,21 @@
 //! Wiring only: tracing, configuration, clients, the Lambda runtime.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::{
-    DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, Env, EventBridgeTriggerBus,
+    lambda, DynamoLedger, DynamoRegistry, DynamoRunLog, DynamoWatch, EventBridgeTriggerBus,
     RoleExecutionLookup, SnsRunEvents,
 };
-use baton_core::trigger::{Invocation, Ports};
+use baton_core::trigger::Ports;
 use baton_core::watch::run::WatchPorts;
-use baton_core::{Span, Timestamp};
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use watchdog::{handle, Config};
+use baton_core::Span;
+use watchdog::{Config, Watchdog};
 
 /// How long an alert's key is kept (it stops a second alert for the same day and kind).
-const ALERT_RETENTION: Span = Span(35 * 86_400_000);
+const ALERT_RETENTION: Span = Span::days(35);
 
 // One thread: a function below 1,769 MB has at most one vCPU.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    baton_adapters::logging::init();
-    let config = Config::from_env(&Env::from_process())?;
-    let aws = aws_config::load_from_env().await;
+async fn main() -> Result<(), lambda::Error> {
+    let (config, aws) = lambda::start(Config::from_env).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     // The watchdog only reads runs; retention applies to writes.
     let run_log = DynamoRunLog::new(dynamo.clone(), &config.runs_table, Span::DAY);
@@ -40,22 +36,9 @@ async fn main() -> Result<(), Error> {
         watch: &watch,
         lookup: &lookup,
     };
-    let (ports, settings) = (&ports, &config.watch);
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            // The deadline bounds the send leases of re-sent triggers.
-            let deadline = Timestamp(i64::try_from(event.context.deadline).unwrap_or(i64::MAX));
-            let invocation = Invocation::new(
-                event.context.request_id,
-                Timestamp::now(),
-                deadline,
-                &settings.flow,
-            )
-            .with_clock(Timestamp::now);
-            // Boxed: the handler's future is deep, and nested in `main`'s it passes rustc's
-            // query depth limit on a build without an incremental cache.
-            Box::pin(handle(ports, settings, &invocation)).await
-        },
-    ))
+    lambda::run(Watchdog {
+        ports,
+        settings: &config.watch,
+    })
     .await
 }

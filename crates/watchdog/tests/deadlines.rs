@@ -9,12 +9,10 @@ use baton_core::registration::Registration;
 use baton_core::trigger::{FlowSettings, Invocation};
 use baton_core::watch::run::WatchSettings;
 use baton_core::watch::{AlertEvent, AlertNews};
-use baton_core::{
-    PipelineDefinition, PipelineId, Run, RunEvent, RunEventKind, RunStatus, Span, Timestamp,
-};
+use baton_core::{PipelineDefinition, PipelineId, Run, RunEvent, RunStatus, Span, Timestamp};
 use baton_testbed::memory::Memory;
 use futures::executor::block_on;
-use watchdog::{handle, Watched};
+use watchdog::{Watchdog, Watched};
 
 const PIPELINE_X: &str = r#"
 trigger:
@@ -98,7 +96,14 @@ impl World {
         let now = at(now);
         let invocation =
             Invocation::new("watchdog", now, now.plus(Span::MINUTE), &self.settings.flow);
-        block_on(handle(&self.mem.watch_ports(), &self.settings, &invocation)).unwrap()
+        block_on(
+            Watchdog {
+                ports: self.mem.watch_ports(),
+                settings: &self.settings,
+            }
+            .handle(&invocation),
+        )
+        .unwrap()
     }
 
     /// One watchdog run at `now`; the alert events it published.
@@ -106,15 +111,23 @@ impl World {
         let now = at(now);
         let invocation =
             Invocation::new("watchdog", now, now.plus(Span::MINUTE), &self.settings.flow);
-        let watched =
-            block_on(handle(&self.mem.watch_ports(), &self.settings, &invocation)).unwrap();
+        let watched = block_on(
+            Watchdog {
+                ports: self.mem.watch_ports(),
+                settings: &self.settings,
+            }
+            .handle(&invocation),
+        )
+        .unwrap();
         let alerts = self
             .mem
             .topic
             .take_published()
             .into_iter()
-            .filter(|e: &RunEvent| e.kind == RunEventKind::Alert)
-            .filter_map(|e| Some((e.pipeline.id(), e.alert?)))
+            .filter_map(|e| match e {
+                RunEvent::Alert(notice) => Some((notice.pipeline.id(), notice.alert)),
+                _ => None,
+            })
             .collect();
         (watched, alerts)
     }
@@ -488,9 +501,12 @@ fn a_lost_succeeded_is_recovered_recorded_as_recovered_and_fires_the_child() {
     assert_eq!(recovered[0].status, RunStatus::Succeeded);
     let announced: Vec<RunEvent> = w.mem.topic.take_published();
     assert_eq!(announced.len(), 1);
-    assert!(announced[0].recovered);
+    let RunEvent::Status(announced) = &announced[0] else {
+        panic!("not a status event: {announced:?}");
+    };
+    assert!(announced.recovered);
     // trigger-manager takes the event as any other: pipeline-y starts.
-    let run = announced[0].run().unwrap().reference();
+    let run = announced.run().reference();
     let now = at("2026-11-27T03:00:01Z");
     let invocation = Invocation::new("tm", now, now.plus(Span::MINUTE), &w.settings.flow);
     block_on(baton_core::trigger::wake_children(

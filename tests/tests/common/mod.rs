@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use baton_adapters::{
     DynamoLedger, DynamoRegistry, DynamoRunLog, EventBridgeTriggerBus, SnsRunEvents,
@@ -177,8 +176,12 @@ impl World {
         &self,
         event: &Value,
     ) -> Result<run_log_writer::Written, run_log_writer::WriterError> {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(event.clone()).unwrap();
-        run_log_writer::handle(event, &self.run_log, &self.registry, &self.events).await
+        let writer = run_log_writer::RunLogWriter {
+            run_log: &self.run_log,
+            registry: &self.registry,
+            run_events: &self.events,
+        };
+        writer.handle(event.clone()).await
     }
 
     /// What was published on the run-events topic since the last call (SNS notifications).
@@ -215,7 +218,11 @@ impl World {
         event: SnsEvent,
         now: Timestamp,
     ) -> Result<trigger_manager::Handled, trigger_manager::BatchError> {
-        trigger_manager::handle(event, &self.ports(), &self.settings, &self.invocation(now)).await
+        let manager = trigger_manager::TriggerManager {
+            ports: self.ports(),
+            settings: &self.settings,
+        };
+        manager.handle(event, &self.invocation(now)).await
     }
 
     /// A trigger-manager invocation at `now` (its own request id), ending two minutes later as

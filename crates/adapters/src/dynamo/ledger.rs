@@ -33,8 +33,8 @@ use baton_core::{PipelineId, RunKey, Timestamp};
 use baton_core::watch::PendingTriggers;
 
 use super::{
-    batch_get_items, is_condition_failed, key, n, query_items, s, store_error, transacted, Item,
-    Reader,
+    batch_get_items, get_item, is_condition_failed, key, n, query_items, s, store_error,
+    transacted, unless_condition_failed, Item, Reader,
 };
 
 /// The ledger's sparse index of pending triggers (partition `pendingIndex`, sort `pendingSince`).
@@ -109,16 +109,9 @@ impl Ledger for DynamoLedger {
         child: &PipelineId,
         run_key: Option<&RunKey>,
     ) -> StoreResult<Option<CursorState>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(child_pk(child), cursor_sk(run_key))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (cursor)", &self.table, e))?;
-        got.item().map(|item| self.cursor_state(item)).transpose()
+        let key = key(child_pk(child), cursor_sk(run_key));
+        let got = get_item(&self.client, &self.table, key, "GetItem (cursor)").await?;
+        got.as_ref().map(|item| self.cursor_state(item)).transpose()
     }
 
     async fn cursors(
@@ -278,16 +271,8 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":id", s(trigger_id.as_str()))
             .send()
             .await;
-        match dropped {
-            Ok(_) => Ok(()),
-            // No longer pending: dropped (or sent) by another delivery already.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error(
-                "UpdateItem (drop stale pending)",
-                &self.table,
-                e,
-            )),
-        }
+        // A failed condition: no longer pending: dropped (or sent) by another delivery already.
+        unless_condition_failed(dropped, "UpdateItem (drop stale pending)", &self.table)
     }
 }
 
@@ -305,12 +290,8 @@ impl DynamoLedger {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match forgotten {
-            Ok(_) => Ok(()),
-            // Gone since the Query: nothing to forget.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem (forget pending)", &self.table, e)),
-        }
+        // A failed condition: gone since the Query: nothing to forget.
+        unless_condition_failed(forgotten, "UpdateItem (forget pending)", &self.table)
     }
 }
 
@@ -389,15 +370,7 @@ impl baton_core::ports::SendLease for DynamoLedger {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match released {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error(
-                "UpdateItem (release send lease)",
-                &self.table,
-                e,
-            )),
-        }
+        unless_condition_failed(released, "UpdateItem (release send lease)", &self.table)
     }
 }
 

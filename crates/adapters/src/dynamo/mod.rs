@@ -14,8 +14,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use baton_core::ports::{StoreError, StoreResult};
 
+use crate::aws_error::{self, Failure};
 use crate::config::{ConfigError, Env};
 
 pub use ledger::DynamoLedger;
@@ -58,6 +60,42 @@ impl TableNames {
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// One item by its key, read strongly consistent: every GetItem baton makes decides something
+/// and must see the last write.
+pub(crate) async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+    operation: &'static str,
+) -> StoreResult<Option<Item>> {
+    let got = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error(operation, table, e))?;
+    Ok(got.item)
+}
+
+/// Every item of the partition `pk`, page after page, read strongly consistent (an eventually
+/// consistent Query can miss an item written a moment ago).
+pub(crate) async fn partition_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    operation: &'static str,
+) -> StoreResult<Vec<Item>> {
+    let query = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .consistent_read(true);
+    query_items(query, table, operation, None).await
+}
+
 /// Every item a Query answers, page after page (the SDK's paginator follows `LastEvaluatedKey`),
 /// stopping once `limit` items are read (more may come in the last page; they are cut).
 pub(crate) async fn query_items(
@@ -83,9 +121,8 @@ pub(crate) async fn query_items(
 
 /// BatchGetItem's limit of keys per request.
 const BATCH_GET_KEYS: usize = 100;
-/// How often keys DynamoDB leaves unprocessed (throttling, a response over 16 MB) are asked for
-/// again before the read fails as retryable.
-const BATCH_GET_ATTEMPTS: u32 = 5;
+/// How often a batch request is sent with what DynamoDB left unprocessed before it fails.
+const BATCH_ATTEMPTS: u32 = 5;
 
 /// The items of `keys` that exist, read with strongly consistent BatchGetItem requests of at most
 /// 100 keys each, all in flight together; keys left unprocessed are asked for again after a short
@@ -113,52 +150,71 @@ pub(crate) async fn batch_get_items(
 async fn batch_get_chunk(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-    mut keys: Vec<Item>,
+    keys: Vec<Item>,
     operation: &'static str,
 ) -> StoreResult<Vec<Item>> {
-    let mut items = Vec::new();
-    for attempt in 0..BATCH_GET_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-        }
+    until_processed(keys, (operation, table), |keys| async move {
         let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .set_keys(Some(std::mem::take(&mut keys)))
+            .set_keys(Some(keys))
             .consistent_read(true)
             .build()
-            .map_err(|e| StoreError::Rejected {
-                operation,
-                table: table.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| rejected(operation, table, e))?;
         let answer = client
             .batch_get_item()
             .request_items(table, request)
             .send()
             .await
             .map_err(|e| store_error(operation, table, e))?;
-        items.extend(
-            answer
-                .responses
-                .and_then(|mut r| r.remove(table))
-                .unwrap_or_default(),
-        );
-        keys = answer
-            .unprocessed_keys
-            .and_then(|mut u| u.remove(table))
-            .map(|k| k.keys)
-            .unwrap_or_default();
-        if keys.is_empty() {
-            return Ok(items);
+        let found = answer.responses.and_then(|mut r| r.remove(table));
+        let left = answer.unprocessed_keys.and_then(|mut u| u.remove(table));
+        Ok((
+            found.unwrap_or_default(),
+            left.map(|k| k.keys).unwrap_or_default(),
+        ))
+    })
+    .await
+}
+
+/// Sends `pending` with `send`, then what DynamoDB left unprocessed (throttling, a response over
+/// 16 MB) again after 50, 100, 200 and 400 ms, as DynamoDB asks; what is still left then fails
+/// the request as retryable. Returns what every answer carried.
+async fn until_processed<T, O, F, Fut>(
+    mut pending: Vec<T>,
+    (operation, table): (&'static str, &str),
+    mut send: F,
+) -> StoreResult<Vec<O>>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<(Vec<O>, Vec<T>)>>,
+{
+    let mut answered = Vec::new();
+    for attempt in 0..BATCH_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+        let (got, left) = send(std::mem::take(&mut pending)).await?;
+        answered.extend(got);
+        pending = left;
+        if pending.is_empty() {
+            return Ok(answered);
         }
     }
     Err(StoreError::Unavailable {
         operation,
         table: table.to_owned(),
         message: format!(
-            "{} keys still unprocessed after {BATCH_GET_ATTEMPTS} attempts (throttled)",
-            keys.len()
+            "{} keys or items still unprocessed after {BATCH_ATTEMPTS} attempts (throttled)",
+            pending.len()
         ),
     })
+}
+
+fn rejected(operation: &'static str, table: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected {
+        operation,
+        table: table.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// BatchWriteItem's limit of items per request.
@@ -177,127 +233,92 @@ pub(crate) async fn batch_put_items(
         let put = aws_sdk_dynamodb::types::PutRequest::builder()
             .set_item(Some(item))
             .build()
-            .map_err(|e| StoreError::Rejected {
-                operation,
-                table: table.to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| rejected(operation, table, e))?;
         Ok(aws_sdk_dynamodb::types::WriteRequest::builder()
             .put_request(put)
             .build())
     });
     let requests = requests.collect::<StoreResult<Vec<_>>>()?;
     for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
-        let mut pending = chunk.to_vec();
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-            }
+        until_processed(chunk.to_vec(), (operation, table), |pending| async move {
             let answer = client
                 .batch_write_item()
-                .request_items(table, std::mem::take(&mut pending))
+                .request_items(table, pending)
                 .send()
                 .await
                 .map_err(|e| store_error(operation, table, e))?;
-            pending = answer
-                .unprocessed_items
-                .and_then(|mut u| u.remove(table))
-                .unwrap_or_default();
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::Unavailable {
-                operation,
-                table: table.to_owned(),
-                message: format!("{} items still unprocessed (throttled)", pending.len()),
-            });
-        }
+            let left = answer.unprocessed_items.and_then(|mut u| u.remove(table));
+            Ok((Vec::<()>::new(), left.unwrap_or_default()))
+        })
+        .await?;
     }
     Ok(())
 }
 
-/// Error codes after which a retry can succeed.
-const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "TransactionInProgressException",
-];
-
 /// Sorts an SDK error into retryable or not, keeping the service's message.
-pub(crate) fn store_error<E, R>(
+pub(crate) fn store_error<E>(
     operation: &'static str,
     table: &str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let retryable = match &err {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            RETRYABLE_CODES.contains(&code)
-        }
-        // Timeouts, connection failures, unreadable responses.
-        _ => true,
-    };
-    let message = match err.code() {
-        Some(code) => format!("{code}: {}", err.message().unwrap_or("no message")),
-        None => format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        ),
-    };
+    store_failure(operation, table, aws_error::sort(&err))
+}
+
+/// A sorted failure as the storage ports tell it.
+fn store_failure(operation: &'static str, table: &str, failure: Failure) -> StoreError {
+    let Failure { retryable, message } = failure;
+    let table = table.to_owned();
     if retryable {
         StoreError::Unavailable {
             operation,
-            table: table.to_owned(),
+            table,
             message,
         }
     } else {
         StoreError::Rejected {
             operation,
-            table: table.to_owned(),
+            table,
             message,
         }
     }
 }
 
 /// Whether the error is a failed condition (the expected "someone got there first").
-pub(crate) fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+pub(crate) fn is_condition_failed<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> bool {
+    aws_error::has_code(err, "ConditionalCheckFailedException")
 }
 
-/// Cancellation reasons after which the same transaction can succeed later.
-const RETRYABLE_CANCELLATIONS: &[&str] = &[
-    "TransactionConflict",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-    "InternalServerError",
-];
+/// The outcome of a conditional write whose failed condition means the write is not needed
+/// (another delivery, or an overlapping run, got there first): both are success.
+pub(crate) fn unless_condition_failed<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+    table: &str,
+) -> StoreResult<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failed(&e) => Ok(()),
+        Err(e) => Err(store_error(operation, table, e)),
+    }
+}
 
 /// What a TransactWriteItems came to: `true` written; `false` cancelled because a condition
 /// failed (another writer came first: a lost race, to be re-read and decided again). Cancelled
 /// for any other reason (a conflicting transaction, throttling, validation, an item collection
 /// too large) is an error naming the reasons, retryable only when every reason is.
-pub(crate) fn transacted<T, R>(
-    result: Result<T, SdkError<TransactWriteItemsError, R>>,
+pub(crate) fn transacted<T>(
+    result: Result<T, SdkError<TransactWriteItemsError, HttpResponse>>,
     operation: &'static str,
     table: &str,
-) -> StoreResult<bool>
-where
-    R: std::fmt::Debug,
-{
+) -> StoreResult<bool> {
     let err = match result {
         Ok(_) => return Ok(true),
         Err(err) => err,
@@ -338,21 +359,12 @@ where
     // No reason given: nothing says retrying cannot help.
     let retryable = reasons
         .iter()
-        .all(|(code, _)| RETRYABLE_CANCELLATIONS.contains(code));
-    let table = table.to_owned();
-    Err(if retryable {
-        StoreError::Unavailable {
-            operation,
-            table,
-            message,
-        }
-    } else {
-        StoreError::Rejected {
-            operation,
-            table,
-            message,
-        }
-    })
+        .all(|(code, _)| aws_error::is_retryable_code(code));
+    Err(store_failure(
+        operation,
+        table,
+        Failure { retryable, message },
+    ))
 }
 
 /// What [`create_or_read`] found.

@@ -23,8 +23,8 @@ use baton_core::{PipelineId, RunStatus, Timestamp};
 use baton_core::watch::DeadlineInbox;
 
 use super::{
-    batch_get_items, batch_put_items, is_condition_failed, key, n, query_items, s, store_error,
-    Item, Reader,
+    batch_get_items, batch_put_items, get_item, key, n, partition_items, s, store_error,
+    unless_condition_failed, Item, Reader,
 };
 
 /// The partition of the deadline inbox.
@@ -288,18 +288,16 @@ impl Registry for DynamoRegistry {
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
         let mut edges = Vec::new();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("children#{}", parent.key())))
-            // Strongly consistent: the cycle check must see every edge written up to the
-            // graph version it read, and an eventually consistent Query can miss one
-            // written a moment ago (DynamoDB's default), letting two registrations close a
-            // cycle one after the other.
-            .consistent_read(true);
-        let items = query_items(query, &self.table, "Query (children of a parent)", None).await?;
+        // Strongly consistent: the cycle check must see every edge written up to the graph
+        // version it read, or two registrations could close a cycle one after the other.
+        let pk = format!("children#{}", parent.key());
+        let items = partition_items(
+            &self.client,
+            &self.table,
+            pk,
+            "Query (children of a parent)",
+        )
+        .await?;
         for item in &items {
             let r = Reader {
                 table: &self.table,
@@ -319,16 +317,9 @@ impl Registry for DynamoRegistry {
     }
 
     async fn read(&self, pipeline: &PipelineId) -> StoreResult<Option<Versioned>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(registration_key(pipeline)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (registration)", &self.table, e))?;
-        let Some(item) = got.item() else {
+        let key = registration_key(pipeline);
+        let got = get_item(&self.client, &self.table, key, "GetItem (registration)").await?;
+        let Some(item) = &got else {
             return Ok(None);
         };
         let version = Reader {
@@ -344,16 +335,9 @@ impl Registry for DynamoRegistry {
     }
 
     async fn graph_version(&self) -> StoreResult<u64> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("graph", "version")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (graph version)", &self.table, e))?;
-        let version = match got.item() {
+        let key = key("graph", "version");
+        let got = get_item(&self.client, &self.table, key, "GetItem (graph version)").await?;
+        let version = match &got {
             Some(item) => Reader {
                 table: &self.table,
                 item,
@@ -422,16 +406,10 @@ impl Registry for DynamoRegistry {
 
 impl DeadlineInbox for DynamoRegistry {
     async fn changed(&self) -> StoreResult<Vec<(PipelineId, String)>> {
-        let operation = "Query (deadline inbox)";
         let mut out = Vec::new();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(INBOX_PK))
-            .consistent_read(true);
-        let items = query_items(query, &self.table, operation, None).await?;
+        let pk = INBOX_PK.to_owned();
+        let items =
+            partition_items(&self.client, &self.table, pk, "Query (deadline inbox)").await?;
         for item in &items {
             let r = Reader {
                 table: &self.table,
@@ -455,11 +433,7 @@ impl DeadlineInbox for DynamoRegistry {
             .expression_attribute_values(":seen", s(fingerprint))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            // A newer registration put its own entry: it stays for the next run.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("DeleteItem (deadline inbox)", &self.table, e)),
-        }
+        // A failed condition: a newer registration put its own entry: it stays for the next run.
+        unless_condition_failed(deleted, "DeleteItem (deadline inbox)", &self.table)
     }
 }

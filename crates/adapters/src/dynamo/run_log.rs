@@ -23,8 +23,8 @@ use baton_core::ports::{Recorded, RunLog, StoreError, StoreResult};
 use baton_core::{PipelineId, Run, RunKey, RunStatus, Span, Timestamp};
 
 use super::{
-    create_or_read, is_condition_failed, key, n, query_items, s, store_error, Creation, Item,
-    Reader,
+    create_or_read, get_item, key, n, query_items, s, store_error, unless_condition_failed,
+    Creation, Item, Reader,
 };
 
 /// The runs table's sparse index of running executions (partition `runningIndex`, sort
@@ -168,12 +168,8 @@ impl DynamoRunLog {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match put {
-            // Already there: a repeat of the same run.
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (run under its key)", &self.table, e)),
-        }
+        // A failed condition: already there: a repeat of the same run.
+        unless_condition_failed(put, "PutItem (run under its key)", &self.table)
     }
 
     /// One Query page per status of the partition `pk`: runs with that status later than
@@ -241,12 +237,8 @@ impl DynamoRunLog {
             .expression_attribute_values(":rank", n(rank(run)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // An equal or better state is already stored: that is the latest.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (latest state)", &self.table, e)),
-        }
+        // A failed condition: an equal or better state is already stored: that is the latest.
+        unless_condition_failed(result, "PutItem (latest state)", &self.table)
     }
 }
 
@@ -335,16 +327,9 @@ impl RunLog for DynamoRunLog {
     }
 
     async fn latest(&self, execution_arn: &str) -> StoreResult<Option<Run>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("execution#{execution_arn}"), "latest")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (latest state)", &self.table, e))?;
-        got.item().map(|item| self.read_run(item)).transpose()
+        let key = key(format!("execution#{execution_arn}"), "latest");
+        let got = get_item(&self.client, &self.table, key, "GetItem (latest state)").await?;
+        got.as_ref().map(|item| self.read_run(item)).transpose()
     }
 
     async fn runs_since(

@@ -3,6 +3,7 @@
 //! the TTL attribute `expiresAt` (epoch seconds).
 
 use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -20,28 +21,9 @@ pub async fn create_table(
     name: &str,
     expires: bool,
 ) -> Result<(), aws_sdk_dynamodb::Error> {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
-        .key_schema(key_element("pk", KeyType::Hash)?)
-        .key_schema(key_element("sk", KeyType::Range)?)
-        .send()
-        .await?;
+    keyed_table(client, name)?.send().await?;
     if expires {
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .enabled(true)
-                    .build()?,
-            )
-            .send()
-            .await?;
+        enable_ttl(client, name).await?;
     }
     Ok(())
 }
@@ -61,12 +43,7 @@ async fn create_indexed(
     index: &str,
     (partition, sort): (&str, &str),
 ) -> Result<(), aws_sdk_dynamodb::Error> {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
+    keyed_table(client, name)?
         .attribute_definitions(attribute(partition)?)
         .attribute_definitions(
             AttributeDefinition::builder()
@@ -74,8 +51,6 @@ async fn create_indexed(
                 .attribute_type(ScalarAttributeType::N)
                 .build()?,
         )
-        .key_schema(key_element("pk", KeyType::Hash)?)
-        .key_schema(key_element("sk", KeyType::Range)?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(index)
@@ -91,6 +66,18 @@ async fn create_indexed(
         .send()
         .await?;
     Ok(())
+}
+
+/// A CreateTable request with baton's key schema (string `pk` and `sk`), on demand.
+fn keyed_table(client: &Client, name: &str) -> Result<CreateTableFluentBuilder, BuildError> {
+    Ok(client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key_element("pk", KeyType::Hash)?)
+        .key_schema(key_element("sk", KeyType::Range)?))
 }
 
 async fn enable_ttl(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {

@@ -21,7 +21,10 @@ use baton_core::watch::run::utc_day;
 use baton_core::watch::{DeadlineAlert, DeadlineWatch, DueCheck, OpenAlert};
 use baton_core::{PipelineId, Span, Timestamp};
 
-use super::{is_condition_failed, key, n, query_items, s, store_error, transacted, Item, Reader};
+use super::{
+    get_item, is_condition_failed, key, n, partition_items, query_items, s, store_error,
+    transacted, unless_condition_failed, Item, Reader,
+};
 
 const OPEN_PK: &str = "alerts#open";
 
@@ -62,6 +65,35 @@ impl DynamoWatch {
 
     fn alert_json(&self, alert: &DeadlineAlert) -> StoreResult<String> {
         serde_json::to_string(alert).map_err(|e| self.malformed(&alert.key(), e.to_string()))
+    }
+}
+
+impl DynamoWatch {
+    /// Moves the mark `watermark/<sk>` (its `attribute`) from `read` (`None`: never set) to `to`.
+    async fn move_mark(
+        &self,
+        sk: &str,
+        attribute: &str,
+        read: Option<AttributeValue>,
+        to: AttributeValue,
+        operation: &'static str,
+    ) -> StoreResult<()> {
+        let mut item = key("watermark", sk);
+        item.insert(attribute.into(), to);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match read {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(read) => put
+                .condition_expression("#mark = :read")
+                .expression_attribute_names("#mark", attribute)
+                .expression_attribute_values(":read", read),
+        };
+        // A failed condition: an overlapping run moved it first.
+        unless_condition_failed(put.send().await, operation, &self.table)
     }
 }
 
@@ -128,16 +160,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn watermark(&self) -> StoreResult<Option<String>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("watermark", "due")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (watermark)", &self.table, e))?;
-        match got.item() {
+        let key = key("watermark", "due");
+        let got = get_item(&self.client, &self.table, key, "GetItem (watermark)").await?;
+        match &got {
             None => Ok(None),
             Some(item) => Reader {
                 table: &self.table,
@@ -148,39 +173,16 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn advance_watermark(&self, read: Option<&str>, day: &str) -> StoreResult<()> {
-        let mut item = key("watermark", "due");
-        item.insert("day".into(), s(day));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(read) => put
-                .condition_expression("#day = :read")
-                .expression_attribute_names("#day", "day")
-                .expression_attribute_values(":read", s(read)),
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            // An overlapping run moved it first.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (watermark)", &self.table, e)),
-        }
+        let operation = "PutItem (watermark)";
+        self.move_mark("due", "day", read.map(s), s(day), operation)
+            .await
     }
 
     async fn sighted_until(&self) -> StoreResult<Option<Timestamp>> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key("watermark", "runs")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem (runs sighted until)", &self.table, e))?;
-        match got.item() {
+        let key = key("watermark", "runs");
+        let operation = "GetItem (runs sighted until)";
+        let got = get_item(&self.client, &self.table, key, operation).await?;
+        match &got {
             None => Ok(None),
             Some(item) => Ok(Reader {
                 table: &self.table,
@@ -192,25 +194,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn set_sighted_until(&self, read: Option<Timestamp>, to: Timestamp) -> StoreResult<()> {
-        let mut item = key("watermark", "runs");
-        item.insert("until".into(), n(to.0));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(read) => put
-                .condition_expression("#until = :read")
-                .expression_attribute_names("#until", "until")
-                .expression_attribute_values(":read", n(read.0)),
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("PutItem (runs sighted until)", &self.table, e)),
-        }
+        let operation = "PutItem (runs sighted until)";
+        self.move_mark("runs", "until", read.map(|t| n(t.0)), n(to.0), operation)
+            .await
     }
 
     async fn note_refusal(&self, account: &str, now: Timestamp) -> StoreResult<bool> {
@@ -266,16 +252,9 @@ impl DeadlineWatch for DynamoWatch {
     }
 
     async fn open_alerts(&self) -> StoreResult<Vec<OpenAlert>> {
-        let operation = "Query (open alerts)";
         let mut out = Vec::new();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(OPEN_PK))
-            .consistent_read(true);
-        let items = query_items(query, &self.table, operation, None).await?;
+        let pk = OPEN_PK.to_owned();
+        let items = partition_items(&self.client, &self.table, pk, "Query (open alerts)").await?;
         for item in &items {
             let r = Reader {
                 table: &self.table,
@@ -300,12 +279,8 @@ impl DeadlineWatch for DynamoWatch {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            // Closed meanwhile by an overlapping run.
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("UpdateItem (alert announced)", &self.table, e)),
-        }
+        // A failed condition: closed meanwhile by an overlapping run.
+        unless_condition_failed(updated, "UpdateItem (alert announced)", &self.table)
     }
 
     async fn close(&self, alert_key: &str) -> StoreResult<()> {

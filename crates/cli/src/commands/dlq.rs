@@ -13,6 +13,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use baton_adapters::Env;
+use baton_core::text::shorten;
 use serde_json::json;
 
 use crate::{DlqAction, Failure};
@@ -199,14 +200,6 @@ fn sdk_error(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
-    }
 }
 
 /// A function's dead-letter queue and the function its events are delivered to again.

@@ -1,10 +1,10 @@
 //! `baton explain`: why a pipeline has or has not fired since its last trigger.
 
 use baton_core::trigger::{inspect_child, FlowSettings, Inspection};
-use baton_core::{PipelineId, RunKey};
+use baton_core::{PipelineId, RunKey, Timestamp};
 use serde_json::json;
 
-use super::{now, Stores};
+use super::Stores;
 use crate::render::Style;
 use crate::Failure;
 
@@ -22,7 +22,7 @@ pub async fn explain(
         &stores.ledger,
         pipeline,
         key,
-        now(),
+        Timestamp::now(),
         &settings,
     )
     .await

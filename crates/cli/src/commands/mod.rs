@@ -11,7 +11,7 @@ pub mod runs;
 pub mod validate;
 
 use baton_adapters::{DynamoLedger, DynamoRegistry, DynamoRunLog};
-use baton_core::{PipelineId, Span, Timestamp};
+use baton_core::{PipelineId, Span};
 
 use crate::stack;
 use crate::Failure;
@@ -63,10 +63,6 @@ pub fn pipeline_arg(text: &str, region: &str) -> Result<PipelineId, Failure> {
         code: 2,
         message: e.to_string(),
     })
-}
-
-pub fn now() -> Timestamp {
-    Timestamp(chrono::Utc::now().timestamp_millis())
 }
 
 /// Every status: what the commands that show runs ask the run log for.

@@ -1,7 +1,7 @@
 //! `baton runs`: recent runs of a pipeline from the run log, newest first.
 
 use baton_core::ports::RunLog;
-use baton_core::{PipelineId, Timestamp};
+use baton_core::{PipelineId, Span, Timestamp};
 use serde_json::json;
 
 use super::{every_status, Stores};
@@ -41,7 +41,9 @@ pub async fn runs(
                     .as_ref()
                     .map(|k| k.to_string())
                     .unwrap_or_default(),
-                r.duration_ms().map(render::duration).unwrap_or_default(),
+                r.duration_ms()
+                    .map(|ms| Span(ms).aligned())
+                    .unwrap_or_default(),
                 r.trigger_id.clone().unwrap_or_default(),
             ]
         })

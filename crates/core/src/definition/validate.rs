@@ -224,14 +224,7 @@ pub fn describe(value: &Value) -> String {
     }
 }
 
-pub(super) fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let cut: String = text.chars().take(max).collect();
-        format!("{cut}…")
-    }
-}
+pub(super) use crate::text::shorten;
 
 impl Validator {
     pub fn problem(&mut self, path: &str, message: impl Into<String>) {

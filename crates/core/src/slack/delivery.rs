@@ -14,7 +14,7 @@ use super::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState, LE
 use super::message::SlackMessage;
 use super::{Posted, SlackApi};
 use crate::ports::{Lease, PublishError, StoreError};
-use crate::time::{Span, Timestamp};
+use crate::time::Timestamp;
 
 /// Time kept free before the Lambda deadline for the bookkeeping after a post.
 pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
@@ -59,23 +59,19 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A delivery ending at `deadline`; its leases outlast it (`Lease::until_after`).
-    pub fn new(deadline: Instant) -> Delivery {
+    /// A delivery ending at `deadline`, the instant `ends_at` on the clock leases are judged by
+    /// (the function converts one to the other once); its leases outlast it
+    /// (`Lease::until_after`).
+    pub fn new(deadline: Instant, ends_at: Timestamp) -> Delivery {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let now = Timestamp::now();
-        let left = deadline.saturating_duration_since(Instant::now());
         let holder = format!(
             "{}-{}-{}",
             std::process::id(),
-            now.millis(),
+            Timestamp::now().millis(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         Delivery {
-            lease: Lease::until_after(
-                holder,
-                now.plus(Span(left.as_millis() as i64)),
-                LEASE_MARGIN,
-            ),
+            lease: Lease::until_after(holder, ends_at, LEASE_MARGIN),
             deadline,
         }
     }

@@ -14,7 +14,7 @@ use crate::events::PipelineTrigger;
 use crate::pipeline::{partition_of, PipelineId};
 use crate::run::{Run, RunRef};
 use crate::status::RunStatus;
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Slack's limit on a section block's text.
 pub const SECTION_TEXT_LIMIT: usize = 3000;
@@ -204,23 +204,6 @@ fn link(url: &str, label: &str) -> String {
     format!("<{}|{}>", escape(url), escape(label))
 }
 
-/// A duration as people read it: `1h 2m 3s`, `45s`, `250ms`.
-pub fn format_duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let mut secs = ms / 1000;
-    let mut parts = Vec::new();
-    for (unit, label) in [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")] {
-        if secs >= unit {
-            parts.push(format!("{}{label}", secs / unit));
-            secs %= unit;
-        }
-    }
-    parts.join(" ")
-}
-
 /// A Slack date token: shown in the reader's time zone, with the UTC instant as fallback.
 fn date(t: Timestamp) -> String {
     format!(
@@ -269,7 +252,7 @@ fn fallback(run: &Run, failure: Option<&FailureContext>) -> String {
         run.status
     );
     if let Some(ms) = run.duration_ms() {
-        text.push_str(&format!(" after {}", format_duration(ms)));
+        text.push_str(&format!(" after {}", Span(ms).readable()));
     }
     if let Some(error) = &run.error {
         text.push_str(&format!(": {error}"));
@@ -295,7 +278,7 @@ fn facts(run: &Run) -> Value {
         format!("*Started*\n{}", date(run.started_at)),
     ];
     if let Some(ms) = run.duration_ms() {
-        fields.push(format!("*Duration*\n{}", format_duration(ms)));
+        fields.push(format!("*Duration*\n{}", Span(ms).readable()));
     }
     let fields: Vec<Value> = fields
         .into_iter()
@@ -374,7 +357,7 @@ pub fn root(run: &Run, failure: Option<&FailureContext>) -> SlackMessage {
 pub fn reply(run: &Run, failure: Option<&FailureContext>) -> SlackMessage {
     let mut line = headline(run);
     if let Some(ms) = run.duration_ms() {
-        line.push_str(&format!(" after {}", format_duration(ms)));
+        line.push_str(&format!(" after {}", Span(ms).readable()));
     }
     let mut blocks = vec![section(line)];
     if let Some(f) = failure {
@@ -547,12 +530,5 @@ mod tests {
             ..trigger
         };
         assert!(!trigger_notice(&unaligned).text.contains("run key"));
-    }
-
-    #[test]
-    fn durations_read_like_people_say_them() {
-        assert_eq!(format_duration(250), "250ms");
-        assert_eq!(format_duration(45_000), "45s");
-        assert_eq!(format_duration(3_723_000), "1h 2m 3s");
     }
 }

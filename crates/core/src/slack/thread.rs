@@ -334,11 +334,11 @@ mod tests {
     #[test]
     fn a_delivery_lease_outlasts_its_deadline() {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let delivery = Delivery::new(deadline);
         let ends = Timestamp::now().plus(Span(60_000));
-        assert!(delivery.lease().until >= ends.plus(LEASE_MARGIN).minus(Span(1_000)));
+        let delivery = Delivery::new(deadline, ends);
+        assert_eq!(delivery.lease().until, ends.plus(LEASE_MARGIN));
         assert_ne!(
-            Delivery::new(deadline).lease().holder,
+            Delivery::new(deadline, ends).lease().holder,
             delivery.lease().holder
         );
     }

@@ -11,7 +11,7 @@ use super::{FlowError, FlowSettings, Stores};
 use crate::condition::Trigger;
 use crate::evaluator::{evaluate, evaluate_key, Evaluation, Firing};
 use crate::events::PipelineTrigger;
-use crate::pipeline::{partition_of, PipelineId};
+use crate::pipeline::PipelineId;
 use crate::ports::{ClaimOutcome, CursorState, Ledger, Registry, RunLog, StoreError};
 use crate::registration::Registration;
 use crate::run::{Run, RunRef};
@@ -52,16 +52,7 @@ pub enum ChildDecision {
 pub fn bus_arn(registration: &Registration, default_bus_name: &str) -> String {
     match &registration.bus_arn {
         Some(arn) => arn.clone(),
-        None => {
-            let p = &registration.pipeline;
-            format!(
-                "arn:{}:events:{}:{}:event-bus/{}",
-                partition_of(&p.region),
-                p.region,
-                p.account,
-                default_bus_name
-            )
-        }
+        None => registration.pipeline.event_bus_arn(default_bus_name),
     }
 }
 

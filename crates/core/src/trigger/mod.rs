@@ -30,7 +30,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::pipeline::PipelineId;
-use crate::ports::{Lease, PublishError, StoreError};
+use crate::ports::{
+    Lease, Ledger, PublishError, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus,
+};
 use crate::time::{Span, Timestamp};
 
 mod decide;
@@ -197,4 +199,38 @@ pub struct Ports<'a, L, R, G, B, E> {
     pub ledger: &'a G,
     pub bus: &'a B,
     pub events: &'a E,
+}
+
+/// [`Ports`] with the bounds the flow needs of each, written once: a caller holding ports
+/// takes a `P: FlowStores` instead of repeating five bounds.
+pub trait FlowStores: Sync {
+    type RunLog: RunLog + Sync;
+    type Registry: Registry + Sync;
+    type Ledger: Ledger + SendLease + Sync;
+    type Bus: TriggerBus + Sync;
+    type Events: RunEvents + Sync;
+
+    #[allow(clippy::type_complexity)]
+    fn flow(
+        &self,
+    ) -> &Ports<'_, Self::RunLog, Self::Registry, Self::Ledger, Self::Bus, Self::Events>;
+}
+
+impl<L, R, G, B, E> FlowStores for Ports<'_, L, R, G, B, E>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + SendLease + Sync,
+    B: TriggerBus + Sync,
+    E: RunEvents + Sync,
+{
+    type RunLog = L;
+    type Registry = R;
+    type Ledger = G;
+    type Bus = B;
+    type Events = E;
+
+    fn flow(&self) -> &Ports<'_, L, R, G, B, E> {
+        self
+    }
 }

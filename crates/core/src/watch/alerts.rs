@@ -5,27 +5,18 @@
 use futures::stream::{self, StreamExt};
 
 use super::run::FOLLOW_UP_EVERY;
-use super::run::{Failure, WatchReport, Watcher};
+use super::run::{Failure, WatchReport, WatchStores, Watcher};
+use super::DeadlineWatch;
 use super::{alert_key, judge, AlertEvent, AlertNews, DeadlineAlert, Verdict};
-use super::{DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns};
 use crate::events::RunEvent;
-use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
+use crate::ports::RunEvents;
 use crate::time::Span;
 
-impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
+impl<P: WatchStores> Watcher<'_, P> {
     /// Publishes an alert to its pipeline's channels and a note to each parent it waits on, then
     /// marks it announced (a crash before that publishes again: slack-notifier posts each once).
     pub(super) async fn announce(&self, alert: &DeadlineAlert) -> Result<(), Failure> {
-        let events = self.ports.flow.events;
+        let events = self.ports.flow().events;
         let raised = AlertEvent {
             alert: alert.clone(),
             news: AlertNews::Raised,
@@ -47,7 +38,7 @@ where
                 .map_err(|e| e.to_string())?;
         }
         self.ports
-            .watch
+            .watch()
             .mark_announced(&alert.key())
             .await
             .map_err(|e| e.to_string())
@@ -58,7 +49,7 @@ where
     pub(super) async fn follow_up(&self, report: &mut WatchReport) -> Result<(), Failure> {
         let open = self
             .ports
-            .watch
+            .watch()
             .open_alerts()
             .await
             .map_err(|e| e.to_string())?;
@@ -103,7 +94,7 @@ where
         let deadlines = self.deadlines_of(&alert.pipeline).await?;
         let Some(deadlines) = deadlines.filter(|_| !expired) else {
             self.ports
-                .watch
+                .watch()
                 .close(&key)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -139,13 +130,13 @@ where
             news,
         };
         self.ports
-            .flow
+            .flow()
             .events
             .publish(&RunEvent::alert(&alert.pipeline, event))
             .await
             .map_err(|e| e.to_string())?;
         self.ports
-            .watch
+            .watch()
             .close(&key)
             .await
             .map_err(|e| e.to_string())?;

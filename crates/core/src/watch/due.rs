@@ -3,31 +3,22 @@
 //! pipeline, day and kind) with why, and the next check is scheduled.
 
 use super::run::{next_utc_day, utc_day, CATCH_UP_ROUNDS};
-use super::run::{Failure, WatchReport, Watcher};
+use super::run::{Failure, WatchReport, WatchStores, Watcher};
 use super::{finish_reasons, judge, start_reasons, statuses_for, DeadlineAlert, DueCheck, Verdict};
-use super::{DeadlineInbox, DeadlineWatch, ExecutionLookup, PendingTriggers, RunningRuns};
+use super::{DeadlineInbox, DeadlineWatch};
 use crate::deadlines::{DeadlineKind, Deadlines, DueDeadline};
 use crate::pipeline::PipelineId;
-use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, TriggerBus};
+use crate::ports::{Registry, RunLog};
 use crate::run::Run;
 use crate::time::{Span, Timestamp};
 use crate::trigger::inspect_child;
 
-impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
+impl<P: WatchStores> Watcher<'_, P> {
     /// Registrations written since the last run get their next due check.
     pub(super) async fn schedule_changed(&self, report: &mut WatchReport) -> Result<(), Failure> {
         let changed = self
             .ports
-            .flow
+            .flow()
             .registry
             .changed()
             .await
@@ -38,7 +29,7 @@ where
                     self.schedule_after(&pipeline, &deadlines, self.now).await?;
                 }
                 self.ports
-                    .flow
+                    .flow()
                     .registry
                     .acknowledge(&pipeline, &fingerprint)
                     .await
@@ -58,7 +49,7 @@ where
     ) -> Result<Option<Deadlines>, Failure> {
         let registration = self
             .ports
-            .flow
+            .flow()
             .registry
             .get(pipeline)
             .await
@@ -80,7 +71,7 @@ where
                 execution_arn: None,
             };
             self.ports
-                .watch
+                .watch()
                 .schedule(&check)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -94,7 +85,7 @@ where
         let today = utc_day(self.now);
         let watermark = self
             .ports
-            .watch
+            .watch()
             .watermark()
             .await
             .map_err(|e| e.to_string())?;
@@ -107,7 +98,7 @@ where
             loop {
                 let checks = self
                     .ports
-                    .watch
+                    .watch()
                     .due_on(&day, self.now)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -141,7 +132,7 @@ where
         let new_mark = keep.unwrap_or(today);
         if watermark.as_deref() != Some(new_mark.as_str()) {
             self.ports
-                .watch
+                .watch()
                 .advance_watermark(watermark.as_deref(), &new_mark)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -161,14 +152,14 @@ where
             self.judge_run(check, execution_arn, report).await?;
             return self
                 .ports
-                .watch
+                .watch()
                 .unschedule(check)
                 .await
                 .map_err(|e| e.to_string());
         }
         let registration = self
             .ports
-            .flow
+            .flow()
             .registry
             .get(&check.pipeline)
             .await
@@ -177,7 +168,7 @@ where
             // Unregistered, or its deadlines removed: nothing to watch.
             return self
                 .ports
-                .watch
+                .watch()
                 .unschedule(check)
                 .await
                 .map_err(|e| e.to_string());
@@ -197,7 +188,7 @@ where
         self.schedule_after(&check.pipeline, &deadlines, check.at)
             .await?;
         self.ports
-            .watch
+            .watch()
             .unschedule(check)
             .await
             .map_err(|e| e.to_string())
@@ -235,7 +226,7 @@ where
         };
         if self
             .ports
-            .watch
+            .watch()
             .raise(&alert)
             .await
             .map_err(|e| e.to_string())?
@@ -254,7 +245,7 @@ where
         day_start: Timestamp,
     ) -> Result<Vec<Run>, Failure> {
         self.ports
-            .flow
+            .flow()
             .run_log
             .runs_since(
                 pipeline,
@@ -283,7 +274,7 @@ where
         if kind == DeadlineKind::LateFinish && !today.is_empty() {
             return Ok((finish_reasons(&today, deadlines), Vec::new()));
         }
-        let flow = &self.ports.flow;
+        let flow = self.ports.flow();
         let inspection = inspect_child(
             flow.registry,
             flow.run_log,

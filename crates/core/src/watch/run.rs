@@ -75,12 +75,34 @@ pub struct WatchPorts<'a, L, R, G, B, E, W, X> {
     pub lookup: &'a X,
 }
 
-/// One watchdog run at `invocation.now`.
-pub async fn watch_once<L, R, G, B, E, W, X>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
-    invocation: &Invocation,
-    settings: &WatchSettings,
-) -> WatchReport
+/// The ports of one watchdog run, each with what the watchdog needs of it: the bounds are
+/// written here once, and every step takes a `P: WatchStores`.
+pub trait WatchStores: Sync {
+    type RunLog: RunLog + RunningRuns + Sync;
+    type Registry: Registry + DeadlineInbox + Sync;
+    type Ledger: Ledger + SendLease + PendingTriggers + Sync;
+    type Bus: TriggerBus + Sync;
+    type Events: RunEvents + Sync;
+    type Watch: DeadlineWatch + Sync;
+    type Lookup: ExecutionLookup + Sync;
+
+    /// The trigger flow's ports: recording recovered statuses, re-sending pending triggers.
+    fn flow(&self) -> &FlowOf<'_, Self>;
+    fn watch(&self) -> &Self::Watch;
+    fn lookup(&self) -> &Self::Lookup;
+}
+
+/// The trigger flow's ports of a [`WatchStores`].
+pub type FlowOf<'a, P> = Ports<
+    'a,
+    <P as WatchStores>::RunLog,
+    <P as WatchStores>::Registry,
+    <P as WatchStores>::Ledger,
+    <P as WatchStores>::Bus,
+    <P as WatchStores>::Events,
+>;
+
+impl<L, R, G, B, E, W, X> WatchStores for WatchPorts<'_, L, R, G, B, E, W, X>
 where
     L: RunLog + RunningRuns + Sync,
     R: Registry + DeadlineInbox + Sync,
@@ -90,6 +112,33 @@ where
     W: DeadlineWatch + Sync,
     X: ExecutionLookup + Sync,
 {
+    type RunLog = L;
+    type Registry = R;
+    type Ledger = G;
+    type Bus = B;
+    type Events = E;
+    type Watch = W;
+    type Lookup = X;
+
+    fn flow(&self) -> &Ports<'_, L, R, G, B, E> {
+        &self.flow
+    }
+
+    fn watch(&self) -> &W {
+        self.watch
+    }
+
+    fn lookup(&self) -> &X {
+        self.lookup
+    }
+}
+
+/// One watchdog run at `invocation.now`.
+pub async fn watch_once<P: WatchStores>(
+    ports: &P,
+    invocation: &Invocation,
+    settings: &WatchSettings,
+) -> WatchReport {
     let mut report = WatchReport::default();
     let watcher = Watcher {
         ports,
@@ -126,29 +175,23 @@ pub(super) type Failure = String;
 /// Open alerts are followed up on the minutes divisible by this (UTC).
 pub const FOLLOW_UP_EVERY: i64 = 5;
 
-pub(super) struct Watcher<'p, 'a, L, R, G, B, E, W, X> {
-    pub(super) ports: &'p WatchPorts<'a, L, R, G, B, E, W, X>,
+pub(super) struct Watcher<'p, P> {
+    pub(super) ports: &'p P,
     pub(super) settings: &'p WatchSettings,
     pub(super) now: Timestamp,
 }
 
 /// Re-sends every trigger pending longer than the grace, through the trigger flow (same id,
 /// under its send lease), so a failed send never waits for the parent's next run.
-async fn resend_pending<L, R, G, B, E, W, X>(
-    ports: &WatchPorts<'_, L, R, G, B, E, W, X>,
+async fn resend_pending<P: WatchStores>(
+    ports: &P,
     invocation: &Invocation,
     settings: &WatchSettings,
     report: &mut WatchReport,
-) where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+) {
     let before = invocation.read_clock().minus(settings.pending_grace);
     let children = match ports
-        .flow
+        .flow()
         .ledger
         .pending_before(before, settings.pending_limit)
         .await
@@ -163,7 +206,7 @@ async fn resend_pending<L, R, G, B, E, W, X>(
     };
     for (child, run_key) in children {
         let woken = wake_child(
-            &ports.flow,
+            ports.flow(),
             &child,
             run_key.as_ref(),
             invocation,

@@ -5,14 +5,13 @@
 //! recording path (so triggers and Slack follow), marked recovered; one still running past
 //! `maxDuration` raises `tooLong`, followed up when it stops.
 
-use super::run::{Failure, WatchReport, Watcher};
+use super::run::{Failure, WatchReport, WatchStores, Watcher};
 use super::{
-    DeadlineAlert, DeadlineInbox, DeadlineWatch, DueCheck, ExecutionLookup, LookupError,
-    PendingTriggers, RunningRuns, Verdict,
+    DeadlineAlert, DeadlineWatch, DueCheck, ExecutionLookup, LookupError, RunningRuns, Verdict,
 };
 use crate::deadlines::{DeadlineKind, Deadlines};
 use crate::pipeline::PipelineId;
-use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use crate::ports::{RunLog, StoreError};
 use crate::recording::record_status;
 use crate::run::Run;
 use crate::time::{Span, Timestamp};
@@ -21,21 +20,12 @@ use crate::time::{Span, Timestamp};
 /// eventually consistent (typically well under a second behind).
 const SIGHTING_LAG: Span = Span(30_000);
 
-impl<L, R, G, B, E, W, X> Watcher<'_, '_, L, R, G, B, E, W, X>
-where
-    L: RunLog + RunningRuns + Sync,
-    R: Registry + DeadlineInbox + Sync,
-    G: Ledger + SendLease + PendingTriggers + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-    W: DeadlineWatch + Sync,
-    X: ExecutionLookup + Sync,
-{
+impl<P: WatchStores> Watcher<'_, P> {
     /// Runs started since the last look each get a due check. The index is eventually
     /// consistent, so each look goes back [`SIGHTING_LAG`] before the mark; a run sighted twice
     /// gets the same check (one item).
     pub(super) async fn sight_runs(&self, report: &mut WatchReport) -> Result<(), Failure> {
-        let watch = self.ports.watch;
+        let watch = self.ports.watch();
         let read = watch.sighted_until().await.map_err(text)?;
         // The first look ever goes back a whole reconciliation period: runs already running
         // when the watchdog was deployed are watched too.
@@ -45,7 +35,7 @@ where
         };
         let started = self
             .ports
-            .flow
+            .flow()
             .run_log
             .started_since(after, self.settings.runs_sighted)
             .await
@@ -102,7 +92,7 @@ where
         execution_arn: &str,
         report: &mut WatchReport,
     ) -> Result<(), Failure> {
-        let run_log = self.ports.flow.run_log;
+        let run_log = self.ports.flow().run_log;
         let latest = run_log.latest(execution_arn).await.map_err(text)?;
         let Some(run) = latest.filter(|r| !r.status.is_final()) else {
             return Ok(());
@@ -112,7 +102,7 @@ where
             if found.run_key.is_none() {
                 found.run_key.clone_from(&run.run_key);
             }
-            let events = self.ports.flow.events;
+            let events = self.ports.flow().events;
             let (_, announced) =
                 record_status::<_, _, RecordFailure>(&mut found, true, run_log, events)
                     .await
@@ -130,7 +120,7 @@ where
             at: self.now.plus(self.settings.reconcile_after),
             ..check.clone()
         };
-        self.ports.watch.schedule(&next).await.map_err(text)
+        self.ports.watch().schedule(&next).await.map_err(text)
     }
 
     /// The run's final status from Step Functions, when it has one. A refusing role is noted
@@ -140,12 +130,12 @@ where
         if report.refused_accounts.contains(account) {
             return Ok(None);
         }
-        match self.ports.lookup.describe(&run.execution_arn).await {
+        match self.ports.lookup().describe(&run.execution_arn).await {
             Ok(found) => Ok(found.filter(|f| f.status.is_final())),
             Err(LookupError::Refused { account, message }) => {
                 if self
                     .ports
-                    .watch
+                    .watch()
                     .note_refusal(&account, self.now)
                     .await
                     .map_err(text)?
@@ -194,7 +184,7 @@ where
             waiting_on: Vec::new(),
             execution_arn: Some(run.execution_arn.clone()),
         };
-        if self.ports.watch.raise(&alert).await.map_err(text)? {
+        if self.ports.watch().raise(&alert).await.map_err(text)? {
             self.announce(&alert).await?;
             report.raised.push(alert);
         }
@@ -209,7 +199,7 @@ where
     ) -> Result<Verdict, Failure> {
         let latest = self
             .ports
-            .flow
+            .flow()
             .run_log
             .latest(execution_arn)
             .await

@@ -3,7 +3,7 @@
 //! sent) and one claim item per trigger id, changed by the same requests under the same
 //! conditions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use baton_core::ports::{
@@ -12,7 +12,7 @@ use baton_core::ports::{
 use baton_core::watch::PendingTriggers;
 use baton_core::{PipelineId, PipelineTrigger, RunKey, Timestamp, TriggerId};
 
-use super::{lock, unavailable, Effect, Op, Requests, BATCH_GET_KEYS};
+use super::{batch_get, lock, unavailable, Effect, Op, Requests};
 
 const TABLE: &str = "ledger (memory)";
 
@@ -115,13 +115,8 @@ impl Ledger for MemoryLedger {
         let slot = (child.clone(), run_key.cloned());
         self.requests
             .request(Op::GetCursor(child), || {
-                let got = lock(&self.tables, TABLE, "GetItem (cursor)").map(|t| {
-                    t.cursors.get(&slot).map(|item| CursorState {
-                        cursor: item.cursor,
-                        last_trigger_id: item.last_trigger_id.clone(),
-                        pending: item.pending_trigger.clone(),
-                    })
-                });
+                let got = lock(&self.tables, TABLE, "GetItem (cursor)")
+                    .map(|t| t.cursors.get(&slot).map(cursor_state));
                 (got, Effect::Read)
             })
             .await
@@ -133,40 +128,21 @@ impl Ledger for MemoryLedger {
         &self,
         slots: &[CursorSlot],
     ) -> StoreResult<BTreeMap<CursorSlot, CursorState>> {
-        let unique: Vec<CursorSlot> = slots
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let chunks = unique.chunks(BATCH_GET_KEYS).map(|chunk| {
-            self.requests.request(Op::BatchGetCursors(chunk), || {
-                let got = lock(&self.tables, TABLE, "BatchGetItem (cursors)").map(|t| {
-                    chunk
-                        .iter()
-                        .filter_map(|slot| {
-                            t.cursors.get(slot).map(|item| {
-                                (
-                                    slot.clone(),
-                                    CursorState {
-                                        cursor: item.cursor,
-                                        last_trigger_id: item.last_trigger_id.clone(),
-                                        pending: item.pending_trigger.clone(),
-                                    },
-                                )
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                });
-                (got, Effect::Read)
-            })
-        });
-        let mut found = BTreeMap::new();
-        for got in futures::future::join_all(chunks).await {
-            let got = got.map_err(|f| unavailable("BatchGetItem (cursors)", TABLE, f))??;
-            found.extend(got);
-        }
-        Ok(found)
+        let operation = "BatchGetItem (cursors)";
+        batch_get(
+            &self.requests,
+            slots,
+            |chunk: &[CursorSlot]| Op::BatchGetCursors(chunk),
+            (operation, TABLE),
+            |chunk| {
+                let t = lock(&self.tables, TABLE, operation)?;
+                Ok(chunk
+                    .iter()
+                    .filter_map(|slot| Some((slot.clone(), cursor_state(t.cursors.get(slot)?))))
+                    .collect())
+            },
+        )
+        .await
     }
 
     async fn claim(
@@ -414,5 +390,14 @@ impl PendingTriggers for MemoryLedger {
             })
             .await
             .map_err(|f| unavailable(operation, TABLE, f))?
+    }
+}
+
+/// A cursor item as the ledger's readers see it.
+fn cursor_state(item: &CursorItem) -> CursorState {
+    CursorState {
+        cursor: item.cursor,
+        last_trigger_id: item.last_trigger_id.clone(),
+        pending: item.pending_trigger.clone(),
     }
 }

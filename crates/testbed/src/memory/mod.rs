@@ -20,13 +20,14 @@ mod run_log;
 mod slack_threads;
 mod watch;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use baton_core::ports::StoreError;
+use baton_core::ports::{StoreError, StoreResult};
 use baton_core::{PipelineId, PipelineTrigger, RunEvent, Timestamp, TriggerId};
 
 pub use executions::MemoryExecutions;
@@ -227,6 +228,34 @@ pub(crate) fn lock<'a, T>(
         table: name.to_owned(),
         message: "the in-memory table was poisoned by a panic".to_owned(),
     })
+}
+
+/// A BatchGetItem read as the adapters make it: one request per 100 distinct keys, all in flight
+/// together; `op` names a chunk's request and `found` answers its items that exist, atomically.
+pub(crate) async fn batch_get<K, V>(
+    requests: &Requests,
+    keys: &[K],
+    op: for<'k> fn(&'k [K]) -> Op<'k>,
+    (operation, table): (&'static str, &str),
+    found: impl Fn(&[K]) -> StoreResult<Vec<(K, V)>>,
+) -> StoreResult<BTreeMap<K, V>>
+where
+    K: Ord + Clone,
+{
+    let unique: Vec<K> = keys
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let chunks = unique
+        .chunks(BATCH_GET_KEYS)
+        .map(|chunk| requests.request(op(chunk), || (found(chunk), Effect::Read)));
+    let mut all = BTreeMap::new();
+    for got in futures::future::join_all(chunks).await {
+        all.extend(got.map_err(|f| unavailable(operation, table, f))??);
+    }
+    Ok(all)
 }
 
 pub(crate) fn unavailable(operation: &'static str, table: &str, fault: Injected) -> StoreError {

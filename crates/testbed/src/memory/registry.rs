@@ -12,7 +12,7 @@ use baton_core::registration::Registration;
 use baton_core::watch::DeadlineInbox;
 use baton_core::{PipelineId, RunStatus};
 
-use super::{lock, unavailable, Effect, Op, Requests, BATCH_GET_KEYS};
+use super::{batch_get, lock, unavailable, Effect, Op, Requests};
 
 const TABLE: &str = "registry (memory)";
 
@@ -91,33 +91,24 @@ impl Registry for MemoryRegistry {
         &self,
         pipelines: &[PipelineId],
     ) -> StoreResult<BTreeMap<PipelineId, Registration>> {
-        let unique: Vec<PipelineId> = pipelines
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let chunks = unique.chunks(BATCH_GET_KEYS).map(|chunk| {
-            self.requests.request(Op::BatchGetRegistrations(chunk), || {
-                let got = lock(&self.tables, TABLE, "BatchGetItem (registrations)").map(|t| {
-                    chunk
-                        .iter()
-                        .filter_map(|p| {
-                            t.registrations
-                                .get(p)
-                                .map(|v| (p.clone(), v.registration.clone()))
-                        })
-                        .collect::<Vec<_>>()
-                });
-                (got, Effect::Read)
-            })
-        });
-        let mut found = BTreeMap::new();
-        for got in futures::future::join_all(chunks).await {
-            let got = got.map_err(|f| unavailable("BatchGetItem (registrations)", TABLE, f))??;
-            found.extend(got);
-        }
-        Ok(found)
+        let operation = "BatchGetItem (registrations)";
+        batch_get(
+            &self.requests,
+            pipelines,
+            |chunk: &[PipelineId]| Op::BatchGetRegistrations(chunk),
+            (operation, TABLE),
+            |chunk| {
+                let t = lock(&self.tables, TABLE, operation)?;
+                Ok(chunk
+                    .iter()
+                    .filter_map(|p| {
+                        let v = t.registrations.get(p)?;
+                        Some((p.clone(), v.registration.clone()))
+                    })
+                    .collect())
+            },
+        )
+        .await
     }
 
     async fn children(&self, parent: &PipelineId) -> StoreResult<Vec<ChildEdge>> {
