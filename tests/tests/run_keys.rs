@@ -230,14 +230,24 @@ async fn the_runs_of_one_key_and_the_cursor_of_one_key_are_read_alone() {
     let ledger = &world.ledger;
     assert_eq!(
         ledger
-            .claim(&trigger("t1", "d1"), None, at(22, 1, 0))
+            .claim(
+                &trigger("t1", "d1"),
+                None,
+                at(22, 1, 0),
+                &baton_testbed::ended_lease()
+            )
             .await
             .unwrap(),
         ClaimOutcome::Claimed
     );
     assert_eq!(
         ledger
-            .claim(&trigger("t2", "d2"), None, at(22, 2, 0))
+            .claim(
+                &trigger("t2", "d2"),
+                None,
+                at(22, 2, 0),
+                &baton_testbed::ended_lease()
+            )
             .await
             .unwrap(),
         ClaimOutcome::Claimed,

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
-use baton_core::ports::{ClaimOutcome, CursorSlot, Lease, Ledger, Recorded, Registry, RunLog};
+use baton_core::ports::{
+    ClaimOutcome, CursorSlot, Lease, Ledger, Recorded, Registry, RunLog, SendLease,
+};
 use baton_core::registration::{register, unregister, Refusal};
 use baton_core::registration::{Deleted, Registration, Upserted};
 use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
@@ -302,7 +304,11 @@ async fn concurrent_claims_of_the_same_firing_have_exactly_one_winner() {
     let attempts = (0..8).map(|_| {
         let ledger = central.ledger();
         let trigger = trigger.clone();
-        tokio::spawn(async move { ledger.claim(&trigger, None, after).await })
+        tokio::spawn(async move {
+            ledger
+                .claim(&trigger, None, after, &baton_testbed::ended_lease())
+                .await
+        })
     });
     let outcomes: Vec<ClaimOutcome> = futures::future::join_all(attempts)
         .await
@@ -347,7 +353,10 @@ async fn a_stale_cursor_write_is_refused() {
     let ledger = central.ledger();
     let (x, first, after) = scout24_firing();
     assert_eq!(
-        ledger.claim(&first, None, after).await.unwrap(),
+        ledger
+            .claim(&first, None, after, &baton_testbed::ended_lease())
+            .await
+            .unwrap(),
         ClaimOutcome::Claimed
     );
     ledger.mark_sent(&x, None, &first.trigger_id).await.unwrap();
@@ -359,17 +368,38 @@ async fn a_stale_cursor_write_is_refused() {
     let mut third = first.clone();
     third.trigger_id = baton_core::TriggerId("third".into());
     assert_eq!(
-        ledger.claim(&second, Some(after), at(23, 5)).await.unwrap(),
+        ledger
+            .claim(
+                &second,
+                Some(after),
+                at(23, 5),
+                &baton_testbed::ended_lease()
+            )
+            .await
+            .unwrap(),
         ClaimOutcome::Claimed
     );
     assert_eq!(
-        ledger.claim(&third, Some(after), at(23, 6)).await.unwrap(),
+        ledger
+            .claim(
+                &third,
+                Some(after),
+                at(23, 6),
+                &baton_testbed::ended_lease()
+            )
+            .await
+            .unwrap(),
         ClaimOutcome::Lost
     );
     // Nor can a new firing be claimed while one is pending, even from the current cursor.
     assert_eq!(
         ledger
-            .claim(&third, Some(at(23, 5)), at(23, 6))
+            .claim(
+                &third,
+                Some(at(23, 5)),
+                at(23, 6),
+                &baton_testbed::ended_lease()
+            )
             .await
             .unwrap(),
         ClaimOutcome::Lost
@@ -387,7 +417,10 @@ async fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     let central = Central::shared("forget").await;
     let ledger = central.ledger();
     let (x, stale, after) = scout24_firing();
-    ledger.claim(&stale, None, after).await.unwrap();
+    ledger
+        .claim(&stale, None, after, &baton_testbed::ended_lease())
+        .await
+        .unwrap();
     // One evaluation drops the stale trigger, another claims a new one for the new registration,
     // then the first evaluation's drop (a retry, or a second evaluation) arrives late.
     ledger
@@ -397,7 +430,15 @@ async fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     let mut fresh = stale.clone();
     fresh.trigger_id = baton_core::TriggerId("fresh".into());
     assert_eq!(
-        ledger.claim(&fresh, Some(after), at(23, 5)).await.unwrap(),
+        ledger
+            .claim(
+                &fresh,
+                Some(after),
+                at(23, 5),
+                &baton_testbed::ended_lease()
+            )
+            .await
+            .unwrap(),
         ClaimOutcome::Claimed
     );
     ledger
@@ -425,8 +466,14 @@ async fn the_pending_index_names_each_pending_trigger_with_its_run_key() {
     let mut keyed = unkeyed.clone();
     keyed.trigger_id = baton_core::TriggerId("keyed".into());
     keyed.run_key = Some(baton_core::RunKey("2026-11-22".into()));
-    ledger.claim(&unkeyed, None, after).await.unwrap();
-    ledger.claim(&keyed, None, after).await.unwrap();
+    ledger
+        .claim(&unkeyed, None, after, &baton_testbed::ended_lease())
+        .await
+        .unwrap();
+    ledger
+        .claim(&keyed, None, after, &baton_testbed::ended_lease())
+        .await
+        .unwrap();
     let mut pending = ledger.pending_before(at(30, 0), 10).await.unwrap();
     pending.sort();
     assert_eq!(
@@ -609,7 +656,10 @@ async fn bulk_loads_and_batch_reads_answer_what_single_reads_answer_over_many_ke
     // Cursors: a few children have fired (one of them for a run key), most never did.
     let (x, trigger, after) = scout24_firing();
     assert_eq!(
-        ledger.claim(&trigger, None, after).await.unwrap(),
+        ledger
+            .claim(&trigger, None, after, &baton_testbed::ended_lease())
+            .await
+            .unwrap(),
         ClaimOutcome::Claimed
     );
     let mut slots: Vec<CursorSlot> = children.iter().map(|c| (c.clone(), None)).collect();
@@ -628,4 +678,32 @@ async fn bulk_loads_and_batch_reads_answer_what_single_reads_answer_over_many_ke
             .map(|p| &p.trigger_id),
         Some(&trigger.trigger_id)
     );
+}
+
+#[tokio::test]
+async fn a_claim_takes_the_send_lease_for_its_claimer() {
+    let central = Central::shared("claim-lease").await;
+    let ledger = central.ledger();
+    let (x, trigger, after) = scout24_firing();
+    let claimer = lease("claimer", at(22, 6));
+    assert_eq!(
+        ledger.claim(&trigger, None, after, &claimer).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let id = &trigger.trigger_id;
+    // Another delivery finds the trigger pending and its lease held until 06:00: refused.
+    let other = lease("other", at(22, 7));
+    assert!(!ledger
+        .take_send_lease(&x, None, id, &other, at(22, 5))
+        .await
+        .unwrap());
+    // The claimer's own lease holds; once it has ended, another may take it.
+    assert!(ledger
+        .take_send_lease(&x, None, id, &claimer, at(22, 5))
+        .await
+        .unwrap());
+    assert!(ledger
+        .take_send_lease(&x, None, id, &other, at(22, 7))
+        .await
+        .unwrap());
 }

@@ -112,17 +112,41 @@ async fn a_lost_answer_to_the_send_lease_does_not_delay_the_trigger() {
     world
         .register(&x, BOTH_SUCCEED, Some(&bus.bus_arn), at(21, 12, 0))
         .await;
-    // The lease is taken, its answer lost; the SDK takes it again.
+    // Day 22's trigger is sent, but recording that fails: it stays pending. (A fresh claim takes
+    // the send lease in its own transaction; only a pending trigger's delivery takes it apart.)
+    let mark = proxy.inject(Rule::new(
+        "dynamodb:UpdateItem",
+        &["REMOVE pendingTriggerId"],
+        Fault::Before,
+        Times::UntilCleared,
+    ));
+    both_succeed(&world, 22).await;
+    for n in &world.published().await {
+        let _ = world.manage(std::slice::from_ref(n), at(22, 5, 0)).await;
+    }
+    assert!(proxy.fired(mark) > 0, "the sent mark never failed");
+    proxy.clear(mark);
+    // Day 23: the pending trigger is re-sent first. Its lease is taken, the answer lost; the SDK
+    // takes it again (the same holder may), and the trigger goes out with its id.
     let rule = proxy.inject(Rule::new(
         "dynamodb:UpdateItem",
         &["SET leaseHolder"],
         Fault::After,
         Times::Exactly(1),
     ));
-    both_succeed(&world, 22).await;
-    world.pump(at(22, 5, 0)).await;
+    both_succeed(&world, 23).await;
+    world.pump(at(23, 5, 0)).await;
     assert_eq!(proxy.fired(rule), 1);
-    assert_eq!(trigger_ids(&bus.received().await.unwrap()).len(), 1);
+    let mut ids = trigger_ids(&bus.received().await.unwrap());
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        2,
+        "day 22's trigger re-sent, day 23's sent: {ids:?}"
+    );
+    let state = world.ledger.cursor(&x, None).await.unwrap().unwrap();
+    assert!(state.pending.is_none(), "nothing left pending");
 }
 
 #[tokio::test]
@@ -517,7 +541,10 @@ async fn a_send_lease_outlasts_its_invocation_however_long_ago_it_read_the_clock
         environment: None,
         run_key: None,
     };
-    ledger.claim(&trigger, None, at(22, 4, 0)).await.unwrap();
+    ledger
+        .claim(&trigger, None, at(22, 4, 0), &baton_testbed::ended_lease())
+        .await
+        .unwrap();
     // An invocation that read its clock at 05:00 and may run until 05:02 takes the lease...
     let long = Invocation::new("long", at(22, 5, 0), at(22, 5, 2), &world.settings);
     assert!(ledger
@@ -560,7 +587,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
     };
     world
         .ledger
-        .claim(&trigger, None, at(22, 4, 0))
+        .claim(&trigger, None, at(22, 4, 0), &baton_testbed::ended_lease())
         .await
         .unwrap();
     // A sender took the lease and died: its lease ends 10 s after its 05:02 deadline.
@@ -582,6 +609,7 @@ async fn a_dead_senders_lease_ends_also_for_an_invocation_that_started_before_it
         &bus.bus_arn,
         &trigger,
         &late,
+        false,
     )
     .await
     .unwrap();

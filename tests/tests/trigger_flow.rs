@@ -312,6 +312,7 @@ async fn a_parent_run_older_than_within_does_not_fire_and_the_explanation_says_s
         &x,
         None,
         now,
+        &baton_testbed::ended_lease(),
         &world.settings,
         None,
     )

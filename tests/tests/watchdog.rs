@@ -264,7 +264,7 @@ async fn a_trigger_left_pending_is_found_on_the_index_and_re_sent_once() {
     // Claimed; the send failed past Lambda's retries.
     world
         .ledger
-        .claim(&trigger, None, at(22, 5, 59))
+        .claim(&trigger, None, at(22, 5, 59), &baton_testbed::ended_lease())
         .await
         .unwrap();
     let dog = Watchdog::new(&world);

@@ -222,11 +222,14 @@ pub trait Ledger {
     /// Commits a firing in one conditional transaction: a claim keyed by the trigger id (which must
     /// not exist), and the cursor (of the trigger's run key, if it has one) moved to `cursor_after` only from `cursor_read` (the value read
     /// before deciding; `None` when there was no cursor item) and only while no trigger is pending.
+    /// The claimed trigger's send lease is taken for `lease` in the same write, so the claiming
+    /// delivery sends without taking it first ([`SendLease::take_send_lease`]).
     fn claim(
         &self,
         trigger: &PipelineTrigger,
         cursor_read: Option<Timestamp>,
         cursor_after: Timestamp,
+        lease: &Lease,
     ) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
 
     /// Marks a pending trigger sent: one conditional write on the cursor item clears it from

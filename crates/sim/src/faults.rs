@@ -87,7 +87,11 @@ impl Injected {
 /// A write that took effect, as the checks need it.
 #[derive(Clone, Debug)]
 pub enum Seen {
-    Claim(PipelineTrigger),
+    /// A claim, which takes the claimed trigger's send lease until `until`.
+    Claim {
+        trigger: PipelineTrigger,
+        until: Timestamp,
+    },
     Lease {
         child: PipelineId,
         trigger_id: TriggerId,
@@ -200,10 +204,12 @@ pub fn describe(op: &Op<'_>) -> String {
         Op::DeleteRegistration(p) => format!("TransactWriteItems delete registration {}", p.name),
         Op::GetCursor(p) => format!("GetItem cursor {}", p.name),
         Op::BatchGetCursors(slots) => format!("BatchGetItem {} cursors", slots.len()),
-        Op::Claim(t) => format!(
-            "TransactWriteItems claim {} {}",
+        Op::Claim { trigger: t, lease } => format!(
+            "TransactWriteItems claim {} {} leased to {} until {}",
             t.target.name,
-            short(&t.trigger_id)
+            short(&t.trigger_id),
+            lease.holder,
+            clock(lease.until.0)
         ),
         Op::MarkSent { child, trigger_id } => {
             format!("UpdateItem sent {} {}", child.name, short(trigger_id))
@@ -264,7 +270,10 @@ pub fn clock(t: i64) -> String {
 
 fn observe(op: &Op<'_>) -> Option<Seen> {
     Some(match op {
-        Op::Claim(trigger) => Seen::Claim((*trigger).clone()),
+        Op::Claim { trigger, lease } => Seen::Claim {
+            trigger: (*trigger).clone(),
+            until: lease.until,
+        },
         Op::TakeLease {
             child,
             trigger_id,

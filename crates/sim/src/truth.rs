@@ -107,7 +107,11 @@ impl Truth {
     /// Checks a write as it takes effect.
     pub fn check_write(&mut self, o: &Observed) {
         match &o.seen {
-            Seen::Claim(trigger) => self.check_claim(o.task, o.at, trigger),
+            Seen::Claim { trigger, until } => {
+                self.check_claim(o.task, o.at, trigger);
+                self.leases
+                    .insert(trigger.trigger_id.0.clone(), (o.task, until.0));
+            }
             Seen::Lease {
                 trigger_id, until, ..
             } => {

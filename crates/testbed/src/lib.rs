@@ -25,3 +25,12 @@ pub mod requests;
 
 pub use observe::{lambda_sns_event, BusWatch, TopicWatch};
 pub use requests::RequestCounter;
+
+/// The send lease of a claimer that is gone: it ended long ago, so any delivery may take the
+/// claimed trigger's lease at once. Tests that claim directly in the ledger pass it.
+pub fn ended_lease() -> baton_core::ports::Lease {
+    baton_core::ports::Lease {
+        holder: "a claimer that is gone".to_owned(),
+        until: baton_core::Timestamp(0),
+    }
+}

@@ -372,11 +372,12 @@ fn a_trigger_left_pending_is_re_sent_with_its_id_without_a_parent_event() {
     .unwrap();
     w.register(&child, "trigger: {executions: {allOf: [{name: listings, account: \"111111111111\", status: [SUCCESS]}]}}\n", at("2026-11-25T12:00:00Z"));
     // Claimed; its sender died before sending.
-    block_on(
-        w.mem
-            .ledger
-            .claim(&trigger, None, at("2026-11-26T05:59:00Z")),
-    )
+    block_on(w.mem.ledger.claim(
+        &trigger,
+        None,
+        at("2026-11-26T05:59:00Z"),
+        &baton_testbed::ended_lease(),
+    ))
     .unwrap();
     // Within the grace it is left to its sender and Lambda's retries.
     assert!(w.watch("2026-11-26T06:02:00Z").0.resent.is_empty());

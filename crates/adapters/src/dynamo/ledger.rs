@@ -151,6 +151,7 @@ impl Ledger for DynamoLedger {
         trigger: &PipelineTrigger,
         cursor_read: Option<Timestamp>,
         cursor_after: Timestamp,
+        lease: &Lease,
     ) -> StoreResult<ClaimOutcome> {
         let child = trigger.target.id();
         let payload = serde_json::to_string(trigger).map_err(|e| self.request_error(e))?;
@@ -167,8 +168,10 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_key(Some(key(child_pk(&child), cursor_sk(trigger.run_key.as_ref()))))
             .update_expression(
-                "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger, pendingIndex = :pending, pendingSince = :since",
+                "SET #cursor = :after, lastTriggerId = :id, pendingTriggerId = :id, pendingTrigger = :trigger, pendingIndex = :pending, pendingSince = :since, leaseHolder = :holder, leaseUntil = :until",
             )
+            .expression_attribute_values(":holder", s(&lease.holder))
+            .expression_attribute_values(":until", n(lease.until.0))
             .expression_attribute_names("#cursor", "cursor")
             .expression_attribute_values(":pending", s(PENDING_INDEX_KEY))
             .expression_attribute_values(":since", n(trigger.fired_at.0))

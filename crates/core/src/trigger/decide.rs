@@ -12,7 +12,7 @@ use crate::condition::Trigger;
 use crate::evaluator::{evaluate, evaluate_key, Evaluation, Firing};
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
-use crate::ports::{ClaimOutcome, CursorState, Ledger, Registry, RunLog, StoreError};
+use crate::ports::{ClaimOutcome, CursorState, Lease, Ledger, Registry, RunLog, StoreError};
 use crate::registration::Registration;
 use crate::run::{Run, RunRef};
 use crate::run_key::RunKey;
@@ -37,7 +37,7 @@ pub enum ChildDecision {
         trigger: PipelineTrigger,
         bus_arn: String,
     },
-    /// This evaluation fired the child and committed the claim: send it.
+    /// This evaluation fired the child and committed the claim, with the send lease: send it.
     Claimed {
         trigger: PipelineTrigger,
         bus_arn: String,
@@ -76,6 +76,7 @@ pub async fn decide_child<L, R, G>(
     child: &PipelineId,
     run_key: Option<&RunKey>,
     now: Timestamp,
+    lease: &Lease,
     settings: &FlowSettings,
     prefetch: Option<&Prefetch>,
 ) -> Result<ChildDecision, FlowError>
@@ -144,7 +145,7 @@ where
         };
         let pipeline_trigger = stamp(&registration, firing, now, settings);
         match ledger
-            .claim(&pipeline_trigger, stored, firing.cursor_after)
+            .claim(&pipeline_trigger, stored, firing.cursor_after, lease)
             .await?
         {
             ClaimOutcome::Claimed => {

@@ -19,9 +19,9 @@ pub enum Delivery {
     NoLongerPending,
 }
 
-/// Sends a claimed or pending trigger to `bus_arn` once: take the send lease, put the event,
-/// mark it sent, publish the trigger notice. A failed put gives the lease back and leaves the
-/// trigger pending for the next delivery.
+/// Sends a claimed or pending trigger to `bus_arn` once: take the send lease (unless `leased`:
+/// this invocation's claim took it), put the event, mark it sent, publish the trigger notice. A
+/// failed put gives the lease back and leaves the trigger pending for the next delivery.
 pub async fn deliver<G, B, E>(
     ledger: &G,
     bus: &B,
@@ -29,6 +29,7 @@ pub async fn deliver<G, B, E>(
     bus_arn: &str,
     trigger: &PipelineTrigger,
     invocation: &Invocation,
+    leased: bool,
 ) -> Result<Delivery, FlowError>
 where
     G: Ledger + SendLease + Sync,
@@ -40,9 +41,10 @@ where
     let id = &trigger.trigger_id;
     let lease = &invocation.lease;
     // A fresh reading: another holder's lease may have ended since the invocation started.
-    if !ledger
-        .take_send_lease(&child, key, id, lease, invocation.read_clock())
-        .await?
+    if !leased
+        && !ledger
+            .take_send_lease(&child, key, id, lease, invocation.read_clock())
+            .await?
     {
         // A run this delivery was woken by may have come after the holder read the log: the
         // holder decides again (for the same key) after sending, or, if it already has, this

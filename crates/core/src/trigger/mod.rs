@@ -17,7 +17,8 @@
 //! reads (steps 1 and 3) are made together ([`Prefetch`]): registrations and cursors 100 to a
 //! request, each parent's runs once for every child that names it.
 //!
-//! Delivery takes the trigger's send lease, sends, marks it sent and announces it. A failed send
+//! Delivery holds the trigger's send lease (a fresh claim takes it in its own transaction, a
+//! pending trigger's delivery takes it first), sends, marks it sent and announces it. A failed send
 //! gives the lease back and leaves the trigger pending, so the next delivery sends the same
 //! trigger id again: never lost, never doubled.
 //!

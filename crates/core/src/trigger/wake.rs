@@ -76,6 +76,7 @@ where
             child,
             run_key,
             invocation.read_clock(),
+            &invocation.lease,
             settings,
             prefetch.take(),
         )
@@ -94,6 +95,8 @@ where
             &send.bus_arn,
             &send.trigger,
             invocation,
+            // A fresh claim took the send lease with it; a pending trigger's is taken here.
+            !send.resent,
         )
         .await;
         let delivery = match delivered {

@@ -45,13 +45,21 @@ fn a_stale_pending_trigger_of_one_key_is_dropped_alone() {
     // Claimed for the name's earlier registration (deleted, its ledger never forgotten) ...
     let stale = trigger("stale", "d1", 500);
     assert_eq!(
-        block_on(mem.ledger.claim(&stale, None, Timestamp(400))).unwrap(),
+        block_on(
+            mem.ledger
+                .claim(&stale, None, Timestamp(400), &crate::ended_lease())
+        )
+        .unwrap(),
         ClaimOutcome::Claimed
     );
     // ... and, under the registration of today, a trigger of another day, not yet sent.
     register(&mem, ALIGNED, 1_000);
     let fresh = trigger("fresh", "d2", 2_000);
-    block_on(mem.ledger.claim(&fresh, None, Timestamp(1_900))).unwrap();
+    block_on(
+        mem.ledger
+            .claim(&fresh, None, Timestamp(1_900), &crate::ended_lease()),
+    )
+    .unwrap();
 
     let d1 = RunKey("d1".into());
     let settings = FlowSettings::with_default_bus("bus");
@@ -60,6 +68,7 @@ fn a_stale_pending_trigger_of_one_key_is_dropped_alone() {
         &child(),
         Some(&d1),
         Timestamp(3_000),
+        &crate::ended_lease(),
         &settings,
         None,
     ))
@@ -118,6 +127,7 @@ fn a_trigger_is_never_stamped_before_the_registration_it_was_decided_under() {
             &child(),
             None,
             Timestamp(now),
+            &crate::ended_lease(),
             &settings,
             None,
         ))

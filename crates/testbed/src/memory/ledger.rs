@@ -150,11 +150,12 @@ impl Ledger for MemoryLedger {
         trigger: &PipelineTrigger,
         cursor_read: Option<Timestamp>,
         cursor_after: Timestamp,
+        lease: &Lease,
     ) -> StoreResult<ClaimOutcome> {
         let child = trigger.target.id();
         let operation = "TransactWriteItems (claim)";
         self.requests
-            .request(Op::Claim(trigger), || {
+            .request(Op::Claim { trigger, lease }, || {
                 let mut t = match lock(&self.tables, TABLE, operation) {
                     Ok(t) => t,
                     Err(e) => return (Err(e), Effect::Read),
@@ -184,6 +185,8 @@ impl Ledger for MemoryLedger {
                 item.last_trigger_id = Some(trigger.trigger_id.clone());
                 item.pending_trigger_id = Some(trigger.trigger_id.clone());
                 item.pending_trigger = Some(trigger.clone());
+                item.lease_holder = Some(lease.holder.clone());
+                item.lease_until = Some(lease.until);
                 (Ok(ClaimOutcome::Claimed), Effect::Written)
             })
             .await

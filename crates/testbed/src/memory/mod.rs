@@ -76,8 +76,11 @@ pub enum Op<'a> {
     GetCursor(&'a PipelineId),
     /// BatchGetItem of cursor items (at most 100, strongly consistent).
     BatchGetCursors(&'a [baton_core::ports::CursorSlot]),
-    /// TransactWriteItems: the claim item and the cursor move.
-    Claim(&'a PipelineTrigger),
+    /// TransactWriteItems: the claim item and the cursor move, with the send lease for `lease`.
+    Claim {
+        trigger: &'a PipelineTrigger,
+        lease: &'a baton_core::ports::Lease,
+    },
     /// UpdateItem of the cursor item: the pending trigger (and its lease) cleared, recorded as
     /// sent, only while it is the pending one.
     MarkSent {

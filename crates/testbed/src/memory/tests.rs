@@ -40,22 +40,38 @@ fn failed_run(i: i64, cause_bytes: usize) -> Run {
 fn a_claim_moves_the_cursor_only_from_the_value_read_and_only_once() {
     let mem = Memory::new(None);
     let first = trigger("t1");
-    let claimed = block_on(mem.ledger.claim(&first, None, Timestamp(50))).unwrap();
+    let claimed = block_on(
+        mem.ledger
+            .claim(&first, None, Timestamp(50), &crate::ended_lease()),
+    )
+    .unwrap();
     assert_eq!(claimed, ClaimOutcome::Claimed);
     // The same firing again, or another from a stale cursor, or while t1 is pending: lost.
     assert_eq!(
-        block_on(mem.ledger.claim(&first, Some(Timestamp(50)), Timestamp(60))).unwrap(),
-        ClaimOutcome::Lost
-    );
-    assert_eq!(
-        block_on(mem.ledger.claim(&trigger("t2"), None, Timestamp(60))).unwrap(),
+        block_on(mem.ledger.claim(
+            &first,
+            Some(Timestamp(50)),
+            Timestamp(60),
+            &crate::ended_lease()
+        ))
+        .unwrap(),
         ClaimOutcome::Lost
     );
     assert_eq!(
         block_on(
             mem.ledger
-                .claim(&trigger("t2"), Some(Timestamp(50)), Timestamp(60))
+                .claim(&trigger("t2"), None, Timestamp(60), &crate::ended_lease())
         )
+        .unwrap(),
+        ClaimOutcome::Lost
+    );
+    assert_eq!(
+        block_on(mem.ledger.claim(
+            &trigger("t2"),
+            Some(Timestamp(50)),
+            Timestamp(60),
+            &crate::ended_lease()
+        ))
         .unwrap(),
         ClaimOutcome::Lost
     );
@@ -80,19 +96,33 @@ fn each_run_key_has_its_own_cursor_and_pending_trigger_and_forget_clears_them_al
     let d1 = RunKey("d1".into());
     // d1 fires and stays pending; d2 still fires: keys never wait on each other.
     assert_eq!(
-        block_on(mem.ledger.claim(&keyed("t1", "d1"), None, Timestamp(50))).unwrap(),
+        block_on(mem.ledger.claim(
+            &keyed("t1", "d1"),
+            None,
+            Timestamp(50),
+            &crate::ended_lease()
+        ))
+        .unwrap(),
         ClaimOutcome::Claimed
     );
     assert_eq!(
-        block_on(mem.ledger.claim(&keyed("t2", "d2"), None, Timestamp(40))).unwrap(),
+        block_on(mem.ledger.claim(
+            &keyed("t2", "d2"),
+            None,
+            Timestamp(40),
+            &crate::ended_lease()
+        ))
+        .unwrap(),
         ClaimOutcome::Claimed
     );
     // d1 again, from the value read, while its trigger is pending: lost.
     assert_eq!(
-        block_on(
-            mem.ledger
-                .claim(&keyed("t3", "d1"), Some(Timestamp(50)), Timestamp(60))
-        )
+        block_on(mem.ledger.claim(
+            &keyed("t3", "d1"),
+            Some(Timestamp(50)),
+            Timestamp(60),
+            &crate::ended_lease()
+        ))
         .unwrap(),
         ClaimOutcome::Lost
     );
@@ -119,7 +149,11 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
     let mem = Memory::new(None);
     let t = trigger("t1");
     let id = &t.trigger_id;
-    block_on(mem.ledger.claim(&t, None, Timestamp(50))).unwrap();
+    block_on(
+        mem.ledger
+            .claim(&t, None, Timestamp(50), &crate::ended_lease()),
+    )
+    .unwrap();
     let take = |holder: &str, now: i64| {
         let lease = Lease {
             holder: holder.into(),
@@ -157,16 +191,24 @@ fn the_send_lease_is_held_by_one_holder_until_it_ends_and_never_after_sent() {
 #[test]
 fn forgetting_a_stale_trigger_leaves_a_newer_one_pending() {
     let mem = Memory::new(None);
-    block_on(mem.ledger.claim(&trigger("stale"), None, Timestamp(50))).unwrap();
+    block_on(mem.ledger.claim(
+        &trigger("stale"),
+        None,
+        Timestamp(50),
+        &crate::ended_lease(),
+    ))
+    .unwrap();
     block_on(
         mem.ledger
             .drop_pending(&child(), None, &TriggerId("stale".into())),
     )
     .unwrap();
-    block_on(
-        mem.ledger
-            .claim(&trigger("fresh"), Some(Timestamp(50)), Timestamp(60)),
-    )
+    block_on(mem.ledger.claim(
+        &trigger("fresh"),
+        Some(Timestamp(50)),
+        Timestamp(60),
+        &crate::ended_lease(),
+    ))
     .unwrap();
     block_on(
         mem.ledger
