@@ -6,7 +6,7 @@ mod slack_world;
 
 use std::time::{Duration, Instant};
 
-use baton_core::slack::thread::LEASE_MARGIN;
+use baton_core::slack::ledger::LEASE_MARGIN;
 use baton_core::RunStatus;
 use baton_testbed::fault_proxy::{Fault, FaultProxy, Rule, RuleId, Times};
 use slack_world::{all_text, failed, pipeline, run, status, World};

@@ -7,7 +7,7 @@ mod slack_world;
 use std::time::{Duration, Instant};
 
 use baton_core::ports::Lease;
-use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim};
+use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim};
 use baton_core::{RunStatus, Span, Timestamp};
 use slack_notifier::NotifyError;
 use slack_world::{all_text, failed, pipeline, run, status, World};

@@ -5,11 +5,10 @@ use std::collections::BTreeSet;
 use baton_adapters::DynamoRegistry;
 use baton_core::definition::PipelineDefinition;
 use baton_core::events::PipelineTrigger;
-use baton_core::ports::Lease;
-use baton_core::ports::{ClaimOutcome, CursorSlot, Ledger, Recorded, Registry, RunLog};
+use baton_core::ports::{ClaimOutcome, CursorSlot, Lease, Ledger, Recorded, Registry, RunLog};
 use baton_core::registration::{register, unregister, Refusal};
 use baton_core::registration::{Deleted, Registration, Upserted};
-use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{evaluate, PipelineId, Run, RunKey, RunStatus, Timestamp};
 use baton_testbed::Central;
 

@@ -98,23 +98,13 @@ impl<T: TokenSource + Sync> SlackWebApi<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        if status.as_u16() == 429 {
-            return Err(SlackError::RateLimited {
-                method,
-                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
-            });
-        }
-        if status.is_server_error() {
-            return Err(SlackError::Unavailable {
-                method,
-                detail: format!("HTTP {status}"),
-            });
-        }
-        if !status.is_success() {
-            return Err(SlackError::Rejected {
-                method,
-                code: format!("http_{}", status.as_u16()),
-            });
+        if let Some(refused) = SlackError::from_http_status(
+            method,
+            status.as_u16(),
+            status.canonical_reason(),
+            retry_after,
+        ) {
+            return Err(refused);
         }
         let answer: Value = response.json().await.map_err(|e| SlackError::Unavailable {
             method,

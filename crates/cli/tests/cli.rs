@@ -1,6 +1,10 @@
 //! The `baton` command run as a process against the local AWS emulator, seeded through the real
 //! registry and run-log adapters.
 
+// Tests are exempt from too_many_lines (STYLE 15 is about the product's code): a scenario reads
+// best as one test.
+#![allow(clippy::too_many_lines)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -210,64 +210,106 @@ fn day_start(date: Date, zone: &TimeZone, t: Timestamp) -> Result<Timestamp, Cal
 /// Reads and checks a `deadlines` block at `path` (`deadlines`, or `Deadlines` in CloudFormation
 /// properties, where every scalar is a string). Every problem is reported, each with its path.
 pub fn read(path: &str, value: &Value) -> Result<Deadlines, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut problem = |field: &str, message: String| {
-        problems.push(Problem {
-            path: if field.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path}.{field}")
-            },
-            message,
-        })
-    };
     let Value::Object(map) = value else {
-        problem(
-            "",
-            "expected a mapping with startBy, finishBy, maxDuration and timezone".into(),
-        );
-        return Err(problems);
+        return Err(vec![Problem {
+            path: path.to_owned(),
+            message: "expected a mapping with startBy, finishBy, maxDuration and timezone".into(),
+        }]);
+    };
+    let mut block = Block {
+        path,
+        map,
+        problems: Vec::new(),
     };
     const ALLOWED: [&str; 4] = ["startBy", "finishBy", "maxDuration", "timezone"];
     for key in map.keys().filter(|k| !ALLOWED.contains(&k.as_str())) {
-        problem(
+        block.problem(
             key,
             format!("unknown field; allowed here: {}", ALLOWED.join(", ")),
         );
     }
-    let text = |key: &str| map.get(key).map(scalar);
-    let time = |key: &str, problem: &mut dyn FnMut(&str, String)| match text(key) {
-        None => None,
-        Some(Some(t)) => match LocalTime::parse(&t) {
-            Some(time) => Some(time),
-            None if map.get(key).is_some_and(Value::is_number) => {
-                problem(
-                    key,
-                    format!("the number {t} is not a time of day; quote the time (\"10:30\"): a YAML 1.1 reader such as CloudFormation's reads an unquoted 10:30 as the number 630"),
-                );
+    let start_by = block.time("startBy");
+    let finish_by = block.time("finishBy");
+    let max_duration = block.max_duration();
+    let timezone = block.timezone();
+    if !map.contains_key("startBy")
+        && !map.contains_key("finishBy")
+        && !map.contains_key("maxDuration")
+    {
+        block.problem(
+            "",
+            "names no deadline; give startBy, finishBy or maxDuration".into(),
+        );
+    }
+    if block.problems.is_empty() {
+        Ok(Deadlines {
+            start_by,
+            finish_by,
+            max_duration,
+            timezone,
+        })
+    } else {
+        Err(block.problems)
+    }
+}
+
+/// A `deadlines` mapping being read, and the problems found so far.
+struct Block<'a> {
+    path: &'a str,
+    map: &'a serde_json::Map<String, Value>,
+    problems: Vec<Problem>,
+}
+
+impl Block<'_> {
+    fn problem(&mut self, field: &str, message: String) {
+        self.problems.push(Problem {
+            path: if field.is_empty() {
+                self.path.to_owned()
+            } else {
+                format!("{}.{field}", self.path)
+            },
+            message,
+        })
+    }
+
+    /// `None`: absent; `Some(None)`: not a scalar.
+    fn text(&self, key: &str) -> Option<Option<String>> {
+        self.map.get(key).map(scalar)
+    }
+
+    fn time(&mut self, key: &str) -> Option<LocalTime> {
+        match self.text(key) {
+            None => None,
+            Some(Some(t)) => match LocalTime::parse(&t) {
+                Some(time) => Some(time),
+                None if self.map.get(key).is_some_and(Value::is_number) => {
+                    self.problem(
+                        key,
+                        format!("the number {t} is not a time of day; quote the time (\"10:30\"): a YAML 1.1 reader such as CloudFormation's reads an unquoted 10:30 as the number 630"),
+                    );
+                    None
+                }
+                None => {
+                    self.problem(
+                        key,
+                        format!("\"{t}\" is not a time of day; write it as HH:MM, e.g. 07:00"),
+                    );
+                    None
+                }
+            },
+            Some(None) => {
+                self.problem(key, "expected a time of day such as \"07:00\"".into());
                 None
             }
-            None => {
-                problem(
-                    key,
-                    format!("\"{t}\" is not a time of day; write it as HH:MM, e.g. 07:00"),
-                );
-                None
-            }
-        },
-        Some(None) => {
-            problem(key, "expected a time of day such as \"07:00\"".into());
-            None
         }
-    };
-    let start_by = time("startBy", &mut problem);
-    let finish_by = time("finishBy", &mut problem);
-    let max_duration = match text("maxDuration") {
-        None => None,
-        Some(t) => match t.as_deref().and_then(Span::parse) {
+    }
+
+    fn max_duration(&mut self) -> Option<Span> {
+        let t = self.text("maxDuration")?;
+        match t.as_deref().and_then(Span::parse) {
             Some(span) if span >= Span::MINUTE => Some(span),
             _ => {
-                problem(
+                self.problem(
                     "maxDuration",
                     format!(
                         "{} is not a duration of at least a minute; write it like 2h, 90m or 1h30m",
@@ -276,40 +318,24 @@ pub fn read(path: &str, value: &Value) -> Result<Deadlines, Vec<Problem>> {
                 );
                 None
             }
-        },
-    };
-    let timezone = match text("timezone") {
-        None => "UTC".to_owned(),
-        Some(Some(zone)) if TimeZone::get(&zone).is_ok() => zone,
-        Some(zone) => {
-            problem(
-                "timezone",
-                format!(
-                    "{} is not an IANA time zone; write it like Europe/Berlin or UTC",
-                    zone.map_or("this".to_owned(), |z| format!("\"{z}\""))
-                ),
-            );
-            String::new()
         }
-    };
-    if !map.contains_key("startBy")
-        && !map.contains_key("finishBy")
-        && !map.contains_key("maxDuration")
-    {
-        problem(
-            "",
-            "names no deadline; give startBy, finishBy or maxDuration".into(),
-        );
     }
-    if problems.is_empty() {
-        Ok(Deadlines {
-            start_by,
-            finish_by,
-            max_duration,
-            timezone,
-        })
-    } else {
-        Err(problems)
+
+    fn timezone(&mut self) -> String {
+        match self.text("timezone") {
+            None => "UTC".to_owned(),
+            Some(Some(zone)) if TimeZone::get(&zone).is_ok() => zone,
+            Some(zone) => {
+                self.problem(
+                    "timezone",
+                    format!(
+                        "{} is not an IANA time zone; write it like Europe/Berlin or UTC",
+                        zone.map_or("this".to_owned(), |z| format!("\"{z}\""))
+                    ),
+                );
+                String::new()
+            }
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::pipeline::PipelineId;
+use crate::ports::ChildEdge;
+use crate::status::RunStatus;
 
 /// A cycle a registration would close: `path[0] -> path[1] -> ... -> path[0]`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -175,6 +177,36 @@ pub async fn load_downstream<R: crate::ports::Registry>(
     Ok((graph, truncated))
 }
 
+/// The pipelines that will not start because `pipeline` reached the failure `status`: the
+/// direct children not waiting for that status, and everything downstream of them.
+pub fn blocked_by(
+    pipeline: &PipelineId,
+    status: RunStatus,
+    direct: &[ChildEdge],
+    graph: &DependencyGraph,
+) -> Vec<PipelineId> {
+    let mut seen = BTreeSet::from([pipeline.clone()]);
+    let mut out = Vec::new();
+    let blocked: Vec<&PipelineId> = direct
+        .iter()
+        .filter(|e| !e.statuses.contains(&status))
+        .map(|e| &e.child)
+        .collect();
+    for child in &blocked {
+        if seen.insert((*child).clone()) {
+            out.push((*child).clone());
+        }
+    }
+    for child in blocked {
+        for next in graph.downstream(child) {
+            if seen.insert(next.clone()) {
+                out.push(next);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +259,33 @@ mod tests {
         let down: Vec<String> = g.downstream(&ids[0]).into_iter().map(|p| p.name).collect();
         assert_eq!(down, ["x", "y", "z", "w"]);
         assert!(g.downstream(&ids[4]).is_empty());
+    }
+    #[test]
+    fn a_child_waiting_for_the_failure_is_not_blocked() {
+        let acct = "111111111111";
+        let (a, b, c, d) = (
+            p(acct, "a"),
+            p(acct, "b"),
+            p(acct, "on-failure"),
+            p(acct, "d"),
+        );
+        let mut graph = DependencyGraph::new();
+        graph.add_edge(a.clone(), b.clone());
+        graph.add_edge(a.clone(), c.clone());
+        graph.add_edge(b.clone(), d.clone());
+        let direct = vec![
+            ChildEdge {
+                child: b.clone(),
+                statuses: BTreeSet::from([RunStatus::Succeeded]),
+            },
+            ChildEdge {
+                child: c.clone(),
+                statuses: BTreeSet::from([RunStatus::Failed]),
+            },
+        ];
+        assert_eq!(
+            blocked_by(&a, RunStatus::Failed, &direct, &graph),
+            vec![b, d]
+        );
     }
 }

@@ -532,7 +532,45 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         world.topic_arn,
         world.slack.url()
     );
+    let mailbox = register_the_pipelines(&world).await?;
+    let date = DateTime::from_timestamp_millis(tomorrow_at(0, 0).0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let (fixed, mut triggers) = the_first_day(&world, &date).await?;
+    triggers.extend(delivered_again(&world, &fixed).await?);
+    let executions = one_execution(&world, &triggers).await?;
+    pipeline_x_runs(&world, &executions).await?;
+    two_days::play(&world).await?;
+    what_happened(&world, &triggers, &mailbox).await?;
+    println!("\nfinished in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
 
+/// A status change of the story's executions, with an empty input.
+fn change(
+    account: &'static str,
+    pipeline: &'static str,
+    execution: &str,
+    status: &'static str,
+    start: Timestamp,
+    stop: Option<Timestamp>,
+    error: Option<(&'static str, &'static str)>,
+) -> Change {
+    Change {
+        account,
+        pipeline,
+        execution: execution.to_owned(),
+        status,
+        start,
+        stop,
+        input: json!({}),
+        error,
+    }
+}
+
+/// Chapter 1: the three pipeline stacks register; a registration closing a cycle is refused.
+/// Answers pipeline-x's e-mail topic.
+async fn register_the_pipelines(world: &World) -> anyhow::Result<TopicWatch> {
     heading(
         "1. Pipeline stacks register with baton (Custom::BatonPipeline via the registration topic), as `baton synth --env dev` made them",
     );
@@ -548,23 +586,15 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     world
         .register(A, "listings", json!({"Trigger": {"executions": {"allOf": [{"name": "pipeline-x", "account": C, "status": ["SUCCEEDED"]}]}}}))
         .await?;
+    Ok(mailbox)
+}
 
-    let date = DateTime::from_timestamp_millis(tomorrow_at(0, 0).0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
+/// Chapter 2: listings and searches run, searches fails, pipeline-x is late at 07:00, searches
+/// is re-run. Answers the decisive status change and the triggers it sent.
+async fn the_first_day(world: &World, date: &str) -> anyhow::Result<(Change, Vec<Value>)> {
     heading(&format!(
         "2. {date}: listings and searches run; searches fails; pipeline-x is late at 07:00; searches is re-run"
     ));
-    let change = |account, pipeline, execution: &str, status, start, stop, error| Change {
-        account,
-        pipeline,
-        execution: execution.to_owned(),
-        status,
-        start,
-        stop,
-        input: json!({}),
-        error,
-    };
     world.watchdog(tomorrow_at(0, 1)).await?;
     let l = format!("listings-{date}");
     let s = format!("searches-{date}");
@@ -620,10 +650,14 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         Some(tomorrow_at(7, 31)),
         None,
     );
-    let mut triggers = world.status_change(&fixed).await?;
+    let triggers = world.status_change(&fixed).await?;
+    Ok((fixed, triggers))
+}
 
+/// Chapter 3: the decisive status change delivered twice more. Answers any triggers sent.
+async fn delivered_again(world: &World, fixed: &Change) -> anyhow::Result<Vec<Value>> {
     heading("3. The same status change delivered twice more (EventBridge and SNS deliver at least once)");
-    triggers.extend(world.status_change(&fixed).await?);
+    let mut triggers = world.status_change(fixed).await?;
     let again = world
         .last_for_trigger_manager
         .lock()
@@ -634,7 +668,11 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
         clock(tomorrow_at(7, 32))
     );
     triggers.extend(world.pump(tomorrow_at(7, 32), Some(&again)).await?);
+    Ok(triggers)
+}
 
+/// Chapter 4: the trigger reaches pipeline-starter three times; one execution starts.
+async fn one_execution(world: &World, triggers: &[Value]) -> anyhow::Result<Vec<(String, String)>> {
     heading("4. The Pipeline Trigger reaches pipeline-starter twice more (EventBridge delivers at least once): three deliveries, one execution");
     let trigger = triggers.first().context("pipeline-x was never triggered")?;
     for _ in 0..2 {
@@ -652,7 +690,11 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
             PipelineTrigger::id_in_execution_input(input).unwrap_or_else(|| "?".to_owned())
         );
     }
+    Ok(executions)
+}
 
+/// Chapter 5: pipeline-x runs, 35 minutes after its deadline; the alert's thread hears of it.
+async fn pipeline_x_runs(world: &World, executions: &[(String, String)]) -> anyhow::Result<()> {
     heading("5. pipeline-x runs (35 min after its deadline); its status changes carry the trigger that started it");
     let (x, input) = executions
         .first()
@@ -684,15 +726,21 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
     world.watchdog(tomorrow_at(7, 40)).await?;
     world.pump(tomorrow_at(7, 40), None).await?;
     world.status_change(&done).await?;
+    Ok(())
+}
 
-    two_days::play(&world).await?;
-
+/// Chapter 8: the triggers account C's bus saw, the Slack channels and the e-mail received.
+async fn what_happened(
+    world: &World,
+    triggers: &[Value],
+    mailbox: &TopicWatch,
+) -> anyhow::Result<()> {
     heading("8. What happened");
     println!(
         "  Pipeline Triggers that reached account {C}'s bus: {}",
         triggers.len()
     );
-    for t in &triggers {
+    for t in triggers {
         println!(
             "    {} -> {}",
             t["detail"]["batonTriggerId"].as_str().unwrap_or("?"),
@@ -710,6 +758,5 @@ pub async fn run(captured: Captured) -> anyhow::Result<()> {
             .unwrap_or("");
         println!("    {subject}\n      {first}");
     }
-    println!("\nfinished in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -4,13 +4,13 @@
 
 use baton_core::email::{self, EmailTopics};
 use baton_core::ports::Registry;
+use baton_core::slack::delivery::{Delivery, DeliveryError, Hold, Outcome};
+use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotRecord};
 use baton_core::slack::message::FailureContext;
-use baton_core::slack::thread::{PostSlot, SlackThreads, SlotRecord};
 use baton_core::slack::SlackApi;
 use baton_core::Run;
 
-use crate::delivery::{Delivery, Hold};
-use crate::{DeliveryError, Notifier, Outcome};
+use crate::Notifier;
 
 impl<R, T, S, E> Notifier<R, T, S, E>
 where
@@ -33,15 +33,16 @@ where
             execution_arn: run.execution_arn.clone(),
             status: run.status,
         };
-        if let Hold::Done(_) = self.hold(&slot, delivery).await? {
+        let poster = self.poster();
+        if let Hold::Done(_) = poster.hold(&slot, delivery).await? {
             return Ok(Outcome::AlreadyDelivered);
         }
         let message = email::email(run, failure, self.environment.as_deref());
         if let Err(e) = self.email.publish_email(topic, &message).await {
-            self.give_back(&slot, delivery).await;
+            poster.give_back(&slot, delivery).await;
             return Err(e.into());
         }
-        self.record(&slot, delivery, &SlotRecord::done()).await?;
+        poster.record(&slot, delivery, &SlotRecord::done()).await?;
         Ok(Outcome::Posted)
     }
 }

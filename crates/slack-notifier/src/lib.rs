@@ -2,9 +2,10 @@
 //! do, one thread per (run, channel), each (execution, status, channel) posted once.
 //!
 //! Each post that must happen once (a run's thread root in a channel, a status's reply in that
-//! thread, a trigger notice) is a slot of the thread ledger (`baton_core::slack::thread`), claimed
-//! under a lease that outlasts the invocation before anything is posted; `delivery.rs` holds the
-//! protocol and says why a crash between any two steps neither loses nor repeats a status.
+//! thread, a trigger notice) is a slot of the thread ledger (`baton_core::slack::ledger`), claimed
+//! under a lease that outlasts the invocation before anything is posted; the protocol is core's
+//! (`baton_core::slack::thread`), which says why a crash between any two steps neither loses nor
+//! repeats a status. This crate wires it to the event, the registry and the e-mail topics.
 //!
 //! A failed post gives its claim back, so a redelivery can post it. Slack errors are sorted:
 //! retryable ones are retried until shortly before the Lambda deadline; channel-level refusals
@@ -12,37 +13,32 @@
 //! and exhausted retries fail the invocation after the other channels were served, so SNS/Lambda
 //! retry it and the DLQ finally keeps it.
 
-mod alert;
 pub mod config;
-mod delivery;
 mod email;
 
-use delivery::Delivery;
-
-use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sns::SnsEvent;
-use baton_adapters::lambda::{Call, Function, FunctionError};
+use baton_adapters::lambda::{Call, Deadline, Function, FunctionError};
 use baton_core::definition::Notifications;
 use baton_core::email::EmailTopics;
 use baton_core::events::{AlertNotice, RunEvent, TriggerNotice};
-use baton_core::graph::{load_downstream, DependencyGraph};
-use baton_core::ports::{ChildEdge, PublishError, Registry, StoreError};
+use baton_core::graph::{blocked_by, load_downstream};
+use baton_core::ports::Registry;
+use baton_core::slack::delivery::{Delivery, DeliveryError, Pause, Poster};
 use baton_core::slack::error::SlackError;
+use baton_core::slack::ledger::SlackThreads;
 use baton_core::slack::message::FailureContext;
-use baton_core::slack::thread::SlackThreads;
+use baton_core::slack::thread::StatusPost;
 use baton_core::slack::SlackApi;
-use baton_core::{PipelineId, Run, RunStatus, Timestamp};
+use baton_core::{PipelineId, Run, RunStatus};
 use thiserror::Error;
 
+pub use baton_core::slack::delivery::{Outcome, DEADLINE_RESERVE};
 pub use config::Config;
 
 /// How many pipelines of the dependency graph are read to list what a failure stops.
 pub const DOWNSTREAM_LIMIT: usize = 200;
-/// Time kept free before the Lambda deadline for the bookkeeping after a post.
-pub const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
 
 /// What the function needs, built once.
 pub struct Notifier<R, T, S, E> {
@@ -99,66 +95,12 @@ where
     }
 }
 
-/// What one delivery to one channel came to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Something was posted or edited.
-    Posted,
-    /// Already delivered (a redelivery, or another delivery did it).
-    AlreadyDelivered,
-    /// Slack refused it for good (channel-level); logged, not retried.
-    Refused(String),
-}
-
-/// Why a delivery to one channel must be retried later.
-#[derive(Debug, Error)]
-enum DeliveryError {
-    #[error(transparent)]
-    Slack(#[from] SlackError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Email(#[from] PublishError),
-    #[error("another delivery holds the {slot} until {until} and has not finished posting")]
-    Busy { slot: String, until: Timestamp },
-}
-
 /// A summary of an invocation, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub posted: usize,
     pub already_delivered: usize,
     pub refused: usize,
-}
-
-/// The pipelines that will not start because `pipeline` reached the failure `status`: the
-/// direct children not waiting for that status, and everything downstream of them.
-pub fn blocked_by(
-    pipeline: &PipelineId,
-    status: RunStatus,
-    direct: &[ChildEdge],
-    graph: &DependencyGraph,
-) -> Vec<PipelineId> {
-    let mut seen = BTreeSet::from([pipeline.clone()]);
-    let mut out = Vec::new();
-    let blocked: Vec<&PipelineId> = direct
-        .iter()
-        .filter(|e| !e.statuses.contains(&status))
-        .map(|e| &e.child)
-        .collect();
-    for child in &blocked {
-        if seen.insert((*child).clone()) {
-            out.push((*child).clone());
-        }
-    }
-    for child in blocked {
-        for next in graph.downstream(child) {
-            if seen.insert(next.clone()) {
-                out.push(next);
-            }
-        }
-    }
-    out
 }
 
 impl<R, T, S, E> Notifier<R, T, S, E>
@@ -174,7 +116,7 @@ where
         let mut retry: Vec<String> = Vec::new();
         let mut total = 0;
         let mut unreadable = None;
-        let delivery = Delivery::new(deadline);
+        let delivery = Delivery::new(deadline, Deadline::from_instant(deadline).timestamp());
         for record in &event.records {
             let message_id = record.sns.message_id.clone();
             let run_event = match RunEvent::from_message(&record.sns.message) {
@@ -253,7 +195,10 @@ where
                 };
                 let mut out = Vec::new();
                 for channel in &channels {
-                    let result = self.deliver_alert(alert, mention, channel, delivery).await;
+                    let result = self
+                        .poster()
+                        .deliver_alert(alert, mention, channel, delivery)
+                        .await;
                     out.push(self.settle(&pipeline, None, channel, result));
                 }
                 out
@@ -265,7 +210,10 @@ where
                 }
                 let mut out = Vec::new();
                 for channel in &channels {
-                    let result = self.deliver_trigger(trigger, channel, delivery).await;
+                    let result = self
+                        .poster()
+                        .deliver_trigger_notice(trigger, channel, delivery)
+                        .await;
                     out.push(self.settle(&pipeline, None, channel, result));
                 }
                 out
@@ -291,9 +239,13 @@ where
         };
         let mut out = Vec::new();
         for channel in channels {
-            let result = self
-                .deliver_status_to(run, recovered, failure.as_ref(), channel, delivery)
-                .await;
+            let post = StatusPost {
+                run,
+                recovered,
+                failure: failure.as_ref(),
+                channel,
+            };
+            let result = self.poster().deliver_status(&post, delivery).await;
             out.push(self.settle(&run.pipeline, Some(run), channel, result));
         }
         if let Some(topic) = &notifications.email_topic_arn {
@@ -335,6 +287,16 @@ where
         }
     }
 
+    /// The thread protocol over this notifier's ledger and Slack client.
+    pub(crate) fn poster(&self) -> Poster<'_, T, S, TokioPause> {
+        Poster {
+            threads: &self.threads,
+            slack: &self.slack,
+            pause: TokioPause,
+            environment: self.environment.as_deref(),
+        }
+    }
+
     async fn failure_context(&self, run: &Run, notifications: &Notifications) -> FailureContext {
         let mut context = FailureContext {
             mention: notifications.mention_on_failure.clone(),
@@ -356,66 +318,26 @@ where
     }
 }
 
-/// Calls `call` until it succeeds, fails for good, or the next wait would run into the deadline
-/// (less [`DEADLINE_RESERVE`]). Honours Retry-After; otherwise backs off from 250 ms to 4 s.
-pub async fn retrying<T, F, Fut>(deadline: Instant, mut call: F) -> Result<T, SlackError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SlackError>>,
-{
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        match call().await {
-            Err(e) if e.is_retryable() => {
-                let wait = e.retry_after().unwrap_or(backoff);
-                if Instant::now() + wait + DEADLINE_RESERVE >= deadline {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "Slack call will be retried");
-                tokio::time::sleep(wait).await;
-                backoff = (backoff * 2).min(Duration::from_secs(4));
-            }
-            other => return other,
-        }
+/// Waits with tokio's timer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioPause;
+
+impl Pause for TokioPause {
+    async fn pause(&self, wait: Duration) {
+        tokio::time::sleep(wait).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(name: &str) -> PipelineId {
-        PipelineId::new("111111111111", "eu-west-1", name).unwrap()
-    }
-
-    #[test]
-    fn a_child_waiting_for_the_failure_is_not_blocked() {
-        let (a, b, c, d) = (p("a"), p("b"), p("on-failure"), p("d"));
-        let mut graph = DependencyGraph::new();
-        graph.add_edge(a.clone(), b.clone());
-        graph.add_edge(a.clone(), c.clone());
-        graph.add_edge(b.clone(), d.clone());
-        let direct = vec![
-            ChildEdge {
-                child: b.clone(),
-                statuses: BTreeSet::from([RunStatus::Succeeded]),
-            },
-            ChildEdge {
-                child: c.clone(),
-                statuses: BTreeSet::from([RunStatus::Failed]),
-            },
-        ];
-        assert_eq!(
-            blocked_by(&a, RunStatus::Failed, &direct, &graph),
-            vec![b, d]
-        );
-    }
+    use baton_core::slack::delivery::retrying;
 
     #[tokio::test]
     async fn retries_stop_before_the_deadline() {
         let mut calls = 0;
         let deadline = Instant::now() + DEADLINE_RESERVE + Duration::from_millis(600);
-        let result: Result<(), SlackError> = retrying(deadline, || {
+        let result: Result<(), SlackError> = retrying(&TokioPause, deadline, || {
             calls += 1;
             async {
                 Err(SlackError::Unavailable {

@@ -82,41 +82,15 @@ impl PipelineFile {
             Some(t) => trigger(&mut c, t, env, aliases),
         };
         let notifications = map.get("notifications").cloned();
-        let checked = PipelineDefinition::from_blocks(
-            trigger.as_ref().map(|t| ("trigger", t)),
-            notifications.as_ref().map(|n| ("notifications", n)),
-        );
         let run_key = map.get("runKey").cloned();
-        let key_path = PipelineDefinition::run_key_path(run_key.as_ref().map(|k| ("runKey", k)));
-        let checked = match (checked, key_path) {
-            (Ok(d), Ok(path)) => Ok(PipelineDefinition { run_key: path, ..d }),
-            (Err(mut e), Err(more)) => {
-                e.problems.extend(more.problems);
-                Err(e)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
         let deadlines = map.get("deadlines").cloned();
-        // The deadlines block, checked by the same validator as cfn-responder's.
-        let checked = match (checked, &deadlines) {
-            (Ok(mut d), Some(block)) => match baton_core::deadlines::read("deadlines", block) {
-                Ok(read) => {
-                    d.deadlines = Some(read);
-                    Ok(d)
-                }
-                Err(problems) => Err(baton_core::ValidationError { problems }),
-            },
-            (checked, _) => checked,
-        };
-        let definition = match checked {
-            Ok(d) => Some(d),
-            Err(e) => {
-                // An alias that did not resolve is reported once, by the alias check.
-                let known: Vec<String> = c.paths();
-                c.extend(e.problems.into_iter().filter(|p| !known.contains(&p.path)));
-                None
-            }
-        };
+        let definition = checked_definition(
+            &mut c,
+            trigger.as_ref(),
+            notifications.as_ref(),
+            run_key.as_ref(),
+            deadlines.as_ref(),
+        );
         if c.is_empty() {
             if let (Some(name), Some(definition_file), Some(definition)) =
                 (name, definition_file, definition)
@@ -145,6 +119,50 @@ impl PipelineFile {
             .as_ref()
             .map(|n| n.email_addresses().into_iter().map(str::to_owned).collect())
             .unwrap_or_default()
+    }
+}
+
+/// The definition as cfn-responder will see it, checked by core's validator, its problems
+/// added to `c` (`None` when there are any).
+fn checked_definition(
+    c: &mut Collector,
+    trigger: Option<&Value>,
+    notifications: Option<&Value>,
+    run_key: Option<&Value>,
+    deadlines: Option<&Value>,
+) -> Option<PipelineDefinition> {
+    let checked = PipelineDefinition::from_blocks(
+        trigger.map(|t| ("trigger", t)),
+        notifications.map(|n| ("notifications", n)),
+    );
+    let key_path = PipelineDefinition::run_key_path(run_key.map(|k| ("runKey", k)));
+    let checked = match (checked, key_path) {
+        (Ok(d), Ok(path)) => Ok(PipelineDefinition { run_key: path, ..d }),
+        (Err(mut e), Err(more)) => {
+            e.problems.extend(more.problems);
+            Err(e)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    // The deadlines block, checked by the same validator as cfn-responder's.
+    let checked = match (checked, deadlines) {
+        (Ok(mut d), Some(block)) => match baton_core::deadlines::read("deadlines", block) {
+            Ok(read) => {
+                d.deadlines = Some(read);
+                Ok(d)
+            }
+            Err(problems) => Err(baton_core::ValidationError { problems }),
+        },
+        (checked, _) => checked,
+    };
+    match checked {
+        Ok(d) => Some(d),
+        Err(e) => {
+            // An alias that did not resolve is reported once, by the alias check.
+            let known: Vec<String> = c.paths();
+            c.extend(e.problems.into_iter().filter(|p| !known.contains(&p.path)));
+            None
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The Slack thread ledger in DynamoDB (rules in `baton_core::slack::thread`).
+//! The Slack thread ledger in DynamoDB (rules in `baton_core::slack::ledger`).
 //!
 //! | slot | pk | sk |
 //! |---|---|---|
@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 use baton_core::ports::Lease;
 use baton_core::ports::{StoreError, StoreResult};
-use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::{RunStatus, Span, Timestamp};
 
 use super::{is_condition_failed, key, n, s, store_error, Item, Reader};

@@ -122,42 +122,47 @@ impl Explanation {
             } => {
                 let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
                 let wanted = wanted.join("|");
-                let (mark, why) = match outcome.as_ref() {
-                    LeafOutcome::Holds { run } => (
-                        "[x]",
-                        format!(
-                            "holds with run {} {} at {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time
-                        ),
-                    ),
-                    LeafOutcome::NoRunSinceCursor => {
-                        ("[ ]", "waits: no run since the cursor".to_owned())
-                    }
-                    LeafOutcome::OtherStatus { run } => (
-                        "[ ]",
-                        format!(
-                            "waits: latest run since the cursor is {} {} at {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time
-                        ),
-                    ),
-                    LeafOutcome::TooOld { run, age, within } => (
-                        "[ ]",
-                        format!(
-                            "waits: run {} {} at {} is {} old, more than within {}",
-                            run.execution_name(),
-                            run.status,
-                            run.status_time,
-                            age,
-                            within
-                        ),
-                    ),
-                };
+                let (mark, why) = outcome.describe();
                 let _ = writeln!(out, "{pad}{mark} {parent} {wanted}: {why}");
             }
+        }
+    }
+}
+
+impl LeafOutcome {
+    /// The leaf's mark (`[x]` holds, `[ ]` waits) and why, as the rendered explanation shows it.
+    fn describe(&self) -> (&'static str, String) {
+        match self {
+            LeafOutcome::Holds { run } => (
+                "[x]",
+                format!(
+                    "holds with run {} {} at {}",
+                    run.execution_name(),
+                    run.status,
+                    run.status_time
+                ),
+            ),
+            LeafOutcome::NoRunSinceCursor => ("[ ]", "waits: no run since the cursor".to_owned()),
+            LeafOutcome::OtherStatus { run } => (
+                "[ ]",
+                format!(
+                    "waits: latest run since the cursor is {} {} at {}",
+                    run.execution_name(),
+                    run.status,
+                    run.status_time
+                ),
+            ),
+            LeafOutcome::TooOld { run, age, within } => (
+                "[ ]",
+                format!(
+                    "waits: run {} {} at {} is {} old, more than within {}",
+                    run.execution_name(),
+                    run.status,
+                    run.status_time,
+                    age,
+                    within
+                ),
+            ),
         }
     }
 }

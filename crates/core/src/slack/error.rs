@@ -60,6 +60,36 @@ fn slack_error_hint(code: &str) -> &'static str {
 }
 
 impl SlackError {
+    /// Sorts an HTTP answer that is not a success: 429 is a rate limit (Retry-After, else 1 s),
+    /// 5xx may succeed if retried, any other status is a refusal named `http_<status>`. `None`
+    /// for a 2xx, whose body says whether Slack took the call. `reason`: the status's canonical
+    /// reason phrase, shown with it.
+    pub fn from_http_status(
+        method: &'static str,
+        status: u16,
+        reason: Option<&str>,
+        retry_after: Option<std::time::Duration>,
+    ) -> Option<SlackError> {
+        match status {
+            200..=299 => None,
+            429 => Some(SlackError::RateLimited {
+                method,
+                retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(1)),
+            }),
+            500..=599 => Some(SlackError::Unavailable {
+                method,
+                detail: format!(
+                    "HTTP {status} {}",
+                    reason.unwrap_or("<unknown status code>")
+                ),
+            }),
+            _ => Some(SlackError::Rejected {
+                method,
+                code: format!("http_{status}"),
+            }),
+        }
+    }
+
     /// Sorts an error code from a Slack API answer.
     pub fn from_code(
         method: &'static str,
@@ -113,5 +143,34 @@ impl SlackError {
             SlackError::RateLimited { .. } => Some("ratelimited"),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn http_answers_are_sorted_by_what_a_retry_can_do() {
+        let method = "chat.postMessage";
+        assert_eq!(
+            SlackError::from_http_status(method, 200, Some("OK"), None),
+            None
+        );
+        let limited = SlackError::from_http_status(method, 429, None, None).unwrap();
+        assert!(limited.is_retryable());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(1)));
+        let waited = SlackError::from_http_status(method, 429, None, Some(Duration::from_secs(7)));
+        assert_eq!(waited.unwrap().retry_after(), Some(Duration::from_secs(7)));
+        let down = SlackError::from_http_status(method, 503, Some("Service Unavailable"), None);
+        assert_eq!(
+            down.unwrap().to_string(),
+            "Slack chat.postMessage failed and may succeed if retried: HTTP 503 Service Unavailable"
+        );
+        let refused = SlackError::from_http_status(method, 404, Some("Not Found"), None).unwrap();
+        assert!(!refused.is_retryable());
+        assert_eq!(refused.code(), Some("http_404"));
     }
 }

@@ -1,9 +1,13 @@
-//! Slack: the messages baton posts ([`message`]), why Slack refused one ([`error`]), the thread
-//! ledger that makes each post happen once ([`thread`]), and the port to Slack's Web API.
+//! Slack, in one place: the messages baton posts ([`message`]), why Slack refused one
+//! ([`error`]), the ledger of posts that must happen once ([`ledger`]), posting once under a
+//! lease with retries ([`delivery`]), one thread per run and channel ([`thread`]), and the port
+//! to Slack's Web API ([`SlackApi`]).
 
 use std::future::Future;
 
+pub mod delivery;
 pub mod error;
+pub mod ledger;
 pub mod message;
 pub mod thread;
 

@@ -8,7 +8,8 @@ use futures::future::{try_join, try_join_all};
 
 use super::prefetch::Prefetch;
 use super::{FlowError, FlowSettings, Stores};
-use crate::evaluator::{evaluate, evaluate_key, Evaluation};
+use crate::condition::Trigger;
+use crate::evaluator::{evaluate, evaluate_key, Evaluation, Firing};
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
 use crate::ports::{ClaimOutcome, CursorState, Ledger, Registry, RunLog, StoreError};
@@ -83,34 +84,9 @@ where
     R: Registry + Sync,
     G: Ledger + Sync,
 {
-    let Stores {
-        run_log,
-        registry,
-        ledger,
-    } = stores;
-    // The registration and the cursor do not depend on each other: one round trip for both.
-    // Whether the child is aligned is in the registration, so a run with a key reads both the
-    // child's cursor and its cursor for the key.
-    let keyed = async {
-        match run_key {
-            Some(k) => ledger.cursor(child, Some(k)).await.map(Some),
-            None => Ok(None),
-        }
-    };
-    let (registration, (unkeyed_state, keyed_state)) = match prefetch {
-        // Read together with the other children of the run (crate::prefetch).
-        Some(p) => {
-            let first = p.first_read(child);
-            (first.registration, (first.cursor, first.keyed_cursor))
-        }
-        None => {
-            try_join(
-                registry.get(child),
-                try_join(ledger.cursor(child, None), keyed),
-            )
-            .await?
-        }
-    };
+    let ledger = stores.ledger;
+    let (registration, unkeyed_state, keyed_state) =
+        first_read(&stores, child, run_key, prefetch).await?;
     let Some(registration) = registration else {
         return Ok(ChildDecision::NotRegistered);
     };
@@ -123,7 +99,13 @@ where
         (true, _, _) => return Ok(ChildDecision::NoRunKey),
     };
     let bus = bus_arn(&registration, &settings.default_bus_name);
-    let parents = registration.parents();
+    let subject = Subject {
+        child,
+        registration: &registration,
+        trigger,
+        parents: registration.parents(),
+        key: ledger_key,
+    };
     let attempts = settings.claim_attempts.max(1);
     let mut first_state = Some(first_state);
     // The runs read with the other children serve the first evaluation only: it uses the
@@ -152,38 +134,15 @@ where
                 bus_arn: bus,
             });
         }
-        let evaluation = match ledger_key {
-            None => {
-                let cursor = effective_cursor(stored, &registration);
-                let runs = match shared.and_then(|p| p.runs_for(&parents, None, cursor)) {
-                    Some(runs) => runs,
-                    None => parent_runs(run_log, &parents, None, cursor, settings).await?,
-                };
-                evaluate(child, trigger, cursor, now, &runs)
-            }
-            Some(k) => {
-                // Aligned: the runs of key k since the floor; the cursor for k decides news.
-                let floor = registration.floor();
-                let runs = match shared.and_then(|p| p.runs_for(&parents, Some(k), floor)) {
-                    Some(runs) => runs,
-                    None => parent_runs(run_log, &parents, Some(k), floor, settings).await?,
-                };
-                let cursor = effective_cursor(stored, &registration);
-                evaluate_key(child, trigger, k, floor, cursor, now, &runs)
-            }
-        };
+        let evaluation = subject
+            .evaluate(stores.run_log, stored, now, settings, shared)
+            .await?;
         let Some(firing) = evaluation.firing() else {
             return Ok(ChildDecision::Waiting {
                 evaluation: Box::new(evaluation),
             });
         };
-        // The target is the registered pipeline: its state machine ARN is the one registered.
-        // Decided under this registration, so never stamped before it: `now` was read before the
-        // registration, which a re-creation may have written since, and a pending trigger older
-        // than its registration is taken for a deleted pipeline's and forgotten, never sent.
-        let fired_at = now.max(registration.registered_at);
-        let mut pipeline_trigger = PipelineTrigger::new(&registration.pipeline, firing, fired_at);
-        pipeline_trigger.environment = settings.environment.clone();
+        let pipeline_trigger = stamp(&registration, firing, now, settings);
         match ledger
             .claim(&pipeline_trigger, stored, firing.cursor_after)
             .await?
@@ -204,6 +163,105 @@ where
         child: child.clone(),
         attempts,
     })
+}
+
+/// A child's first reads: its registration, its cursor state and, for a run with a key, its
+/// cursor state for the key.
+type FirstRead = (
+    Option<Registration>,
+    Option<CursorState>,
+    Option<Option<CursorState>>,
+);
+
+/// Reads what deciding `child` starts from: taken from `prefetch` when the child's siblings
+/// read it together, else read for this child alone.
+async fn first_read<L, R, G>(
+    stores: &Stores<'_, L, R, G>,
+    child: &PipelineId,
+    run_key: Option<&RunKey>,
+    prefetch: Option<&Prefetch>,
+) -> Result<FirstRead, StoreError>
+where
+    L: RunLog + Sync,
+    R: Registry + Sync,
+    G: Ledger + Sync,
+{
+    if let Some(p) = prefetch {
+        // Read together with the other children of the run (crate::prefetch).
+        let first = p.first_read(child);
+        return Ok((first.registration, first.cursor, first.keyed_cursor));
+    }
+    // The registration and the cursor do not depend on each other: one round trip for both.
+    // Whether the child is aligned is in the registration, so a run with a key reads both the
+    // child's cursor and its cursor for the key.
+    let keyed = async {
+        match run_key {
+            Some(k) => stores.ledger.cursor(child, Some(k)).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (registration, (unkeyed, keyed)) = try_join(
+        stores.registry.get(child),
+        try_join(stores.ledger.cursor(child, None), keyed),
+    )
+    .await?;
+    Ok((registration, unkeyed, keyed))
+}
+
+/// The child being decided: its registration and condition, the parents it names, and the run
+/// key it is decided for (aligned children only).
+struct Subject<'a> {
+    child: &'a PipelineId,
+    registration: &'a Registration,
+    trigger: &'a Trigger,
+    parents: BTreeMap<PipelineId, BTreeSet<RunStatus>>,
+    key: Option<&'a RunKey>,
+}
+
+impl Subject<'_> {
+    /// Evaluates the condition at `now` over the parents' runs after the child's cursor
+    /// (`stored`, never before the floor); aligned, over the runs of its key since the floor,
+    /// its cursor for the key deciding news. `shared`: the runs read with the siblings, when
+    /// they serve.
+    async fn evaluate<L: RunLog + Sync>(
+        &self,
+        run_log: &L,
+        stored: Option<Timestamp>,
+        now: Timestamp,
+        settings: &FlowSettings,
+        shared: Option<&Prefetch>,
+    ) -> Result<Evaluation, StoreError> {
+        let (child, trigger, parents) = (self.child, self.trigger, &self.parents);
+        let cursor = effective_cursor(stored, self.registration);
+        let since = match self.key {
+            None => cursor,
+            Some(_) => self.registration.floor(),
+        };
+        let runs = match shared.and_then(|p| p.runs_for(parents, self.key, since)) {
+            Some(runs) => runs,
+            None => parent_runs(run_log, parents, self.key, since, settings).await?,
+        };
+        Ok(match self.key {
+            None => evaluate(child, trigger, cursor, now, &runs),
+            Some(k) => evaluate_key(child, trigger, k, since, cursor, now, &runs),
+        })
+    }
+}
+
+/// The trigger a firing sends to the registered pipeline (its state machine ARN is the one
+/// registered). Decided under this registration, so never stamped before it: `now` was read
+/// before the registration, which a re-creation may have written since, and a pending trigger
+/// older than its registration is taken for a deleted pipeline's and forgotten, never sent.
+fn stamp(
+    registration: &Registration,
+    firing: &Firing,
+    now: Timestamp,
+    settings: &FlowSettings,
+) -> PipelineTrigger {
+    let fired_at = now.max(registration.registered_at);
+    let mut trigger = PipelineTrigger::new(&registration.pipeline, firing, fired_at);
+    trigger.environment = settings.environment.clone();
+    trigger
 }
 
 /// The cursor an evaluation uses: the stored one, never earlier than the registration's floor (a

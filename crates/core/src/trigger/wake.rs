@@ -80,78 +80,97 @@ where
             prefetch.take(),
         )
         .await;
-        let (trigger, bus_arn, resent) = match decision {
-            Err(e) => {
-                report.error = Some(e);
-                return report;
-            }
-            Ok(ChildDecision::NotRegistered) => {
-                report.steps.push(Step::NotRegistered);
-                return report;
-            }
-            Ok(ChildDecision::NoTrigger) => {
-                report.steps.push(Step::NoTrigger);
-                return report;
-            }
-            Ok(ChildDecision::NoRunKey) => {
-                report.steps.push(Step::NoRunKey);
-                return report;
-            }
-            Ok(ChildDecision::Waiting { evaluation }) => {
-                report.steps.push(Step::Evaluated(evaluation));
-                return report;
-            }
-            Ok(ChildDecision::Pending { trigger, bus_arn }) => (trigger, bus_arn, true),
-            Ok(ChildDecision::Claimed {
-                trigger,
-                bus_arn,
-                evaluation,
-            }) => {
-                report.steps.push(Step::Evaluated(evaluation));
-                (trigger, bus_arn, false)
-            }
+        let send = match decision {
+            Err(e) => return report.stopped_by(e),
+            Ok(decision) => match to_send(decision, &mut report.steps) {
+                Some(send) => send,
+                None => return report,
+            },
         };
         let delivered = deliver(
             ports.ledger,
             ports.bus,
             ports.events,
-            &bus_arn,
-            &trigger,
+            &send.bus_arn,
+            &send.trigger,
             invocation,
         )
         .await;
-        match delivered {
-            Err(e) => {
-                report.error = Some(e);
-                return report;
-            }
-            Ok(delivery) => {
-                report.steps.push(Step::Delivered {
-                    trigger: Box::new(trigger),
-                    bus_arn,
-                    resent,
-                    delivery,
-                });
-                // A re-sent pending trigger may have held back a newer firing, and another
-                // delivery may have asked for a new decision while this one sent: decide again.
-                // A fresh firing consumed every qualifying run this evaluation saw, and a holder
-                // elsewhere was asked to decide again after sending.
-                let again = match delivery {
-                    Delivery::Sent { decide_again } => resent || decide_again,
-                    Delivery::SentElsewhere => false,
-                    Delivery::NoLongerPending => true,
-                };
-                if !again {
-                    return report;
-                }
-            }
+        let delivery = match delivered {
+            Err(e) => return report.stopped_by(e),
+            Ok(delivery) => delivery,
+        };
+        let again = decide_again(delivery, send.resent);
+        report.steps.push(Step::Delivered {
+            trigger: Box::new(send.trigger),
+            bus_arn: send.bus_arn,
+            resent: send.resent,
+            delivery,
+        });
+        if !again {
+            return report;
         }
     }
-    report.error = Some(FlowError::Contended {
+    report.stopped_by(FlowError::Contended {
         child: child.clone(),
         attempts: WAKE_ROUNDS,
-    });
-    report
+    })
+}
+
+impl ChildReport {
+    fn stopped_by(mut self, error: FlowError) -> ChildReport {
+        self.error = Some(error);
+        self
+    }
+}
+
+/// A trigger a decision hands over for delivery; `resent`: it was pending from an earlier claim.
+struct ToSend {
+    trigger: PipelineTrigger,
+    bus_arn: String,
+    resent: bool,
+}
+
+/// Notes what `decision` found in `steps`, and what it hands over to send, if anything.
+fn to_send(decision: ChildDecision, steps: &mut Vec<Step>) -> Option<ToSend> {
+    match decision {
+        ChildDecision::NotRegistered => steps.push(Step::NotRegistered),
+        ChildDecision::NoTrigger => steps.push(Step::NoTrigger),
+        ChildDecision::NoRunKey => steps.push(Step::NoRunKey),
+        ChildDecision::Waiting { evaluation } => steps.push(Step::Evaluated(evaluation)),
+        ChildDecision::Pending { trigger, bus_arn } => {
+            return Some(ToSend {
+                trigger,
+                bus_arn,
+                resent: true,
+            })
+        }
+        ChildDecision::Claimed {
+            trigger,
+            bus_arn,
+            evaluation,
+        } => {
+            steps.push(Step::Evaluated(evaluation));
+            return Some(ToSend {
+                trigger,
+                bus_arn,
+                resent: false,
+            });
+        }
+    }
+    None
+}
+
+/// Whether the child must be decided again after `delivery`. A re-sent pending trigger may have
+/// held back a newer firing, and another delivery may have asked for a new decision while this
+/// one sent: decide again. A fresh firing consumed every qualifying run this evaluation saw, and
+/// a holder elsewhere was asked to decide again after sending.
+fn decide_again(delivery: Delivery, resent: bool) -> bool {
+    match delivery {
+        Delivery::Sent { decide_again } => resent || decide_again,
+        Delivery::SentElsewhere => false,
+        Delivery::NoLongerPending => true,
+    }
 }
 
 /// Rounds of decide-and-deliver for one child in one wake-up.

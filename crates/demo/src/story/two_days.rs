@@ -73,6 +73,46 @@ pub(super) async fn play(world: &World) -> anyhow::Result<()> {
     heading(&format!(
         "7. Runs that belong together: {d1} and {d2}, pipeline-x aligned on the run key"
     ));
+    let x = align_on_the_run_key(world).await?;
+    let before = world.account_c.executions().await?.len();
+    let triggers = days_and_a_backfill(world, &d1, &d2).await?;
+    let keys: Vec<&str> = triggers
+        .iter()
+        .map(|t| t["detail"]["runKey"].as_str().unwrap_or("(none)"))
+        .collect();
+    anyhow::ensure!(
+        keys == [d1.as_str(), d2.as_str(), d1.as_str()],
+        "pipeline-x should have been triggered for {d1}, {d2}, then {d1} again; it was for {keys:?}"
+    );
+    let started = world.account_c.executions().await?.len() - before;
+    println!(
+        "  pipeline-x: {} triggers, {started} new executions in account {C} ({d1} twice: the day and its backfill; {d2} once)",
+        triggers.len()
+    );
+    let key = RunKey::new(&d2).context("the day as a run key")?;
+    let inspection = inspect_child(
+        &world.central.registry(),
+        &world.central.run_log(),
+        &world.central.ledger(),
+        &x,
+        Some(&key),
+        day_at(3, 10, 0),
+        &world.settings,
+    )
+    .await?
+    .context("pipeline-x is registered")?;
+    println!("  baton explain {C}:pipeline-x --key {d2}:");
+    if let Some(e) = inspection.evaluation {
+        for line in e.render().lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
+
+/// The stacks are updated: listings and searches name their day, pipeline-x is aligned on it.
+/// Answers pipeline-x's id.
+async fn align_on_the_run_key(world: &World) -> anyhow::Result<PipelineId> {
     println!("  the stacks are updated: listings and searches name their day (runKey: $.date); pipeline-x is aligned (alignOn: runKey) and passes the key on (runKey: $.runKey)");
     let slack = json!({"type": "TERMINAL", "targets": [{"channel": "SLACK", "addresses": ["core-data-availability"]}]});
     world
@@ -107,55 +147,28 @@ pub(super) async fn play(world: &World) -> anyhow::Result<()> {
             .is_some_and(|t| t.is_aligned()),
         "pipeline-x's Update to an aligned trigger was not registered"
     );
-    let before = world.account_c.executions().await?.len();
+    Ok(x)
+}
+
+/// Two days' runs, day 2's listings before day 1's searches, then a backfill of day 1's
+/// listings. Answers the triggers sent.
+async fn days_and_a_backfill(world: &World, d1: &str, d2: &str) -> anyhow::Result<Vec<Value>> {
     let mut triggers = Vec::new();
     println!("  day 2's listings finishes before day 1's searches:");
     for change in [
-        succeeded(A, "listings", &d1, "", day_at(2, 4, 0)),
-        succeeded(A, "listings", &d2, "", day_at(3, 3, 40)),
-        succeeded(B, "searches", &d1, "", day_at(3, 5, 10)),
-        succeeded(B, "searches", &d2, "", day_at(3, 6, 0)),
+        succeeded(A, "listings", d1, "", day_at(2, 4, 0)),
+        succeeded(A, "listings", d2, "", day_at(3, 3, 40)),
+        succeeded(B, "searches", d1, "", day_at(3, 5, 10)),
+        succeeded(B, "searches", d2, "", day_at(3, 6, 0)),
     ] {
         let sent = world.status_change(&change).await?;
         show(&sent);
         triggers.extend(sent);
     }
     println!("  a backfill: listings of {d1} is run again (fixed data) on {d2}:");
-    let backfill = succeeded(A, "listings", &d1, "-backfill", day_at(3, 9, 0));
+    let backfill = succeeded(A, "listings", d1, "-backfill", day_at(3, 9, 0));
     let sent = world.status_change(&backfill).await?;
     show(&sent);
     triggers.extend(sent);
-
-    let keys: Vec<&str> = triggers
-        .iter()
-        .map(|t| t["detail"]["runKey"].as_str().unwrap_or("(none)"))
-        .collect();
-    anyhow::ensure!(
-        keys == [d1.as_str(), d2.as_str(), d1.as_str()],
-        "pipeline-x should have been triggered for {d1}, {d2}, then {d1} again; it was for {keys:?}"
-    );
-    let started = world.account_c.executions().await?.len() - before;
-    println!(
-        "  pipeline-x: {} triggers, {started} new executions in account {C} ({d1} twice: the day and its backfill; {d2} once)",
-        triggers.len()
-    );
-    let key = RunKey::new(&d2).context("the day as a run key")?;
-    let inspection = inspect_child(
-        &world.central.registry(),
-        &world.central.run_log(),
-        &world.central.ledger(),
-        &x,
-        Some(&key),
-        day_at(3, 10, 0),
-        &world.settings,
-    )
-    .await?
-    .context("pipeline-x is registered")?;
-    println!("  baton explain {C}:pipeline-x --key {d2}:");
-    if let Some(e) = inspection.evaluation {
-        for line in e.render().lines() {
-            println!("    {line}");
-        }
-    }
-    Ok(())
+    Ok(triggers)
 }

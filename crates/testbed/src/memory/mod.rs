@@ -112,7 +112,7 @@ pub enum Op<'a> {
     /// SNS Publish to the run-events topic.
     Publish(&'a RunEvent),
     /// A request on a Slack thread ledger slot (claim, read, record, release).
-    SlackSlot(&'a baton_core::slack::thread::PostSlot),
+    SlackSlot(&'a baton_core::slack::ledger::PostSlot),
     /// A request of the watchdog's own (the deadline inbox, the pending-trigger index, the watch
     /// table), named as its DynamoDB request is.
     Watch(&'a str),

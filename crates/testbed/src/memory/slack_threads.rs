@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use baton_core::ports::Lease;
 use baton_core::ports::StoreResult;
-use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
+use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord, SlotState};
 use baton_core::Timestamp;
 
 use super::{lock, unavailable, Effect, Op, Requests};

@@ -274,7 +274,7 @@ fn a_runs_key_is_its_first_recordings_and_it_is_found_under_it_before_it_is_anno
 #[test]
 fn a_slack_slot_is_held_by_one_delivery_until_its_lease_ends_or_it_is_done() {
     use baton_core::ports::Lease;
-    use baton_core::slack::thread::{PostSlot, SlackThreads, SlotClaim, SlotRecord};
+    use baton_core::slack::ledger::{PostSlot, SlackThreads, SlotClaim, SlotRecord};
     let mem = Memory::new(None);
     let slot = PostSlot::Root {
         execution_arn: "arn:aws:states:eu-west-1:111111111111:execution:listings:l-1".into(),

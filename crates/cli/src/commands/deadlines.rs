@@ -9,8 +9,9 @@ use baton_core::watch::{DeadlineWatch, DueCheck};
 use baton_core::{Span, Timestamp};
 use serde_json::json;
 
+use super::Stores;
 use crate::render::Style;
-use crate::{Failure, Stores};
+use crate::Failure;
 
 /// One due check as shown: when, whose, which deadlines.
 struct Due {

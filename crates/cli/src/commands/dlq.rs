@@ -16,7 +16,17 @@ use baton_adapters::Env;
 use baton_core::text::shorten;
 use serde_json::json;
 
-use crate::Failure;
+use crate::{DlqAction, Failure};
+
+/// `baton dlq`: needs queues and functions, not tables.
+pub async fn run(action: DlqAction, as_json: bool) -> Result<(), Failure> {
+    let aws = aws_config::load_from_env().await;
+    let env = Env::from_process();
+    match action {
+        DlqAction::List => list(&aws, &env, as_json).await,
+        DlqAction::Redrive { function } => redrive(&aws, &env, &function, as_json).await,
+    }
+}
 
 /// The functions with a dead-letter queue, as the command names them, and their variable suffix.
 pub const FUNCTIONS: [(&str, &str); 5] = [
@@ -127,84 +137,26 @@ pub async fn redrive(
     function: &str,
     as_json: bool,
 ) -> Result<(), Failure> {
-    let Some((_, suffix)) = FUNCTIONS.iter().find(|(name, _)| *name == function) else {
-        let names: Vec<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
-        return Err(Failure {
-            code: 2,
-            message: format!(
-                "`{function}` is not one of baton's functions: {}",
-                names.join(", ")
-            ),
-        });
-    };
-    let url = required(
-        env,
-        &format!("BATON_DLQ_{suffix}"),
-        "its dead-letter queue's URL",
-    )?;
-    let target = required(
-        env,
-        &format!("BATON_FUNCTION_{suffix}"),
-        "the function's name",
-    )?;
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let lambda = aws_sdk_lambda::Client::new(aws);
+    let queue = Redrive::of(aws, env, function)?;
+    let target = &queue.target;
     let (mut redriven, mut failed) = (0usize, Vec::new());
     'queue: while redriven < REDRIVE_LIMIT {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(LIST_LIMIT)
-            .visibility_timeout(REDRIVE_VISIBILITY_SECONDS)
-            .send()
-            .await
-            .map_err(|e| Failure::env(format!("{function}'s DLQ {url}: {}", sdk_error(&e))))?;
-        if batch.messages().is_empty() {
+        let batch = queue.receive().await?;
+        if batch.is_empty() {
             break;
         }
-        for (i, message) in batch.messages().iter().enumerate() {
-            let body = message.body().unwrap_or_default();
-            let invoked = lambda
-                .invoke()
-                .function_name(&target)
-                .invocation_type(InvocationType::Event)
-                .payload(Blob::new(body.as_bytes()))
-                .send()
-                .await;
-            let refusal = match invoked {
-                Ok(out) if out.status_code() == 202 => None,
-                Ok(out) => Some(format!("Lambda answered {}", out.status_code())),
-                Err(e) => Some(sdk_error(&e)),
-            };
+        for (i, message) in batch.iter().enumerate() {
             let id = message.message_id().unwrap_or_default();
-            match refusal {
+            match queue.invoke(message.body().unwrap_or_default()).await {
                 None => {
-                    sqs.delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(message.receipt_handle().unwrap_or_default())
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            Failure::env(format!(
-                                "deleting redriven message {id} from {url}: {}",
-                                sdk_error(&e)
-                            ))
-                        })?;
+                    queue.delete(message).await?;
                     redriven += 1;
                 }
                 Some(why) => {
                     // Lambda refuses: stop, and put this message and the rest of the batch back
                     // at once, for a later redrive.
                     failed.push(format!("{id}: {why}"));
-                    for rest in &batch.messages()[i..] {
-                        let _ = sqs
-                            .change_message_visibility()
-                            .queue_url(&url)
-                            .receipt_handle(rest.receipt_handle().unwrap_or_default())
-                            .visibility_timeout(0)
-                            .send()
-                            .await;
-                    }
+                    queue.put_back(&batch[i..]).await;
                     break 'queue;
                 }
             }
@@ -248,4 +200,117 @@ fn sdk_error(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
+}
+
+/// A function's dead-letter queue and the function its events are delivered to again.
+struct Redrive<'a> {
+    function: &'a str,
+    url: String,
+    target: String,
+    sqs: aws_sdk_sqs::Client,
+    lambda: aws_sdk_lambda::Client,
+}
+
+impl<'a> Redrive<'a> {
+    /// The queue and function of `function` (one of [`FUNCTIONS`]), named by the environment.
+    fn of(aws: &SdkConfig, env: &Env, function: &'a str) -> Result<Redrive<'a>, Failure> {
+        let Some((_, suffix)) = FUNCTIONS.iter().find(|(name, _)| *name == function) else {
+            let names: Vec<&str> = FUNCTIONS.iter().map(|(n, _)| *n).collect();
+            return Err(Failure {
+                code: 2,
+                message: format!(
+                    "`{function}` is not one of baton's functions: {}",
+                    names.join(", ")
+                ),
+            });
+        };
+        Ok(Redrive {
+            function,
+            url: required(
+                env,
+                &format!("BATON_DLQ_{suffix}"),
+                "its dead-letter queue's URL",
+            )?,
+            target: required(
+                env,
+                &format!("BATON_FUNCTION_{suffix}"),
+                "the function's name",
+            )?,
+            sqs: aws_sdk_sqs::Client::new(aws),
+            lambda: aws_sdk_lambda::Client::new(aws),
+        })
+    }
+
+    /// The next batch of failed events, hidden from other readers while they are redriven.
+    async fn receive(&self) -> Result<Vec<aws_sdk_sqs::types::Message>, Failure> {
+        let batch = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(LIST_LIMIT)
+            .visibility_timeout(REDRIVE_VISIBILITY_SECONDS)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::env(format!(
+                    "{}'s DLQ {}: {}",
+                    self.function,
+                    self.url,
+                    sdk_error(&e)
+                ))
+            })?;
+        Ok(batch.messages.unwrap_or_default())
+    }
+
+    /// Invokes the function asynchronously with `body`, as Lambda did; why Lambda refused, if
+    /// it did.
+    async fn invoke(&self, body: &str) -> Option<String> {
+        let invoked = self
+            .lambda
+            .invoke()
+            .function_name(&self.target)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(body.as_bytes()))
+            .send()
+            .await;
+        match invoked {
+            Ok(out) if out.status_code() == 202 => None,
+            Ok(out) => Some(format!("Lambda answered {}", out.status_code())),
+            Err(e) => Some(sdk_error(&e)),
+        }
+    }
+
+    /// Deletes a redriven message from the queue.
+    async fn delete(&self, message: &aws_sdk_sqs::types::Message) -> Result<(), Failure> {
+        let id = message.message_id().unwrap_or_default();
+        self.sqs
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::env(format!(
+                    "deleting redriven message {id} from {}: {}",
+                    self.url,
+                    sdk_error(&e)
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Makes `messages` visible again at once. Best effort: they reappear when their visibility
+    /// timeout ends anyway.
+    async fn put_back(&self, messages: &[aws_sdk_sqs::types::Message]) {
+        for message in messages {
+            let _ = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+    }
 }
