@@ -18,10 +18,12 @@ pub use dynamo::{
 };
 
 pub mod eventbridge;
+pub mod flow;
 pub mod sfn;
 pub mod sns;
 
 pub use eventbridge::EventBridgeTriggerBus;
+pub use flow::{FlowAdapters, FlowTargets};
 pub use member_executions::{RoleExecutionLookup, READ_ONLY_ROLE_NAME};
 pub use sfn::StepFunctionsStarter;
 pub use sns::SnsRunEvents;

@@ -8,7 +8,7 @@
 
 use aws_lambda_events::sns::{SnsEvent, SnsRecord};
 use baton_adapters::lambda::{Call, Function, FunctionError};
-use baton_adapters::{ConfigError, Env};
+use baton_adapters::{ConfigError, Env, FlowTargets};
 use baton_core::ports::StoreError;
 use baton_core::trigger::{
     self, ChildReport, Delivery, FlowError, FlowSettings, FlowStores, Invocation, Step,
@@ -20,14 +20,8 @@ use thiserror::Error;
 /// trigger-manager's configuration, read once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// `BATON_RUNS_TABLE`
-    pub runs_table: String,
-    /// `BATON_REGISTRY_TABLE`
-    pub registry_table: String,
-    /// `BATON_LEDGER_TABLE`
-    pub ledger_table: String,
-    /// `BATON_RUN_EVENTS_TOPIC_ARN`: where trigger notices go.
-    pub run_events_topic_arn: String,
+    /// Its tables and the run-events topic, where trigger notices go.
+    pub targets: FlowTargets,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name), `BATON_RUNS_PER_PARENT` (default 100),
     /// `BATON_CHILD_CONCURRENCY` (default 16), `BATON_ENVIRONMENT` (named in every trigger). A send lease lasts until 10 s after the
     /// invocation's deadline (`FlowSettings::lease_margin`), so it needs no setting.
@@ -43,10 +37,7 @@ impl Config {
             usize::try_from(env.positive_or("BATON_CHILD_CONCURRENCY", 16)?).unwrap_or(usize::MAX);
         flow.environment = env.optional("BATON_ENVIRONMENT");
         Ok(Config {
-            runs_table: env.required("BATON_RUNS_TABLE")?,
-            registry_table: env.required("BATON_REGISTRY_TABLE")?,
-            ledger_table: env.required("BATON_LEDGER_TABLE")?,
-            run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
+            targets: FlowTargets::from_env(env)?,
             flow,
         })
     }

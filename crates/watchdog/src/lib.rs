@@ -8,7 +8,7 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use baton_adapters::lambda::{Call, Function, FunctionError};
-use baton_adapters::{ConfigError, Env};
+use baton_adapters::{ConfigError, Env, FlowTargets};
 use baton_core::trigger::{FlowSettings, Invocation, Step};
 use baton_core::watch::run::{watch_once, WatchReport, WatchSettings, WatchStores};
 use baton_core::Span;
@@ -19,16 +19,10 @@ use thiserror::Error;
 /// The watchdog's configuration, read once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// `BATON_RUNS_TABLE`
-    pub runs_table: String,
-    /// `BATON_REGISTRY_TABLE`
-    pub registry_table: String,
-    /// `BATON_LEDGER_TABLE`
-    pub ledger_table: String,
+    /// The trigger flow's tables and the run-events topic, where alerts and trigger notices go.
+    pub targets: FlowTargets,
     /// `BATON_WATCH_TABLE`: due checks and alerts.
     pub watch_table: String,
-    /// `BATON_RUN_EVENTS_TOPIC_ARN`: where alerts and trigger notices go.
-    pub run_events_topic_arn: String,
     /// `BATON_DEFAULT_PIPELINE_BUS` (name); `BATON_PENDING_GRACE_SECONDS` (default 180): a
     /// trigger pending longer than this since its claim is re-sent; `BATON_RECONCILE_AFTER_HOURS`
     /// (default 24): a run RUNNING this long (or past its `maxDuration`) is looked up in Step
@@ -48,11 +42,8 @@ impl Config {
         let reconcile = env.positive_or("BATON_RECONCILE_AFTER_HOURS", 24)?;
         watch.reconcile_after = Span::hours(i64::try_from(reconcile).unwrap_or(24 * 365));
         Ok(Config {
-            runs_table: env.required("BATON_RUNS_TABLE")?,
-            registry_table: env.required("BATON_REGISTRY_TABLE")?,
-            ledger_table: env.required("BATON_LEDGER_TABLE")?,
+            targets: FlowTargets::from_env(env)?,
             watch_table: env.required("BATON_WATCH_TABLE")?,
-            run_events_topic_arn: env.required("BATON_RUN_EVENTS_TOPIC_ARN")?,
             read_only_role_name: env
                 .optional("BATON_READ_ONLY_ROLE_NAME")
                 .unwrap_or_else(|| baton_adapters::READ_ONLY_ROLE_NAME.to_owned()),
