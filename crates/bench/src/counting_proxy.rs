@@ -108,11 +108,8 @@ impl CountingProxy {
         let app = Router::new()
             .fallback(forward)
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (address, server) = baton_testbed::serve_on_loopback(app).await?;
+        let endpoint = format!("http://{address}");
         Ok(CountingProxy {
             endpoint,
             shared,

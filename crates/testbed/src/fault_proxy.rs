@@ -114,11 +114,8 @@ impl FaultProxy {
         let app = Router::new()
             .fallback(forward)
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (address, server) = crate::serve_on_loopback(app).await?;
+        let url = format!("http://{address}");
         Ok(FaultProxy {
             url,
             shared,

@@ -34,3 +34,17 @@ pub fn ended_lease() -> baton_core::ports::Lease {
         until: baton_core::Timestamp(0),
     }
 }
+
+/// Serves `app` on a free loopback port (127.0.0.1 only) until the returned task is aborted or
+/// dropped with its runtime: the local servers of the tests, the demo and the benchmarks. Returns
+/// the address (`127.0.0.1:PORT`) and the task.
+pub async fn serve_on_loopback(
+    app: axum::Router,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((address, server))
+}

@@ -5,12 +5,12 @@ use futures::stream::{self, StreamExt};
 
 use super::{
     children_to_wake, decide_child, deliver, ChildDecision, Delivery, FlowError, FlowSettings,
-    Invocation, Ports, Prefetch,
+    FlowStores, Invocation, Prefetch,
 };
 use crate::evaluator::Evaluation;
 use crate::events::PipelineTrigger;
 use crate::pipeline::PipelineId;
-use crate::ports::{Ledger, Registry, RunEvents, RunLog, SendLease, StoreError, TriggerBus};
+use crate::ports::StoreError;
 use crate::run::RunRef;
 use crate::run_key::RunKey;
 
@@ -46,21 +46,15 @@ pub struct ChildReport {
 /// that woke it (an aligned child is decided for that key; a sweep of a pending trigger passes
 /// the trigger's key). `prefetch`: the child's first reads, made together with its siblings'
 /// ([`Prefetch`]); `None` reads them for this child alone.
-pub async fn wake_child<L, R, G, B, E>(
-    ports: &Ports<'_, L, R, G, B, E>,
+pub async fn wake_child<P: FlowStores>(
+    ports: &P,
     child: &PipelineId,
     run_key: Option<&RunKey>,
     invocation: &Invocation,
     settings: &FlowSettings,
     prefetch: Option<&Prefetch>,
-) -> ChildReport
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
+) -> ChildReport {
+    let ports = ports.flow();
     let mut report = ChildReport {
         child: child.clone(),
         steps: Vec::new(),
@@ -181,27 +175,21 @@ const WAKE_ROUNDS: usize = 5;
 
 /// Wakes every child `run` can wake. A failure for one child does not stop the others; each
 /// report carries its own error.
-pub async fn wake_children<L, R, G, B, E>(
-    ports: &Ports<'_, L, R, G, B, E>,
+pub async fn wake_children<P: FlowStores>(
+    ports: &P,
     run: &RunRef,
     invocation: &Invocation,
     settings: &FlowSettings,
-) -> Result<Vec<ChildReport>, StoreError>
-where
-    L: RunLog + Sync,
-    R: Registry + Sync,
-    G: Ledger + SendLease + Sync,
-    B: TriggerBus + Sync,
-    E: RunEvents + Sync,
-{
-    let children = children_to_wake(ports.registry, run).await?;
+) -> Result<Vec<ChildReport>, StoreError> {
+    let flow = ports.flow();
+    let children = children_to_wake(flow.registry, run).await?;
     let key = run.run_key.as_ref();
     // The children's registrations, cursors and parents' runs read together. Should that fail,
     // each child reads its own, and a store that is really down fails each child's report.
     let prefetch = Prefetch::read(
-        ports.registry,
-        ports.ledger,
-        ports.run_log,
+        flow.registry,
+        flow.ledger,
+        flow.run_log,
         &children,
         key,
         settings,
