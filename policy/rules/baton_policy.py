@@ -62,14 +62,34 @@ def is_write(action):
     return not name.startswith(READ_PREFIXES) or name == "*"
 
 
+def literal_text(value):
+    """A string, or the template text of an Fn::Sub; None for other intrinsics."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        value = sub if isinstance(sub, str) else sub[0]
+    return value if isinstance(value, str) else None
+
+
 def has_wildcard(resource):
-    if isinstance(resource, str):
-        return "*" in resource
-    if isinstance(resource, dict) and "Fn::Sub" in resource:
-        sub = resource["Fn::Sub"]
-        text = sub if isinstance(sub, str) else sub[0]
-        return "*" in text
-    return False
+    return "*" in (literal_text(resource) or "")
+
+
+def allows(node, path):
+    """The Allow statements under node, with their paths."""
+    for st, st_path in statements(node, path):
+        if st.get("Effect") == "Allow":
+            yield st, st_path
+
+
+def identity_allows(cfn):
+    """The Allow statements of every identity policy in the template, with their paths."""
+    for root, node in iam_policy_roots(cfn):
+        yield from allows(node, root)
+
+
+def unscoped(statement, keys=SCOPING_KEYS):
+    """True when the statement carries none of the condition keys that scope it."""
+    return not condition_keys(statement) & {k.lower() for k in keys}
 
 
 def iam_policy_roots(cfn):
@@ -94,13 +114,11 @@ class OrganisationConditionedPolicies(CloudFormationLintRule):
         matches = []
         types = ["AWS::Events::EventBusPolicy", "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"]
         for name, res in cfn.get_resources(types).items():
-            for st, path in statements(res.get("Properties", {}), ["Resources", name, "Properties"]):
-                if st.get("Effect") != "Allow":
-                    continue
+            for st, path in allows(res.get("Properties", {}), ["Resources", name, "Properties"]):
                 principal = st.get("Principal")
                 anyone = principal == "*" or (isinstance(principal, dict) and "*" in as_list(principal.get("AWS")))
                 service = isinstance(principal, dict) and "Service" in principal
-                if (anyone or service) and not condition_keys(st) & set(SCOPING_KEYS):
+                if (anyone or service) and unscoped(st):
                     matches.append(RuleMatch(path, f"{name}: a statement admitting {'any principal' if anyone else 'a service'} has no organisation, account or source condition"))
         return matches
 
@@ -161,18 +179,15 @@ class NoWildcardWrites(CloudFormationLintRule):
 
     def match(self, cfn):
         matches = []
-        for root, node in iam_policy_roots(cfn):
-            for st, path in statements(node, root):
-                if st.get("Effect") != "Allow":
-                    continue
-                writes = [a for a in as_list(st.get("Action", [])) if is_write(a)]
-                if not writes:
-                    continue
-                resources = as_list(st.get("Resource", []))
-                if "*" in resources or not resources:
-                    matches.append(RuleMatch(path, f"write action {writes[0]} on every resource"))
-                elif any(has_wildcard(r) for r in resources) and not condition_keys(st) & set(SCOPING_KEYS):
-                    matches.append(RuleMatch(path, f"write action {writes[0]} on a wildcard ARN without an organisation or account condition"))
+        for st, path in identity_allows(cfn):
+            writes = [a for a in as_list(st.get("Action", [])) if is_write(a)]
+            if not writes:
+                continue
+            resources = as_list(st.get("Resource", []))
+            if "*" in resources or not resources:
+                matches.append(RuleMatch(path, f"write action {writes[0]} on every resource"))
+            elif any(has_wildcard(r) for r in resources) and unscoped(st):
+                matches.append(RuleMatch(path, f"write action {writes[0]} on a wildcard ARN without an organisation or account condition"))
         return matches
 
 
@@ -190,9 +205,7 @@ class CrossAccountTopicsUseCustomerKeys(CloudFormationLintRule):
             targets = cfn.get_resources([rtype])
             for pname, pol in cfn.get_resources([ptype]).items():
                 props = pol.get("Properties", {})
-                admits_others = any(
-                    st.get("Effect") == "Allow" for st, _ in statements(props.get("PolicyDocument", {}), [])
-                )
+                admits_others = any(allows(props.get("PolicyDocument", {}), []))
                 if not admits_others:
                     continue
                 for ref in as_list(props.get(field, [])):
@@ -212,13 +225,12 @@ class PutEventsOnOrganisationBuses(CloudFormationLintRule):
 
     def match(self, cfn):
         matches = []
-        for root, node in iam_policy_roots(cfn):
-            for st, path in statements(node, root):
-                actions = [a.lower() for a in as_list(st.get("Action", [])) if isinstance(a, str)]
-                if st.get("Effect") != "Allow" or not any(a in ("events:putevents", "events:*", "*") for a in actions):
-                    continue
-                if any(has_wildcard(r) for r in as_list(st.get("Resource", []))) and not condition_keys(st) & {"aws:resourceorgid", "aws:resourceaccount"}:
-                    matches.append(RuleMatch(path, "events:PutEvents on any bus: add an aws:ResourceOrgID or aws:ResourceAccount condition"))
+        for st, path in identity_allows(cfn):
+            actions = [a.lower() for a in as_list(st.get("Action", [])) if isinstance(a, str)]
+            if not any(a in ("events:putevents", "events:*", "*") for a in actions):
+                continue
+            if any(has_wildcard(r) for r in as_list(st.get("Resource", []))) and unscoped(st, ("aws:ResourceOrgID", "aws:ResourceAccount")):
+                matches.append(RuleMatch(path, "events:PutEvents on any bus: add an aws:ResourceOrgID or aws:ResourceAccount condition"))
         return matches
 
 
@@ -236,21 +248,19 @@ class CrossAccountTrustIsNarrowed(CloudFormationLintRule):
         for name, res in cfn.get_resources(["AWS::IAM::Role"]).items():
             document = res.get("Properties", {}).get("AssumeRolePolicyDocument", {})
             root = ["Resources", name, "Properties", "AssumeRolePolicyDocument"]
-            for st, path in statements(document, root):
+            for st, path in allows(document, root):
                 principal = st.get("Principal")
-                if st.get("Effect") != "Allow" or not isinstance(principal, dict):
+                if not isinstance(principal, dict):
                     continue
                 accounts = [p for p in as_list(principal.get("AWS", [])) if whole_account(p)]
-                if accounts and not condition_keys(st) & self.NARROWING:
+                if accounts and unscoped(st, self.NARROWING):
                     matches.append(RuleMatch(path, f"{name}: trusts every principal of an account; add an aws:PrincipalArn (or sts:ExternalId) condition"))
         return matches
 
 
 def whole_account(principal):
     """An account id, an account root ARN or *, literal or in Fn::Sub."""
-    if isinstance(principal, dict) and "Fn::Sub" in principal:
-        sub = principal["Fn::Sub"]
-        principal = sub if isinstance(sub, str) else sub[0]
-    if not isinstance(principal, str):
+    principal = literal_text(principal)
+    if principal is None:
         return False
     return principal == "*" or principal.endswith(":root") or (principal.isdigit() and len(principal) == 12)

@@ -349,29 +349,8 @@ pub fn run_at(pipeline: &PipelineId, name: &str, status: RunStatus, at: i64) -> 
 
 /// The EventBridge event Step Functions emits for `run`, as the central bus delivers it.
 pub fn status_change_event(run: &Run) -> Value {
-    let p = &run.pipeline;
-    json!({
-        "version": "0",
-        "id": format!("bench-{}-{}", run.execution_name, run.status),
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": p.account,
-        "time": "2026-11-22T04:00:00Z",
-        "region": p.region,
-        "resources": [run.execution_arn],
-        "detail": {
-            "executionArn": run.execution_arn,
-            "stateMachineArn": p.state_machine_arn(),
-            "name": run.execution_name,
-            "status": run.status.as_str(),
-            "startDate": run.started_at.0,
-            "stopDate": run.stopped_at.map(|t| t.0),
-            "input": "{}",
-            "output": null,
-            "error": run.error,
-            "cause": run.cause,
-        },
-    })
+    let id = format!("bench-{}-{}", run.execution_name, run.status);
+    baton_testbed::status_change_event(run, &id, Some("{}"))
 }
 
 /// An SNS delivery of `event` from the run-events topic.

@@ -15,13 +15,13 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Router;
+use baton_testbed::fault_proxy::{aws_operation, Upstream};
 
 /// Request tallies by `service:Operation`.
 pub type Tally = BTreeMap<String, u64>;
 
 struct Shared {
-    upstream: String,
-    client: reqwest::Client,
+    upstream: Upstream,
     tally: Mutex<Tally>,
     busy: Mutex<Busy>,
 }
@@ -93,27 +93,25 @@ impl Drop for InFlight<'_> {
 pub struct CountingProxy {
     endpoint: String,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    _server: baton_testbed::LoopbackServer,
 }
 
 impl CountingProxy {
     /// Starts a proxy forwarding to `upstream` (`http://127.0.0.1:<moto port>`).
     pub async fn start(upstream: &str) -> anyhow::Result<CountingProxy> {
         let shared = Arc::new(Shared {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: baton_adapters::http::client()?,
+            upstream: Upstream::new(upstream)?,
             tally: Mutex::new(Tally::new()),
             busy: Mutex::new(Busy::default()),
         });
         let app = Router::new()
             .fallback(forward)
             .with_state(Arc::clone(&shared));
-        let (address, server) = baton_testbed::serve_on_loopback(app).await?;
-        let endpoint = format!("http://{address}");
+        let server = baton_testbed::serve_on_loopback(app).await?;
         Ok(CountingProxy {
-            endpoint,
+            endpoint: server.url(),
             shared,
-            server,
+            _server: server,
         })
     }
 
@@ -172,41 +170,10 @@ impl CountingProxy {
     }
 }
 
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// `service:Operation` of an AWS request: JSON protocols name it in `X-Amz-Target`
-/// (`DynamoDB_20120810.Query`), query protocols (SNS) in the form body's `Action`.
-fn operation(target: Option<&str>, body: &[u8]) -> Option<String> {
-    if let Some(target) = target {
-        let (prefix, op) = target.split_once('.')?;
-        let service = match prefix {
-            p if p.starts_with("DynamoDB") => "dynamodb",
-            "AWSEvents" => "events",
-            "secretsmanager" => "secretsmanager",
-            other => other,
-        };
-        return Some(format!("{service}:{op}"));
-    }
-    let text = std::str::from_utf8(body).ok()?;
-    let action = text
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("Action="))?;
-    Some(format!("sns:{action}"))
-}
-
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok());
-    let is_aws = parts.headers.contains_key("authorization");
-    let Some(op) = operation(target, &body).filter(|_| is_aws) else {
+    let Some(op) = aws_operation(&parts.headers, &body) else {
         // Not an AWS call: the Slack Web API or a CloudFormation response URL.
         if let Ok(mut tally) = shared.tally.lock() {
             *tally.entry("http:stand-in".to_owned()).or_default() += 1;
@@ -222,21 +189,8 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     if let Ok(mut tally) = shared.tally.lock() {
         *tally.entry(op).or_default() += 1;
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
     let in_flight = InFlight::enter(&shared.busy);
-    let answer = baton_testbed::fault_proxy::pass(
-        &shared.client,
-        &shared.upstream,
-        parts.method.clone(),
-        path,
-        &parts.headers,
-        body,
-    )
-    .await;
+    let answer = shared.upstream.pass(parts, body).await;
     drop(in_flight);
     answer
 }
@@ -267,22 +221,5 @@ mod tests {
         assert_eq!(busy.peak, 2);
         assert_eq!(busy.in_flight, 0);
         assert_eq!(busy.episodes, 2, "three requests, two round trips");
-    }
-
-    #[test]
-    fn names_operations_of_json_and_query_protocols() {
-        assert_eq!(
-            operation(Some("DynamoDB_20120810.Query"), b"{}").as_deref(),
-            Some("dynamodb:Query")
-        );
-        assert_eq!(
-            operation(Some("AWSEvents.PutEvents"), b"{}").as_deref(),
-            Some("events:PutEvents")
-        );
-        assert_eq!(
-            operation(None, b"Action=Publish&Version=2010-03-31").as_deref(),
-            Some("sns:Publish")
-        );
-        assert_eq!(operation(None, b"{\"channel\":\"x\"}"), None);
     }
 }

@@ -42,7 +42,7 @@ pub struct RuntimeApi {
     events: mpsc::UnboundedSender<Value>,
     answers: mpsc::UnboundedReceiver<Answer>,
     polled: mpsc::UnboundedReceiver<Instant>,
-    server: tokio::task::JoinHandle<()>,
+    _server: baton_testbed::LoopbackServer,
 }
 
 /// What waiting for an answer found.
@@ -74,14 +74,13 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
-        let (address, server) = baton_testbed::serve_on_loopback(app).await?;
-        let address = address.to_string();
+        let server = baton_testbed::serve_on_loopback(app).await?;
         Ok(RuntimeApi {
-            address,
+            address: server.address().to_string(),
             events: events_tx,
             answers: answers_rx,
             polled: polled_rx,
-            server,
+            _server: server,
         })
     }
 
@@ -130,12 +129,6 @@ impl RuntimeApi {
                 return Waited::TimedOut;
             }
         }
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

@@ -367,20 +367,8 @@ impl Context<'_> {
 
     /// K of the entries hold; a holding group consumes every holding entry's runs.
     fn at_least(&self, at_least: &AtLeast, within: Option<Span>) -> Node {
-        let nodes: Vec<Node> = at_least
-            .of
-            .iter()
-            .map(|c| self.condition(c, within))
-            .collect();
-        let holds = nodes.iter().filter(|n| n.holds).count() >= at_least.count;
-        let mut consumed = Vec::new();
-        let mut entries = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            if holds && node.holds {
-                consumed.extend(node.consumed);
-            }
-            entries.push(node.explanation);
-        }
+        let (holds, consumed, entries) =
+            self.entries(&at_least.of, within, |held, _| held >= at_least.count);
         Node {
             holds,
             consumed,
@@ -393,12 +381,40 @@ impl Context<'_> {
     }
 
     fn block(&self, entries: &[Condition], every: bool, within: Option<Span>) -> Node {
-        let nodes: Vec<Node> = entries.iter().map(|c| self.condition(c, within)).collect();
-        let holds = if every {
-            nodes.iter().all(|n| n.holds)
+        let (holds, consumed, entries) =
+            self.entries(
+                entries,
+                within,
+                |held, all| {
+                    if every {
+                        held == all
+                    } else {
+                        held > 0
+                    }
+                },
+            );
+        let explanation = if every {
+            Explanation::AllOf { holds, entries }
         } else {
-            nodes.iter().any(|n| n.holds)
+            Explanation::AnyOf { holds, entries }
         };
+        Node {
+            holds,
+            consumed,
+            explanation,
+        }
+    }
+
+    /// Judges each entry; the group holds when `holds(entries that hold, entries)` says so, and
+    /// then consumes the runs of every entry that holds. Returns the entries' explanations too.
+    fn entries(
+        &self,
+        entries: &[Condition],
+        within: Option<Span>,
+        holds: impl Fn(usize, usize) -> bool,
+    ) -> (bool, Vec<RunRef>, Vec<Explanation>) {
+        let nodes: Vec<Node> = entries.iter().map(|c| self.condition(c, within)).collect();
+        let holds = holds(nodes.iter().filter(|n| n.holds).count(), nodes.len());
         let mut consumed = Vec::new();
         let mut explanations = Vec::with_capacity(nodes.len());
         for node in nodes {
@@ -407,22 +423,7 @@ impl Context<'_> {
             }
             explanations.push(node.explanation);
         }
-        let explanation = if every {
-            Explanation::AllOf {
-                holds,
-                entries: explanations,
-            }
-        } else {
-            Explanation::AnyOf {
-                holds,
-                entries: explanations,
-            }
-        };
-        Node {
-            holds,
-            consumed,
-            explanation,
-        }
+        (holds, consumed, explanations)
     }
 
     fn condition(&self, condition: &Condition, within: Option<Span>) -> Node {

@@ -555,7 +555,8 @@ impl<'m> World<'m> {
             planned.start + latencies.0
         };
         for (at, run) in [(running_at, running), (final_at, done)] {
-            let event = status_event(&run, input.as_deref(), self.truth.executions);
+            let id = format!("event-{}-{}", self.truth.executions, run.status);
+            let event = baton_testbed::status_change_event(&run, &id, input.as_deref());
             self.truth.runs.push(run);
             self.deliver(at, Job::Writer(Box::new(event)));
         }
@@ -578,33 +579,6 @@ impl<'m> World<'m> {
     pub fn leftovers(&self) -> (usize, usize, usize) {
         (self.tasks.len(), self.queue.len(), self.dead_letters.len())
     }
-}
-
-/// A Step Functions "Execution Status Change" event as the central bus delivers it.
-fn status_event(run: &Run, input: Option<&str>, n: u64) -> Value {
-    let p = &run.pipeline;
-    json!({
-        "version": "0",
-        "id": format!("event-{n}-{}", run.status),
-        "detail-type": run_log_writer::DETAIL_TYPE,
-        "source": run_log_writer::SOURCE,
-        "account": p.account,
-        "time": "2026-11-22T00:00:00Z",
-        "region": p.region,
-        "resources": [run.execution_arn],
-        "detail": {
-            "executionArn": run.execution_arn,
-            "stateMachineArn": p.state_machine_arn(),
-            "name": run.execution_name,
-            "status": run.status.as_str(),
-            "startDate": run.started_at.0,
-            "stopDate": run.stopped_at.map(|t| t.0),
-            "input": input,
-            "output": null,
-            "error": run.error,
-            "cause": run.cause,
-        }
-    })
 }
 
 /// An SNS delivery of a run event to trigger-manager (one record, as SNS invokes Lambda).

@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::Router;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 /// One PUT as received.
 #[derive(Clone, Debug)]
@@ -42,7 +41,7 @@ pub struct CfnCapture {
     base_url: String,
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
-    server: JoinHandle<()>,
+    _server: crate::LoopbackServer,
 }
 
 impl CfnCapture {
@@ -50,8 +49,6 @@ impl CfnCapture {
     pub async fn start() -> anyhow::Result<CfnCapture> {
         let state = Arc::new(Mutex::new(State::default()));
         let arrived = Arc::new(Notify::new());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
         let (s, a) = (state.clone(), arrived.clone());
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -87,14 +84,12 @@ impl CfnCapture {
                 }
             },
         );
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let server = crate::serve_on_loopback(app).await?;
         Ok(CfnCapture {
-            base_url,
+            base_url: server.url(),
             state,
             arrived,
-            server,
+            _server: server,
         })
     }
 
@@ -138,11 +133,5 @@ impl CfnCapture {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for CfnCapture {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }

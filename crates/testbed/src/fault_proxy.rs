@@ -91,8 +91,7 @@ impl Installed {
 }
 
 struct Shared {
-    upstream: String,
-    client: reqwest::Client,
+    upstream: Upstream,
     rules: Mutex<Vec<Installed>>,
 }
 
@@ -100,26 +99,24 @@ struct Shared {
 pub struct FaultProxy {
     url: String,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    _server: crate::LoopbackServer,
 }
 
 impl FaultProxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream` (`http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str) -> anyhow::Result<FaultProxy> {
         let shared = Arc::new(Shared {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: baton_adapters::http::client()?,
+            upstream: Upstream::new(upstream)?,
             rules: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .fallback(forward)
             .with_state(Arc::clone(&shared));
-        let (address, server) = crate::serve_on_loopback(app).await?;
-        let url = format!("http://{address}");
+        let server = crate::serve_on_loopback(app).await?;
         Ok(FaultProxy {
-            url,
+            url: server.url(),
             shared,
-            server,
+            _server: server,
         })
     }
 
@@ -159,12 +156,6 @@ impl FaultProxy {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Installed>> {
         // A test that panicked while holding the lock has failed already; its rules still count.
         self.shared.rules.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -224,29 +215,46 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         }
         Some(Fault::After) | None => {}
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let answer = pass(
-        &shared.client,
-        &shared.upstream,
-        parts.method,
-        path,
-        &parts.headers,
-        body,
-    )
-    .await;
+    let answer = shared.upstream.pass(parts, body).await;
     if fault == Some(Fault::After) {
         return server_error(aws);
     }
     answer
 }
 
-/// Forwards a request to `upstream` (`http://host:port`, no trailing slash) and returns its answer
-/// as it came (hop-by-hop headers left out), or HTTP 502 when the upstream cannot be reached.
-pub async fn pass(
+/// Where a proxy forwards its requests: the upstream server and one HTTP client for it.
+pub struct Upstream {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    /// `base`: `http://host:port` (a trailing slash is dropped).
+    pub fn new(base: &str) -> anyhow::Result<Upstream> {
+        Ok(Upstream {
+            base: base.trim_end_matches('/').to_owned(),
+            client: baton_adapters::http::client()?,
+        })
+    }
+
+    /// Forwards a request (its method, path and query, headers and `body`) and returns the
+    /// answer as it came (hop-by-hop headers left out), or HTTP 502 when the upstream cannot be
+    /// reached.
+    pub async fn pass(&self, parts: axum::http::request::Parts, body: Bytes) -> Response {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        pass(
+            &self.client,
+            &self.base,
+            parts.method,
+            path,
+            &parts.headers,
+            body,
+        )
+        .await
+    }
+}
+
+async fn pass(
     client: &reqwest::Client,
     upstream: &str,
     method: Method,
@@ -353,6 +361,11 @@ mod tests {
         assert_eq!(
             aws_operation(&headers, b"{}").as_deref(),
             Some("dynamodb:Query")
+        );
+        headers.insert("x-amz-target", "AWSEvents.PutEvents".parse().unwrap());
+        assert_eq!(
+            aws_operation(&headers, b"{}").as_deref(),
+            Some("events:PutEvents")
         );
         assert_eq!(
             aws_operation(&HeaderMap::new(), b"{}"),

@@ -23,7 +23,7 @@ pub use moto::{unique, Moto, MotoError, REGION};
 pub mod observe;
 pub mod requests;
 
-pub use observe::{lambda_sns_event, BusWatch, TopicWatch};
+pub use observe::{lambda_sns_event, status_change_event, BusWatch, TopicWatch};
 pub use requests::RequestCounter;
 
 /// The send lease of a claimer that is gone: it ended long ago, so any delivery may take the
@@ -35,16 +35,37 @@ pub fn ended_lease() -> baton_core::ports::Lease {
     }
 }
 
-/// Serves `app` on a free loopback port (127.0.0.1 only) until the returned task is aborted or
-/// dropped with its runtime: the local servers of the tests, the demo and the benchmarks. Returns
-/// the address (`127.0.0.1:PORT`) and the task.
-pub async fn serve_on_loopback(
-    app: axum::Router,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+/// Serves `app` on a free loopback port (127.0.0.1 only) until the returned server is dropped
+/// (or its runtime ends): the local servers of the tests, the demo and the benchmarks.
+pub async fn serve_on_loopback(app: axum::Router) -> std::io::Result<LoopbackServer> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let server = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok((address, server))
+    Ok(LoopbackServer { address, task })
+}
+
+/// A server [`serve_on_loopback`] started; it stops when dropped.
+pub struct LoopbackServer {
+    address: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LoopbackServer {
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -222,6 +222,35 @@ pub fn lambda_sns_event(notifications: &[Value]) -> Value {
     serde_json::json!({ "Records": records })
 }
 
+/// The "Step Functions Execution Status Change" event for `run`, as the central bus delivers it
+/// to run-log-writer: event id `id`, the execution `input` (none: not included), the event's
+/// time the run's stop (or start).
+pub fn status_change_event(run: &baton_core::Run, id: &str, input: Option<&str>) -> Value {
+    let p = &run.pipeline;
+    serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": p.account,
+        "time": run.stopped_at.unwrap_or(run.started_at).to_string(),
+        "region": p.region,
+        "resources": [run.execution_arn],
+        "detail": {
+            "executionArn": run.execution_arn,
+            "stateMachineArn": p.state_machine_arn(),
+            "name": run.execution_name,
+            "status": run.status.as_str(),
+            "startDate": run.started_at.0,
+            "stopDate": run.stopped_at.map(|t| t.0),
+            "input": input,
+            "output": null,
+            "error": run.error,
+            "cause": run.cause,
+        }
+    })
+}
+
 /// Waits a moment for the emulator's asynchronous deliveries.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
