@@ -5,9 +5,12 @@ mod slack_world;
 
 use std::time::{Duration, Instant};
 
+use baton_adapters::{SecretsManagerToken, SlackWebApi};
 use baton_core::events::{PipelineRef, PipelineTrigger, RunEvent};
 use baton_core::{RunRef, RunStatus, TriggerId};
+use baton_testbed::fault_proxy::{Fault as ProxyFault, FaultProxy, Rule, Times};
 use baton_testbed::slack_standin::{Fault, Message};
+use baton_testbed::Moto;
 use slack_notifier::{NotifyError, Report};
 use slack_world::{all_text, at, failed, pipeline, run, sns, status, World};
 
@@ -156,6 +159,64 @@ async fn a_pipeline_without_slack_targets_posts_nothing_and_fails_nothing() {
         .unwrap();
     assert_eq!(report, Report::default());
     assert!(w.slack.calls().is_empty());
+}
+
+/// The bot token is read ahead of the first post (beside the registration), once per process: a
+/// secret that cannot be read costs a notifier that posts nothing one read, and the first post
+/// reads it again and reports why it cannot post.
+#[tokio::test]
+async fn the_token_is_read_once_ahead_and_a_refused_read_is_reported_by_the_post() {
+    let mut w = World::new("slack-token-ahead").await;
+    let proxy = FaultProxy::start(Moto::shared().endpoint()).await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&proxy.in_front_of(&w.central.config));
+    w.notifier.slack = SlackWebApi::new(
+        w.slack.url(),
+        SecretsManagerToken::new(secrets, &w.secret_id),
+    )
+    .unwrap();
+    let refused = proxy.inject(Rule::new(
+        "secretsmanager:GetSecretValue",
+        &[],
+        ProxyFault::Answer {
+            status: 400,
+            body: r#"{"__type":"AccessDeniedException","message":"not authorized to perform secretsmanager:GetSecretValue"}"#,
+        },
+        Times::UntilCleared,
+    ));
+    let email_only = pipeline("111111111111", "listings");
+    w.register(
+        &email_only,
+        "notifications: {type: FULL_EXECUTION, targets: [{channel: EMAIL, addresses: [a@example.com]}]}",
+    )
+    .await;
+    for execution in ["l-1", "l-2"] {
+        let report = w
+            .deliver(&[status(&run(&email_only, execution, RunStatus::Running))])
+            .await
+            .unwrap();
+        assert_eq!(report, Report::default());
+    }
+    assert_eq!(
+        proxy.fired(refused),
+        1,
+        "one read ahead, in the first delivery only"
+    );
+
+    let slack = pipeline("111111111111", "searches");
+    w.register(
+        &slack,
+        "notifications: {targets: [{channel: SLACK, addresses: [data-alerts]}]}",
+    )
+    .await;
+    let outcome = w
+        .deliver(&[status(&run(&slack, "s-1", RunStatus::Running))])
+        .await;
+    assert_eq!(proxy.fired(refused), 2, "the post reads the token itself");
+    assert!(w.slack.calls().is_empty());
+    match outcome {
+        Ok(report) => assert_eq!(report.refused, 1, "{report:?}"),
+        Err(e) => assert!(e.to_string().contains(&w.secret_id), "{e}"),
+    }
 }
 
 #[tokio::test]

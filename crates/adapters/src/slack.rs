@@ -7,6 +7,7 @@
 //! its source and the call repeated.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use baton_core::slack::error::SlackError;
@@ -28,6 +29,8 @@ pub struct SlackWebApi<T> {
     http: reqwest::Client,
     base_url: String,
     tokens: T,
+    /// Whether [`SlackApi::prepare`] has run.
+    prepared: AtomicBool,
 }
 
 impl<T> fmt::Debug for SlackWebApi<T> {
@@ -54,6 +57,7 @@ impl<T: TokenSource + Sync> SlackWebApi<T> {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             tokens,
+            prepared: AtomicBool::new(false),
         })
     }
 
@@ -159,5 +163,16 @@ impl<T: TokenSource + Sync + Send> SlackApi for SlackWebApi<T> {
         self.call("chat.update", &message.update_body(channel_id, ts))
             .await
             .map(|_| ())
+    }
+
+    /// Reads the token once per process, on the first call: a read that fails is not cached and
+    /// is made again (and reported) by the first post, so a deployment whose secret is broken
+    /// but which posts nothing pays one failed read, not one per event.
+    async fn prepare(&self) {
+        if !self.prepared.swap(true, Ordering::Relaxed) {
+            if let Err(e) = self.tokens.token().await {
+                tracing::debug!(error = %e, "reading the Slack bot token ahead of the first post failed; the post reads it again");
+            }
+        }
     }
 }

@@ -161,7 +161,10 @@ where
         delivery: &Delivery,
     ) -> Vec<Result<Outcome, String>> {
         let pipeline = event.pipeline().id();
-        let notifications = match self.registry.get(&pipeline).await {
+        // The bot token is read (on a cold start) while the registration is: one round trip
+        // less before the first post.
+        let (registration, ()) = tokio::join!(self.registry.get(&pipeline), self.slack.prepare());
+        let notifications = match registration {
             Ok(Some(reg)) => reg.definition.notifications,
             Ok(None) => {
                 tracing::info!(pipeline = %pipeline.key(), "pipeline is not registered; nothing to post");

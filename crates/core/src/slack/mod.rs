@@ -39,4 +39,10 @@ pub trait SlackApi {
         ts: &str,
         message: &SlackMessage,
     ) -> impl Future<Output = Result<(), SlackError>> + Send;
+
+    /// Readies the client for its first call (the bot token read), so that a caller can overlap
+    /// it with other work; what fails here is left for the call itself to report. None by default.
+    fn prepare(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
