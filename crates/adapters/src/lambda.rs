@@ -132,7 +132,8 @@ pub trait Function: Sync {
     ) -> impl Future<Output = Result<Self::Output, Self::Error>>;
 }
 
-/// What every function does first: JSON logs, its configuration read from the environment once
+/// What every function does first: the system's CA bundle for its HTTPS clients
+/// ([`crate::http::use_the_system_ca_bundle`]), JSON logs, its configuration read from the environment once
 /// (a missing or bad variable stops start-up with a log line naming it), and the AWS
 /// configuration its clients are built from.
 pub async fn start<C, E>(
@@ -141,6 +142,7 @@ pub async fn start<C, E>(
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    crate::http::use_the_system_ca_bundle();
     crate::logging::init();
     let config = read(&Env::from_process()).map_err(|e| {
         tracing::error!(error = %e, "configuration");
