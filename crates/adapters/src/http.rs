@@ -15,7 +15,7 @@ const CA_BUNDLES: [&str; 2] = [
 
 /// The CA bundle the HTTPS clients should read, when the environment chooses none: the first of
 /// `candidates` that is a non-empty file. `None` leaves rustls-native-certs to its own probing.
-pub fn ca_bundle<'a>(
+fn ca_bundle<'a>(
     ssl_cert_file: Option<&str>,
     ssl_cert_dir: Option<&str>,
     candidates: &[&'a str],
