@@ -5,7 +5,7 @@
 //! (cargo-lambda output, default target/lambda), `--starts N` (cold starts per function, at
 //! least 10), `--events N` (events of the memory run, default 1000), `--pipelines N`,
 //! `--accounts N`, `--quick` (fewer warm events, a 10,000-pipeline organisation), `--only
-//! functions|cold|warm|memory|scale|watchdog`.
+//! functions|cold|warm|memory|requests|scale|watchdog`.
 
 use std::path::PathBuf;
 
@@ -33,6 +33,8 @@ struct Options {
     cold_only: bool,
     /// `--only warm`: the warm costs alone (every function built is measured).
     warm_only: bool,
+    /// `--only requests`: the request-cost runs of the Rust floor alone.
+    requests_only: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -54,6 +56,7 @@ fn options() -> anyhow::Result<Options> {
         watchdog: false,
         cold_only: false,
         warm_only: false,
+        requests_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -88,6 +91,10 @@ fn options() -> anyhow::Result<Options> {
                     o.run_scale = false;
                     o.warm_only = true;
                 }
+                "requests" => {
+                    o.run_scale = false;
+                    o.requests_only = true;
+                }
                 "watchdog" => {
                     o.functions = false;
                     o.run_scale = false;
@@ -95,7 +102,7 @@ fn options() -> anyhow::Result<Options> {
                 }
                 other => {
                     anyhow::bail!(
-                        "`--only {other}`: expected `functions`, `cold`, `warm`, `memory`, `scale` or `watchdog`"
+                        "`--only {other}`: expected `functions`, `cold`, `warm`, `memory`, `requests`, `scale` or `watchdog`"
                     )
                 }
             },
@@ -177,6 +184,9 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
     if o.warm_only {
         return Box::pin(warm(o, results, &launches_for)).await;
     }
+    if o.requests_only {
+        return Box::pin(request_cost(o, results)).await;
+    }
     if !o.memory_only {
         Box::pin(cold_starts(o, results, &launches_for)).await?;
         if o.cold_only {
@@ -220,6 +230,50 @@ async fn functions(o: &Options, results: &mut Results) -> anyhow::Result<()> {
                     .push(Memory::not_measured(&name, why));
             }
         }
+    }
+    if !o.memory_only {
+        Box::pin(request_cost(o, results)).await?;
+    }
+    Ok(())
+}
+
+/// The Rust floor's memory run with 0, 1 and 5 `PutItem`s per event, by the AWS SDK and by a bare
+/// signed HTTP client (`report::FLOOR_VARIANTS`), each on a fresh emulator: the runtime loop's
+/// CPU per event apart from a request's, and the SDK's request pipeline apart from the least a
+/// request costs.
+async fn request_cost(o: &Options, results: &mut Results) -> anyhow::Result<()> {
+    let program = o.bin_dir.join("baton-floor");
+    for (client, requests) in report::FLOOR_VARIANTS {
+        let memory = if program.exists() {
+            let bench = Box::pin(Bench::create(&[1])).await?;
+            let mut env = bench.function_env();
+            env.push(("BATON_FLOOR_CLIENT".to_owned(), client.to_owned()));
+            env.push(("BATON_FLOOR_REQUESTS".to_owned(), requests.to_string()));
+            let launch = Launch {
+                name: report::FLOOR.to_owned(),
+                program: program.clone(),
+                args: Vec::new(),
+                env,
+            };
+            eprintln!(
+                "bench: request cost, the floor with {requests} PutItem per event by {client}, over {} events",
+                o.events
+            );
+            Box::pin(measure::memory(&bench, &launch, report::FLOOR, o.events)).await?
+        } else {
+            Memory::not_measured(
+                report::FLOOR,
+                format!(
+                    "{} not built (`cargo xtask bench` builds it)",
+                    program.display()
+                ),
+            )
+        };
+        results.request_cost.push(report::RequestCost {
+            client,
+            requests,
+            memory,
+        });
     }
     Ok(())
 }

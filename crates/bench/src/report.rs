@@ -34,9 +34,51 @@ pub struct Results {
     pub warm: Vec<WarmCost>,
     pub memory: Vec<Memory>,
     pub baseline_memory: Vec<Memory>,
+    /// The Rust floor run with 0, 1 and 5 requests per event, by the SDK and by a bare signed
+    /// HTTP client (`FLOOR_VARIANTS`): what a request costs, apart from the runtime loop.
+    pub request_cost: Vec<RequestCost>,
     /// (function, zip bytes or why there is none)
     pub zips: Vec<(String, Result<u64, String>)>,
     pub scale: Option<Result<ScaleReport, String>>,
+}
+
+/// Issue 18's aim of CPU per recorded event and per decision.
+pub const CPU_PER_EVENT_AIM: Duration = Duration::from_micros(300);
+
+/// How the floor sends its `PutItem`s (`BATON_FLOOR_CLIENT`).
+pub const SDK: &str = "sdk";
+pub const SIGNED_HTTP: &str = "signed-http";
+
+/// The floor's runs of the request-cost section: (client, `PutItem`s per event).
+pub const FLOOR_VARIANTS: [(&str, u32); 5] = [
+    (SDK, 0),
+    (SDK, 1),
+    (SDK, 5),
+    (SIGNED_HTTP, 1),
+    (SIGNED_HTTP, 5),
+];
+
+/// One run of the floor in the request-cost section: CPU per event over a memory run.
+pub struct RequestCost {
+    pub client: &'static str,
+    pub requests: u32,
+    pub memory: Memory,
+}
+
+/// What one more request adds to an event's CPU: the slope between a run with `fewer` and a run
+/// with `more` requests per event (`None` unless `more > fewer` and it grew).
+pub fn per_request(fewer: (u32, Duration), more: (u32, Duration)) -> Option<Duration> {
+    let extra = more.0.checked_sub(fewer.0).filter(|n| *n > 0)?;
+    more.1.checked_sub(fewer.1).map(|d| d / extra)
+}
+
+/// How many requests of `each` fit in `aim` beside an event's fixed cost `fixed`.
+pub fn requests_within(aim: Duration, fixed: Duration, each: Duration) -> u32 {
+    if each.is_zero() {
+        return 0;
+    }
+    let room = aim.saturating_sub(fixed).as_nanos() / each.as_nanos();
+    u32::try_from(room).unwrap_or(u32::MAX)
 }
 
 fn ms(d: Duration) -> String {
@@ -142,6 +184,72 @@ impl Results {
         out
     }
 
+    /// The request-cost section: a row per floor run, then what one request costs by each
+    /// client and how many fit in issue 18's 0.3 ms beside the runtime loop.
+    fn request_cost_rows(&self, row: &mut impl FnMut(&str, &str, String, String)) {
+        let cpu = |client: &str, requests: u32| {
+            self.request_cost
+                .iter()
+                .find(|r| r.client == client && r.requests == requests)
+                .filter(|r| r.memory.failure.is_none())
+                .map(|r| (requests, r.memory.cpu_per_event))
+        };
+        for r in &self.request_cost {
+            let figure = match &r.memory.failure {
+                None => format!(
+                    "CPU {} per event over {} events ({} wall per event)",
+                    us(r.memory.cpu_per_event),
+                    r.memory.events,
+                    ms(r.memory.wall / u32::try_from(r.memory.events.max(1)).unwrap_or(1)),
+                ),
+                Some(f) => format!("not measured: {f}"),
+            };
+            let subject = format!(
+                "{FLOOR}, {} PutItem per event by {}",
+                r.requests,
+                if r.client == SDK {
+                    "the AWS SDK"
+                } else {
+                    "signed HTTP"
+                }
+            );
+            row("request cost", &subject, figure, "-".to_owned());
+        }
+        let Some(fixed) = cpu(SDK, 0) else {
+            return;
+        };
+        let mut parts = vec![format!(
+            "the runtime loop alone (next event, answer) {} per event",
+            us(fixed.1)
+        )];
+        let mut fits = Vec::new();
+        for (client, label) in [(SDK, "the AWS SDK"), (SIGNED_HTTP, "signed HTTP")] {
+            if let Some(each) = cpu(client, 1)
+                .zip(cpu(client, 5))
+                .and_then(|(a, b)| per_request(a, b))
+            {
+                parts.push(format!("{label} {} per PutItem", us(each)));
+                fits.push(format!(
+                    "{} by {label}",
+                    requests_within(CPU_PER_EVENT_AIM, fixed.1, each)
+                ));
+            }
+        }
+        if !fits.is_empty() {
+            parts.push(format!(
+                "requests that fit in {} per event beside the loop: {}",
+                us(CPU_PER_EVENT_AIM),
+                fits.join(", ")
+            ));
+        }
+        row(
+            "request cost",
+            "one request (slope from 1 to 5 per event)",
+            parts.join("; "),
+            format!("issue 18: ≤ {} CPU per event", us(CPU_PER_EVENT_AIM)),
+        );
+    }
+
     /// The table, one row per figure.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -239,6 +347,7 @@ impl Results {
             };
             row("memory", &memory.name, figure, budget);
         }
+        self.request_cost_rows(&mut row);
         for (name, zip) in &self.zips {
             let (figure, budget) = match zip {
                 Ok(bytes) => (
@@ -453,3 +562,20 @@ pub const FULL_VCPU_MB: f64 = 1769.0;
 pub const DYNAMODB_LATENCY: Duration = Duration::from_millis(5);
 /// Assumed in-region latency of one SNS Publish or EventBridge PutEvents, for the cost model.
 pub const PUBLISH_LATENCY: Duration = Duration::from_millis(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_costs_the_slope_between_the_runs_and_the_aim_holds_what_fits_beside_the_loop() {
+        let us = Duration::from_micros;
+        assert_eq!(per_request((1, us(200)), (5, us(920))), Some(us(180)));
+        assert_eq!(per_request((5, us(920)), (1, us(200))), None);
+        assert_eq!(per_request((1, us(300)), (5, us(250))), None);
+        assert_eq!(requests_within(us(300), us(60), us(80)), 3);
+        assert_eq!(requests_within(us(300), us(60), us(180)), 1);
+        assert_eq!(requests_within(us(300), us(400), us(80)), 0);
+        assert_eq!(requests_within(us(300), us(60), Duration::ZERO), 0);
+    }
+}
