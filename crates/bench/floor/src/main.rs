@@ -33,9 +33,9 @@ const MAX_REQUESTS: u32 = 10;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let table = std::env::var("BATON_RUNS_TABLE").map_err(|_| "BATON_RUNS_TABLE is not set")?;
-    let requests = match std::env::var("BATON_FLOOR_REQUESTS") {
-        Err(_) => 1,
-        Ok(n) => n
+    let requests = match setting("BATON_FLOOR_REQUESTS")? {
+        None => 1,
+        Some(n) => n
             .parse::<u32>()
             .ok()
             .filter(|n| *n <= MAX_REQUESTS)
@@ -43,13 +43,13 @@ async fn main() -> Result<(), Error> {
                 format!("BATON_FLOOR_REQUESTS is `{n}`; expected a whole number from 0 to {MAX_REQUESTS}")
             })?,
     };
-    let client = match std::env::var("BATON_FLOOR_CLIENT").as_deref() {
-        Err(_) | Ok("sdk") => {
+    let client = match setting("BATON_FLOOR_CLIENT")?.as_deref() {
+        None | Some("sdk") => {
             let aws = aws_config::load_from_env().await;
             Client::Sdk(aws_sdk_dynamodb::Client::new(&aws))
         }
-        Ok("signed-http") => Client::SignedHttp(Box::new(signed_http::Client::from_env()?)),
-        Ok(other) => {
+        Some("signed-http") => Client::SignedHttp(Box::new(signed_http::Client::from_env()?)),
+        Some(other) => {
             return Err(
                 format!("BATON_FLOOR_CLIENT is `{other}`; expected `sdk` or `signed-http`").into(),
             )
@@ -60,6 +60,17 @@ async fn main() -> Result<(), Error> {
         Box::pin(record(client, table, requests, &event.payload)).await
     }))
     .await
+}
+
+/// A setting from the environment: `None` when unset, an error when it is not text.
+fn setting(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(value)) => {
+            Err(format!("{name} is not text: {value:?}").into())
+        }
+    }
 }
 
 /// One status change, `requests` conditional PutItems (the baselines' item: `run#<state machine>`

@@ -23,8 +23,9 @@ pub struct Client {
 }
 
 fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set (BATON_FLOOR_CLIENT=signed-http reads it)").into())
+    std::env::var(name).map_err(|_| {
+        format!("{name} is not set, or not text (BATON_FLOOR_CLIENT=signed-http reads it)").into()
+    })
 }
 
 impl Client {
