@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 
 pub struct Client {
     http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
-    /// `http://host:port/`
+    /// `http://host:port/`, and its text and authority for signing, made once.
     uri: http::Uri,
+    uri_text: String,
+    host: String,
     identity: Identity,
     region: String,
 }
@@ -49,9 +51,15 @@ impl Client {
             None,
             "environment",
         );
+        let (uri_text, host) = (
+            uri.to_string(),
+            uri.authority().map(ToString::to_string).unwrap_or_default(),
+        );
         Ok(Client {
             http: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
             uri,
+            uri_text,
+            host,
             identity: credentials.into(),
             region: env("AWS_REGION")?,
         })
@@ -71,17 +79,11 @@ impl Client {
             "Item": {"pk": {"S": pk}, "sk": {"S": sk}, "status": {"S": status}},
             "ConditionExpression": "attribute_not_exists(pk)",
         }))?;
-        let host = self
-            .uri
-            .authority()
-            .map(ToString::to_string)
-            .unwrap_or_default();
         let headers = [
             ("content-type", "application/x-amz-json-1.0"),
             ("x-amz-target", "DynamoDB_20120810.PutItem"),
-            ("host", host.as_str()),
+            ("host", self.host.as_str()),
         ];
-        let uri = self.uri.to_string();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
@@ -92,7 +94,7 @@ impl Client {
             .into();
         let signable = SignableRequest::new(
             "POST",
-            &uri,
+            &self.uri_text,
             headers.iter().copied(),
             SignableBody::Bytes(&body),
         )?;
