@@ -58,6 +58,15 @@ pub const FLOOR_VARIANTS: [(&str, u32); 5] = [
     (SIGNED_HTTP, 5),
 ];
 
+/// How the table names a floor client.
+fn client_label(client: &str) -> &'static str {
+    if client == SDK {
+        "the AWS SDK"
+    } else {
+        "signed HTTP"
+    }
+}
+
 /// One run of the floor in the request-cost section: CPU per event over a memory run.
 pub struct RequestCost {
     pub client: &'static str,
@@ -207,11 +216,7 @@ impl Results {
             let subject = format!(
                 "{FLOOR}, {} PutItem per event by {}",
                 r.requests,
-                if r.client == SDK {
-                    "the AWS SDK"
-                } else {
-                    "signed HTTP"
-                }
+                client_label(r.client)
             );
             row("request cost", &subject, figure, "-".to_owned());
         }
@@ -223,7 +228,8 @@ impl Results {
             us(fixed.1)
         )];
         let mut fits = Vec::new();
-        for (client, label) in [(SDK, "the AWS SDK"), (SIGNED_HTTP, "signed HTTP")] {
+        for client in [SDK, SIGNED_HTTP] {
+            let label = client_label(client);
             if let Some(each) = cpu(client, 1)
                 .zip(cpu(client, 5))
                 .and_then(|(a, b)| per_request(a, b))
